@@ -1,0 +1,177 @@
+"""Jinja2 expressions of the YAML files: one sandboxed environment, compiled once.
+
+A value that is exactly one ``{{ expression }}`` evaluates to the expression's own type (a
+number stays a number, a list a list); anything else renders to text. Which variables an
+expression may read depends on where it stands in a document: see ``CONTEXTS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from gateway.filters import FILTERS
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+_MARKERS = ("{{", "{%", "{#")
+
+
+class MissingValue(StrictUndefined):
+    """A missing key: reading further into it is allowed (``a.b.c | default(x)`` works), but
+    printing, comparing or iterating it fails, naming the first key that was missing."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, _key: Any) -> Any:
+        return self
+
+
+def _matching(value: Any, pattern: str) -> bool:
+    """Jinja test: ``x is matching('^BOOKING_')``, a regular-expression search."""
+    return re.search(pattern, str(value)) is not None
+
+
+def _make_environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=MissingValue, autoescape=False, keep_trailing_newline=True
+    )
+    env.filters.update(FILTERS)
+    env.tests["matching"] = _matching
+    return env
+
+
+ENV = _make_environment()
+
+# Where an expression stands (the path's leading keys) -> the variables it may read.
+# The longest matching prefix wins; "*" matches any single key.
+_WEBHOOK = frozenset({"body", "headers", "query", "integration", "tenant"})
+CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
+    (("webhook", "handshakes"), frozenset({"query", "headers", "integration"})),
+    (("webhook",), _WEBHOOK),
+    (("api",), frozenset({"tenant"})),
+    (
+        ("channels",),
+        frozenset({"to", "text", "html", "subject", "whatsapp_template", "tenant", "data"}),
+    ),
+    (("syncs", "*", "records"), frozenset({"response", "tenant"})),
+    (("syncs", "*", "record"), frozenset({"record", "tenant"})),
+    (("syncs", "*", "paginate"), frozenset({"response", "tenant", "headers"})),
+    (("syncs", "*", "incremental"), frozenset({"response", "tenant"})),
+    (("syncs",), frozenset({"tenant", "state"})),
+    (("condition",), frozenset({"event", "tenant", "now"})),
+    (("actions",), frozenset({"event", "tenant", "now"})),
+)
+
+
+def context_for(path: tuple[str | int, ...]) -> frozenset[str] | None:
+    """The variables available at `path`, or None if no expression belongs there."""
+    best: frozenset[str] | None = None
+    best_len = -1
+    for prefix, names in CONTEXTS:
+        if len(prefix) > len(path) or len(prefix) <= best_len:
+            continue
+        if all(p == "*" or p == k for p, k in zip(prefix, path, strict=False)):
+            best, best_len = names, len(prefix)
+    return best
+
+
+def is_template(value: object) -> bool:
+    return isinstance(value, str) and any(m in value for m in _MARKERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with an expression, found without running it."""
+
+    message: str
+    rule: str
+
+
+def _walk_names(tree: nodes.Node) -> Iterator[nodes.Node]:
+    yield from tree.find_all((nodes.Name, nodes.Filter, nodes.Test))
+
+
+@lru_cache(maxsize=4096)
+def analyse(source: str) -> tuple[frozenset[str], tuple[Problem, ...]]:
+    """The free variables an expression reads, and its problems (syntax, unknown filters)."""
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        return frozenset(), (Problem(f"template does not compile: {exc.message}", "jinja-syntax"),)
+    problems: list[Problem] = []
+    stored: set[str] = set()
+    loaded: set[str] = set()
+    for node in _walk_names(tree):
+        if isinstance(node, nodes.Name):
+            (stored if node.ctx in ("store", "param") else loaded).add(node.name)
+        elif isinstance(node, nodes.Filter) and node.name not in ENV.filters:
+            problems.append(Problem(f"unknown filter '{node.name}'", "jinja-filter"))
+        elif isinstance(node, nodes.Test) and node.name not in ENV.tests:
+            problems.append(Problem(f"unknown test '{node.name}'", "jinja-filter"))
+        elif isinstance(node, nodes.Test) and node.name == "matching":
+            problems.extend(_regex_problems(node))
+    free = frozenset(loaded - stored - set(ENV.globals))
+    return free, tuple(problems)
+
+
+def _regex_problems(node: nodes.Test) -> list[Problem]:
+    found = []
+    for arg in node.args:
+        if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+            try:
+                re.compile(arg.value)
+            except re.error as exc:
+                found.append(Problem(f"regex {arg.value!r} does not parse: {exc}", "invalid-regex"))
+    return found
+
+
+class Expression:
+    """A compiled value template. Call ``render(variables)``."""
+
+    __slots__ = ("_fn", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        match = _SINGLE.match(source)
+        if match and not any(m in match["expr"] for m in _MARKERS):
+            compiled = ENV.compile_expression(match["expr"], undefined_to_none=False)
+            self._fn: Callable[[Mapping[str, Any]], Any] = lambda ctx: compiled(**ctx)
+        else:
+            template = ENV.from_string(source)
+            self._fn = template.render
+
+    def render(self, variables: Mapping[str, Any]) -> Any:
+        result = self._fn(variables)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return result
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r})"
+
+
+@lru_cache(maxsize=8192)
+def compile_expression(source: str) -> Expression:
+    return Expression(source)
+
+
+def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Render every template string inside a nested value (dicts, lists); others pass through."""
+    if isinstance(value, str):
+        return compile_expression(value).render(variables) if is_template(value) else value
+    if isinstance(value, Mapping):
+        return {k: render_value(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, variables) for v in value]
+    return value
