@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("lint", help="check YAML files: schema, expressions, references, examples")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: integrations.d)")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or folders (default: integrations.d)"
+    )
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     p.add_argument(

@@ -1,11 +1,254 @@
-"""Server-side commands (placeholder while the server is built)."""
+"""The commands that run the server or use its storage: serve, simulate, credentials."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
+from gateway.config import DEFAULT_TENANT, Config, load_config
+from gateway.credentials import Cipher, CredentialError, SecretLookup
+from gateway.diagnostics import ConfigError, render
+from gateway.envsubst import SecretRef
+from gateway.lint import UsageError
+from gateway.settings import Settings
+from gateway.signing import SigningError, example_request, sign
+from gateway.store import open_store
 
-def register(sub: Any, add_config_args: Callable[[argparse.ArgumentParser], None]) -> None:
-    return None
+AddConfigArgs = Callable[[argparse.ArgumentParser], None]
+
+
+def _config(args: argparse.Namespace) -> Config:
+    try:
+        config = load_config(args.integrations, os.environ)
+    except ConfigError as exc:
+        print(
+            render(exc.diagnostics, "text", len({d.path for d in exc.diagnostics})), file=sys.stderr
+        )
+        raise SystemExit(1) from exc
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging, init_sentry
+
+    configure_logging(args.log_level)
+    config = _config(args)
+    settings = Settings.from_env(os.environ)
+    if settings.sentry_dsn:
+        init_sentry(settings.sentry_dsn)
+    store = open_store(args.db)
+    app = create_app(config, store, settings, os.environ)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def _integration(config: Config, name: str) -> Any:
+    integration = config.integrations.get(name)
+    if integration is None:
+        known = ", ".join(sorted(config.integrations))
+        raise UsageError(f"no integration '{name}' (known: {known})")
+    return integration
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import httpx
+
+    config = _config(args)
+    integration = _integration(config, args.integration)
+    if integration.webhook is None:
+        raise UsageError(f"integration '{args.integration}' does not receive webhooks")
+    example = integration.example(args.example)
+    if example is None:
+        known = ", ".join(sorted(integration.spec.get("examples") or {})) or "none"
+        raise UsageError(f"{args.integration} has no example '{args.example}' (examples: {known})")
+    base = args.url.rstrip("/")
+    path = f"/webhooks/{args.integration}" + (f"/{args.tenant}" if args.tenant else "")
+    request = example_request(example, base + path)
+    public = os.environ.get("GATEWAY_PUBLIC_URL", "").rstrip("/")
+    signed_url = request.url.replace(base, public, 1) if public else request.url
+    request.url = signed_url
+    secrets = SecretLookup(args.integration, asyncio.run(_tenant_values(args)), os.environ)
+    spec = integration.webhook.verify_spec
+    try:
+        if example.get("handshake"):
+            _fill_handshake_token(integration, request, secrets)
+        else:
+            found = secrets(spec.get("secret") or spec.get("public_key"))
+            sign(spec, request, found[0] if found else None)
+    except SigningError as exc:
+        raise UsageError(str(exc)) from exc
+    if public:
+        request.url = request.url.replace(public, base, 1)
+    response = httpx.request(
+        request.method, request.url, headers=request.headers, content=request.body, timeout=30
+    )
+    print(f"{request.method} {request.url} -> {response.status_code}")
+    print(response.text)
+    return 0 if response.is_success else 1
+
+
+def _fill_handshake_token(integration: Any, request: Any, secrets: SecretLookup) -> None:
+    for handshake in integration.webhook.handshakes:
+        if handshake.token_query and handshake.token_query in request.url:
+            found = secrets(handshake.token_secret)
+            if not found:
+                raise SigningError(f"no secret configured for {handshake.token_query}")
+            from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+            parts = urlsplit(request.url)
+            query = [
+                (k, found[0] if k == handshake.token_query else v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ]
+            request.url = urlunsplit(parts._replace(query=urlencode(query)))
+        if handshake.verified:
+            spec = integration.webhook.verify_spec
+            found = secrets(spec.get("secret"))
+            sign(spec, request, found[0] if found else None)
+
+
+async def _tenant_values(args: argparse.Namespace) -> dict[tuple[str, str], str]:
+    if not args.tenant or args.tenant == DEFAULT_TENANT:
+        return {}
+    settings = Settings.from_env(os.environ)
+    if not settings.secret_keys:
+        return {}
+    cipher = Cipher(settings.secret_keys)
+    store = open_store(args.db)
+    await store.open()
+    try:
+        rows = await store.credential_tokens(args.tenant)
+    finally:
+        await store.close()
+    return {(integration, name): cipher.decrypt(token) for integration, name, token in rows}
+
+
+def _secret_names(integration: Any) -> set[str]:
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretRef):
+            names.add(value.name)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(dict(integration.spec))
+    return names
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    return asyncio.run(_credentials(args))
+
+
+async def _credentials(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(os.environ)
+    store = open_store(args.db)
+    await store.open()
+    try:
+        if args.action == "list":
+            for tenant, integration, name, updated in await store.list_credentials(args.tenant):
+                print(f"{tenant}\t{integration}\t{name}\tupdated {_time(updated)}")
+            return 0
+        if args.action == "delete":
+            removed = await store.delete_credential(args.tenant, args.integration, args.name)
+            print("deleted" if removed else "no such credential")
+            return 0 if removed else 1
+        try:
+            cipher = Cipher(settings.secret_keys)
+        except CredentialError as exc:
+            raise UsageError(str(exc)) from exc
+        if args.action == "rotate":
+            rows = await store.all_credential_tokens()
+            await store.replace_credential_tokens(
+                [(t, i, n, cipher.rotate(token)) for t, i, n, token in rows]
+            )
+            print(f"re-encrypted {len(rows)} credential(s) with the first key")
+            return 0
+        config = _config(args)
+        integration = _integration(config, args.integration)
+        names = _secret_names(integration)
+        if args.name not in names:
+            listed = ", ".join(sorted(names)) or "none"
+            raise UsageError(
+                f"{args.integration} reads no secret named {args.name} (its secrets: {listed})"
+            )
+        value = _read_value()
+        await store.set_credential(args.tenant, args.integration, args.name, cipher.encrypt(value))
+        print(f"stored {args.name} for tenant {args.tenant} ({args.integration})")
+        return 0
+    finally:
+        await store.close()
+
+
+def _read_value() -> str:
+    tty = sys.stdin.isatty()
+    value = getpass.getpass("value (not echoed): ") if tty else sys.stdin.read()
+    value = value.rstrip("\r\n")
+    if not value:
+        raise UsageError("no value given on standard input")
+    return value
+
+
+def _time(stamp: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def register(sub: Any, add_config_args: AddConfigArgs) -> None:
+    p = sub.add_parser("serve", help="run the gateway (HTTP server)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    add_config_args(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "simulate", help="sign a declared example and POST it, as the provider would"
+    )
+    p.add_argument("integration")
+    p.add_argument("example")
+    p.add_argument("--tenant", default=None)
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
+    add_config_args(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("credentials", help="per-tenant secrets, encrypted at rest")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = actions.add_parser("set", help="store a secret (the value is read from standard input)")
+    s.add_argument("tenant")
+    s.add_argument("integration")
+    s.add_argument("name", help="the secret's name, as in ${secret:NAME}")
+    add_config_args(s)
+    s = actions.add_parser("list", help="names and times, never values")
+    s.add_argument("--tenant", default=None)
+    add_config_args(s)
+    s = actions.add_parser("delete")
+    s.add_argument("tenant")
+    s.add_argument("integration")
+    s.add_argument("name")
+    add_config_args(s)
+    s = actions.add_parser("rotate", help="re-encrypt every credential with the first key")
+    add_config_args(s)
+    p.set_defaults(func=cmd_credentials)

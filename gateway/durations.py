@@ -13,7 +13,9 @@ _SIZE = re.compile(r"^(?P<num>[0-9]+) ?(?P<unit>B|KiB|MiB|KB|MB)$")
 def _match(text: str) -> re.Match[str]:
     match = _DURATION.match(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a duration: expected a number and a unit, like 30s, 5m, 1h")
+        raise ValueError(
+            f"{text!r} is not a duration: expected a number and a unit, like 30s, 5m, 1h"
+        )
     return match
 
 

@@ -71,7 +71,7 @@ def malformed_refs(text: str) -> list[str]:
     return [
         m.group(0)
         for m in _ANY_REF.finditer(text)
-        if m.start() not in valid and not text[max(0, m.start() - 1) : m.start()] == "$"
+        if m.start() not in valid and text[max(0, m.start() - 1) : m.start()] != "$"
     ]
 
 

@@ -5,10 +5,9 @@ A field a mapping reads that the example lacks is reported at the expression tha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
-
-import re
 
 from jinja2 import TemplateError, UndefinedError
 
@@ -55,8 +54,9 @@ def _evaluate(source: Any, path: Path, variables: dict[str, Any]) -> Any:
     except UndefinedError as exc:
         match = _NO_ATTRIBUTE.search(str(exc))
         key = (match["key"] or match["name"]) if match else str(exc)
-        raise _Failed(path, f"it has no field '{key}', which this expression reads",
-                      "example-missing-field") from exc
+        raise _Failed(
+            path, f"it has no field '{key}', which this expression reads", "example-missing-field"
+        ) from exc
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise _Failed(path, str(exc)) from exc
 
@@ -77,7 +77,11 @@ def _evaluate_tree(value: Any, path: Path, variables: dict[str, Any]) -> Iterato
 
 
 def _mappings(webhook: dict[str, Any], event_type: Any) -> list[tuple[Path, dict[str, Any]]]:
-    mapping = (webhook.get("map") or {}).get(str(event_type)) if isinstance(webhook.get("map"), dict) else None
+    mapping = (
+        (webhook.get("map") or {}).get(str(event_type))
+        if isinstance(webhook.get("map"), dict)
+        else None
+    )
     if isinstance(mapping, dict):
         return [(("webhook", "map", str(event_type)), mapping)]
     if isinstance(mapping, list):
@@ -91,22 +95,21 @@ def _mappings(webhook: dict[str, Any], event_type: Any) -> list[tuple[Path, dict
 
 def _check_one(doc: Document, name: str, example: dict[str, Any]) -> Iterator[_Failed]:
     data = doc.data
-    webhook = data.get("webhook") if isinstance(data.get("webhook"), dict) else {}
+    webhook: dict[str, Any] = data["webhook"] if isinstance(data.get("webhook"), dict) else {}
     variables = example_variables(str(data.get("name")), example)
     items: Any = [variables["body"]]
     if "split" in webhook:
         items = _evaluate(webhook["split"], ("webhook", "split"), variables)
         if not isinstance(items, list):
             raise _Failed(("webhook", "split"), f"gives {type(items).__name__}, expected a list")
-    event = webhook.get("event") if isinstance(webhook.get("event"), dict) else {}
+    event: dict[str, Any] = webhook["event"] if isinstance(webhook.get("event"), dict) else {}
     for item in items:
         item_vars = {**variables, "body": item}
         if "id" in event:
             yield from _evaluate_tree(event["id"], ("webhook", "event", "id"), item_vars)
         event_type = _evaluate(event.get("type"), ("webhook", "event", "type"), item_vars)
         for path, mapping in _mappings(webhook, event_type):
-            if "condition" in mapping:
-                _evaluate(mapping["condition"], (*path, "condition"), item_vars)
+            yield from _evaluate_tree(mapping.get("condition"), (*path, "condition"), item_vars)
             yield from _evaluate_tree(mapping.get("data"), (*path, "data"), item_vars)
 
 
@@ -118,9 +121,12 @@ def check_examples(integrations: Sequence[Document]) -> Iterator[Diagnostic]:
         for name, example in examples.items():
             if not isinstance(example, dict) or example.get("handshake"):
                 continue
+            failures: list[_Failed] = []
             try:
-                failures = list(_check_one(doc, name, example))
+                failures.extend(_check_one(doc, name, example))
             except _Failed as failed:
-                failures = [failed]
-            for failed in failures:
-                yield doc.diagnostic(failed.path, f"example '{name}': {failed.reason}", failed.rule)
+                failures.append(failed)
+            for failure in failures:
+                yield doc.diagnostic(
+                    failure.path, f"example '{name}': {failure.reason}", failure.rule
+                )

@@ -42,10 +42,17 @@ def _matching(value: Any, pattern: str) -> bool:
     return re.search(pattern, str(value)) is not None
 
 
+class _Environment(ImmutableSandboxedEnvironment):
+    """Keys of JSON objects win over dict methods: ``response.items`` is the key "items"."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        undefined=MissingValue, autoescape=False, keep_trailing_newline=True
-    )
+    env = _Environment(undefined=MissingValue, autoescape=False, keep_trailing_newline=True)
     env.filters.update(FILTERS)
     env.tests["matching"] = _matching
     return env

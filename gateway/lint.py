@@ -62,7 +62,9 @@ def _read(path: Path) -> str:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def _strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def _strings(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, dict):
@@ -78,7 +80,8 @@ def _check_kind(doc: Document) -> str | Diagnostic:
     data = doc.data
     if not isinstance(data, dict):
         return doc.diagnostic(
-            (), f"a document must be a mapping with a 'kind' key, not {type(data).__name__}",
+            (),
+            f"a document must be a mapping with a 'kind' key, not {type(data).__name__}",
             "missing-kind",
         )
     kind = data.get("kind")
@@ -90,7 +93,8 @@ def _check_kind(doc: Document) -> str | Diagnostic:
         close = difflib.get_close_matches(str(kind), KINDS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return doc.diagnostic(
-            ("kind",), f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}{hint}",
+            ("kind",),
+            f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}{hint}",
             "unknown-kind",
         )
     return str(kind)
@@ -125,14 +129,18 @@ def _check_strings(
             yield from _check_expression(doc, path, text)
 
 
-def _check_expression(doc: Document, path: tuple[str | int, ...], text: str) -> Iterator[Diagnostic]:
+def _check_expression(
+    doc: Document, path: tuple[str | int, ...], text: str
+) -> Iterator[Diagnostic]:
     free, problems = analyse(text)
     for problem in problems:
         yield doc.diagnostic(path, problem.message, problem.rule)
     allowed = context_for(tuple(str(p) for p in path if not isinstance(p, int)))
     if allowed is None:
         yield doc.diagnostic(
-            path, "expressions are not evaluated here: this value is used as written", "jinja-unused"
+            path,
+            "expressions are not evaluated here: this value is used as written",
+            "jinja-unused",
         )
         return
     for name in sorted(free - allowed):
@@ -140,7 +148,8 @@ def _check_expression(doc: Document, path: tuple[str | int, ...], text: str) -> 
         hint = f"; did you mean '{close[0]}'?" if close else ""
         yield doc.diagnostic(
             path,
-            f"variable '{name}' is not available here{hint} (available: {', '.join(sorted(allowed))})",
+            f"variable '{name}' is not available here{hint}"
+            f" (available: {', '.join(sorted(allowed))})",
             "jinja-undefined-var",
         )
 

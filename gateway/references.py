@@ -115,14 +115,18 @@ class _FlowChecker:
         for i, action in enumerate(actions if isinstance(actions, list) else []):
             yield from self.action(doc, ("actions", i), _dict(action))
 
-    def action(self, doc: Document, path: tuple[str | int, ...], action: dict[str, Any]) -> Iterator[Diagnostic]:
+    def action(
+        self, doc: Document, path: tuple[str | int, ...], action: dict[str, Any]
+    ) -> Iterator[Diagnostic]:
         if "send" in action:
             yield from self.send(doc, (*path, "send"), _dict(action["send"]))
         if "call" in action:
             yield from self.call(doc, (*path, "call"), _dict(action["call"]))
         schedule = _dict(action.get("schedule"))
         if schedule:
-            yield from self.action(doc, (*path, "schedule", "action"), _dict(schedule.get("action")))
+            yield from self.action(
+                doc, (*path, "schedule", "action"), _dict(schedule.get("action"))
+            )
 
     def _resolve(
         self, doc: Document, path: tuple[str | int, ...], ref: Any, section: str, what: str
@@ -163,7 +167,9 @@ class _FlowChecker:
     def call(
         self, doc: Document, path: tuple[str | int, ...], call: dict[str, Any]
     ) -> Iterator[Diagnostic]:
-        found = self._resolve(doc, (*path, "endpoint"), call.get("endpoint"), "endpoints", "endpoint")
+        found = self._resolve(
+            doc, (*path, "endpoint"), call.get("endpoint"), "endpoints", "endpoint"
+        )
         if not isinstance(found, dict):
             if found is not None:
                 yield found
@@ -177,7 +183,9 @@ class _FlowChecker:
                     "ref-param",
                 )
 
-    def template(self, doc: Document, path: tuple[str | int, ...], name: str) -> Iterator[Diagnostic]:
+    def template(
+        self, doc: Document, path: tuple[str | int, ...], name: str
+    ) -> Iterator[Diagnostic]:
         if self.templates_dir is None:
             return
         file = self.templates_dir / name
@@ -196,15 +204,26 @@ def _template_file(file: Path) -> Iterator[Diagnostic]:
     try:
         ENV.parse(source)
     except TemplateSyntaxError as exc:
-        yield Diagnostic(str(file), exc.lineno or 1, 1, "error", f"template does not compile: {exc.message}", "jinja-syntax")
+        yield Diagnostic(
+            str(file),
+            exc.lineno or 1,
+            1,
+            "error",
+            f"template does not compile: {exc.message}",
+            "jinja-syntax",
+        )
         return
     free, problems = analyse(source)
     for problem in problems:
         yield Diagnostic(str(file), 1, 1, "error", problem.message, problem.rule)
     for name in sorted(free - TEMPLATE_VARIABLES):
         yield Diagnostic(
-            str(file), 1, 1, "error",
-            f"variable '{name}' is not available in templates{_hint(name, sorted(TEMPLATE_VARIABLES))} "
+            str(file),
+            1,
+            1,
+            "error",
+            f"variable '{name}' is not available in templates"
+            f"{_hint(name, sorted(TEMPLATE_VARIABLES))} "
             f"(available: {', '.join(sorted(TEMPLATE_VARIABLES))})",
             "jinja-undefined-var",
         )

@@ -53,7 +53,9 @@ def _cron_ok(value: object) -> bool:
 def _format_checker() -> FormatChecker:
     checker = FormatChecker(formats=())
     checker.checks("duration")(lambda v: not isinstance(v, str) or is_duration(v))
-    checker.checks("signed-duration")(lambda v: not isinstance(v, str) or is_duration(v, signed=True))
+    checker.checks("signed-duration")(
+        lambda v: not isinstance(v, str) or is_duration(v, signed=True)
+    )
     checker.checks("signed-template")(
         lambda v: not isinstance(v, str) or signed_template_problem(v) is None
     )
@@ -85,14 +87,17 @@ _FORMAT_TEXT = {
     "duration": ("a duration like 500ms, 30s, 5m, 1h or 2d", "invalid-duration"),
     "signed-duration": ("an offset like -24h, 30m or -1d", "invalid-duration"),
     "cron": ("a cron line of five fields, like */15 * * * *", "schema-value"),
-    "body-path": ("a dotted path with [*] for every item, like value[*].clientState", "schema-value"),
+    "body-path": (
+        "a dotted path with [*] for every item, like value[*].clientState",
+        "schema-value",
+    ),
 }
 
 
 def _leaves(error: ValidationError) -> Iterator[ValidationError]:
     """The errors worth showing: alternatives collapsed to their best branch or a summary."""
     if error.validator in ("oneOf", "anyOf") and error.context:
-        if "x-expected" in error.schema:
+        if isinstance(error.schema, dict) and "x-expected" in error.schema:
             yield error
             return
         branch = best_match(error.context)
@@ -144,7 +149,7 @@ def _diagnose(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
         yield doc.diagnostic(path, f"{where}: missing required key '{name}'", "schema-required")
         return
     if validator == "enum":
-        options = [str(o) for o in error.validator_value]
+        options = [str(o) for o in error.validator_value]  # type: ignore[union-attr]
         hint = _suggest(str(error.instance), options)
         yield doc.diagnostic(
             path,
@@ -156,14 +161,18 @@ def _diagnose(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
     if validator == "const":
         expected = error.validator_value
         yield doc.diagnostic(
-            path, f"{where}: {_show(error.instance)} is not allowed; expected {expected!r}", "schema-enum"
+            path,
+            f"{where}: {_show(error.instance)} is not allowed; expected {expected!r}",
+            "schema-enum",
         )
         return
     if validator == "type":
         expected = error.validator_value
         kind = " or ".join(expected) if isinstance(expected, list) else expected
         yield doc.diagnostic(
-            path, f"{where}: {_show(error.instance)} has the wrong type; expected {kind}", "schema-type"
+            path,
+            f"{where}: {_show(error.instance)} has the wrong type; expected {kind}",
+            "schema-type",
         )
         return
     if validator == "format":

@@ -25,6 +25,10 @@ Mark = tuple[int, int]  # (line, column), both 1-based
 _SCALARS = yaml.constructor.SafeConstructor()
 _MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map", "merge")
+)
 
 
 @dataclass
@@ -66,7 +70,20 @@ class _Builder:
         self.problems = problems
 
     def build(self, node: yaml.Node, path: Path) -> Any:
-        self.doc.values.setdefault(path, _mark(node))
+        self.doc.values[path] = _mark(node)
+        if node.tag not in _ALLOWED_TAGS:
+            line, col = _mark(node)
+            self.problems.append(
+                Diagnostic(
+                    self.doc.path,
+                    line,
+                    col,
+                    "error",
+                    f"tag {node.tag} is not allowed: files are loaded as plain data",
+                    "yaml-syntax",
+                )
+            )
+            return None
         if isinstance(node, yaml.ScalarNode):
             if node.tag == _TIMESTAMP:
                 return node.value  # keep dates as written: JSON has no date type
@@ -82,7 +99,7 @@ class _Builder:
         first_seen: dict[str, Mark] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                merged = self.build(value_node, path)
+                merged = self.build(value_node, (*path, "<<"))
                 for item in merged if isinstance(merged, list) else [merged]:
                     if isinstance(item, dict):
                         for k, v in item.items():
@@ -137,8 +154,6 @@ def load_text(text: str, path: str) -> tuple[list[Document], list[Diagnostic]]:
         problems.append(Diagnostic(path, 1, 1, "error", f"YAML: {exc}", "yaml-syntax"))
         return [], problems
     for index, node in enumerate(nodes):
-        if node is None:
-            continue
         doc = Document(path, index, None)
         doc.data = _Builder(doc, problems).build(node, ())
         documents.append(doc)

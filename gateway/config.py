@@ -1,0 +1,171 @@
+"""The configuration the server runs: the linted YAML, substituted and compiled, read-only.
+
+`load_config` goes through `lint` first, so the server refuses exactly what `gateway lint`
+reports as errors, with the same diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from gateway.diagnostics import ConfigError, Diagnostic
+from gateway.durations import parse_size
+from gateway.envsubst import substitute
+from gateway.expressions import Expression, compile_expression
+from gateway.lint import default_templates_dir, lint
+from gateway.verify import build_verifier
+from gateway.verify.base import Verifier
+
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_TENANT = "default"
+
+
+def _expr(value: Any) -> Expression | None:
+    return compile_expression(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    name: str
+    method: str
+    query: Mapping[str, str | bool]
+    headers: Mapping[str, str]
+    token_query: str | None
+    token_secret: Any
+    verified: bool
+    status: int
+    content_type: str
+    body: Expression | None
+
+    @classmethod
+    def build(cls, spec: Mapping[str, Any]) -> Handshake:
+        respond = spec.get("respond") or {}
+        token = spec.get("token") or {}
+        return cls(
+            name=spec["name"],
+            method=spec["method"],
+            query=MappingProxyType(dict(spec.get("query") or {})),
+            headers=MappingProxyType(
+                {k.lower(): v for k, v in (spec.get("headers") or {}).items()}
+            ),
+            token_query=token.get("query"),
+            token_secret=token.get("secret"),
+            verified=bool(spec.get("verified", False)),
+            status=int(respond.get("status", 200)),
+            content_type=respond.get("content_type", "text/plain; charset=utf-8"),
+            body=_expr(respond.get("body")),
+        )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    verify_spec: Mapping[str, Any]
+    verifier: Verifier
+    format: str
+    max_body: int
+    split: Expression | None
+    event_id: Expression | None
+    event_type: Expression | None
+    handshakes: tuple[Handshake, ...]
+
+    @classmethod
+    def build(cls, spec: Mapping[str, Any]) -> Webhook:
+        event = spec.get("event") or {}
+        verify = spec["verify"]
+        return cls(
+            verify_spec=MappingProxyType(dict(verify)),
+            verifier=build_verifier(verify),
+            format=spec.get("format", "json"),
+            max_body=parse_size(spec.get("max_body", DEFAULT_MAX_BODY)),
+            split=_expr(spec.get("split")),
+            event_id=_expr(event.get("id")),
+            event_type=_expr(event.get("type")),
+            handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    spec: Mapping[str, Any]
+    webhook: Webhook | None
+    source: str
+
+    def example(self, name: str) -> Mapping[str, Any] | None:
+        examples = self.spec.get("examples") or {}
+        found = examples.get(name)
+        return found if isinstance(found, Mapping) else None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    integrations: frozenset[str] | None  # None: all
+    timezone: str | None
+    vars: Mapping[str, Any]
+
+    def uses(self, integration: str) -> bool:
+        return self.integrations is None or integration in self.integrations
+
+
+@dataclass(frozen=True)
+class Config:
+    integrations: Mapping[str, Integration]
+    flows: tuple[Mapping[str, Any], ...]
+    tenants: Mapping[str, Tenant]
+    templates_dir: Path
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+
+def build_config(
+    documents: list[tuple[str, str, Mapping[str, Any]]],
+    templates_dir: Path,
+    environ: Mapping[str, str],
+    warnings: tuple[Diagnostic, ...] = (),
+) -> Config:
+    """Compile linted documents: (kind, source path, data) each."""
+    integrations: dict[str, Integration] = {}
+    flows: list[Mapping[str, Any]] = []
+    tenants: dict[str, Tenant] = {}
+    for kind, source, raw in documents:
+        data = substitute(raw, environ)
+        if kind == "integration":
+            webhook = Webhook.build(data["webhook"]) if "webhook" in data else None
+            integrations[data["name"]] = Integration(data["name"], data, webhook, source)
+        elif kind == "flow":
+            flows.append(MappingProxyType(data))
+        elif kind == "tenant":
+            listed = data.get("integrations")
+            tenants[data["name"]] = Tenant(
+                data["name"],
+                frozenset(listed) if listed is not None else None,
+                data.get("timezone"),
+                MappingProxyType(dict(data.get("vars") or {})),
+            )
+    return Config(
+        MappingProxyType(integrations),
+        tuple(flows),
+        MappingProxyType(tenants),
+        templates_dir,
+        warnings,
+    )
+
+
+def load_config(
+    integrations_dir: str | Path,
+    environ: Mapping[str, str],
+    *,
+    templates_dir: Path | None = None,
+) -> Config:
+    """Lint and compile a folder of YAML files; raises ConfigError with every error found."""
+    paths = [str(integrations_dir)]
+    templates = templates_dir or default_templates_dir(paths)
+    result = lint(paths, templates_dir=templates)
+    if result.errors:
+        raise ConfigError(result.diagnostics)
+    documents = [(str(doc.data["kind"]), doc.path, doc.data) for doc in result.documents]
+    return build_config(documents, templates, environ, tuple(result.diagnostics))

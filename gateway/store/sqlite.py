@@ -1,0 +1,239 @@
+"""SQLite storage (the embedded default) through aiosqlite, in WAL mode.
+
+Every write goes through one connection (one writer); reads use a second connection, which
+WAL lets run beside the writer. `synchronous=FULL` makes each commit survive power loss; the
+group-commit writer (writer.py) shares one commit among many concurrent requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    integration TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    provider_id TEXT,
+    type TEXT,
+    received_at REAL NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    UNIQUE (integration, tenant, dedup_key)
+);
+CREATE INDEX IF NOT EXISTS events_by_filter ON events (integration, tenant, type, id);
+CREATE TABLE IF NOT EXISTS credentials (
+    tenant TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    name TEXT NOT NULL,
+    token BLOB NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (tenant, integration, name)
+);
+"""
+_EVENT_COLUMNS = "id, integration, tenant, provider_id, type, received_at, status, headers, body"
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///var/gateway.db`` -> ``var/gateway.db``; ``sqlite:////tmp/x`` -> ``/tmp/x``."""
+    rest = url.removeprefix("sqlite://")
+    if rest in ("", "/", "/:memory:", ":memory:"):
+        return ":memory:"
+    return rest[1:] if rest.startswith("/") else rest
+
+
+def _row_to_event(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        id=row[0],
+        integration=row[1],
+        tenant=row[2],
+        provider_id=row[3],
+        type=row[4],
+        received_at=row[5],
+        status=row[6],
+        headers=json.loads(row[7]),
+        body=bytes(row[8]),
+    )
+
+
+class SQLiteStore:
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        self.path = sqlite_path(url)
+        self.synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._writer.execute("PRAGMA busy_timeout=5000")
+        await self._writer.executescript(_SCHEMA)
+        await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # In memory there is one database per connection: read through the writer then.
+        if self.path == ":memory:":
+            self._reader = self._writer
+        else:
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+
+    async def close(self) -> None:
+        if self._reader is not None and self._reader is not self._writer:
+            await self._reader.close()
+        if self._writer is not None:
+            await self._writer.close()
+        self._reader = self._writer = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    # ---- events -------------------------------------------------------------------------
+
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
+        db = self.writer
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executemany(
+                "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
+                " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
+                [
+                    (
+                        e.id,
+                        e.integration,
+                        e.tenant,
+                        e.dedup_key,
+                        e.provider_id,
+                        e.type,
+                        e.received_at,
+                        e.headers,
+                        e.body,
+                    )
+                    for e in events
+                ],
+            )
+            keys = sorted({e.dedup_key for e in events})
+            marks = ",".join("?" * len(keys))
+            rows = await db.execute_fetchall(
+                "SELECT integration, tenant, dedup_key, id FROM events"  # noqa: S608
+                f" WHERE dedup_key IN ({marks})",
+                keys,
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        stored = {(r[0], r[1], r[2]): r[3] for r in rows}
+        results = []
+        for e in events:
+            first = stored[(e.integration, e.tenant, e.dedup_key)]
+            results.append(Inserted(first, duplicate=first != e.id))
+        return results
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
+        clauses, args = [], []
+        for column in ("integration", "tenant", "type"):
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if query.before:
+            clauses.append("id < ?")
+            args.append(query.before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            [*args, query.limit],
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def get_event(self, event_id: str) -> StoredEvent | None:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
+            [event_id],
+        )
+        return _row_to_event(next(iter(rows))) if rows else None
+
+    async def count_events(self) -> int:
+        rows = await self.reader.execute_fetchall("SELECT count(*) FROM events")
+        return int(next(iter(rows))[0])
+
+    # ---- credentials ----------------------------------------------------------------------
+
+    async def set_credential(self, tenant: str, integration: str, name: str, token: bytes) -> None:
+        await self.writer.execute(
+            "INSERT INTO credentials (tenant, integration, name, token, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, integration, name)"
+            " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+            (tenant, integration, name, token, time.time()),
+        )
+
+    async def delete_credential(self, tenant: str, integration: str, name: str) -> bool:
+        cursor = await self.writer.execute(
+            "DELETE FROM credentials WHERE tenant = ? AND integration = ? AND name = ?",
+            (tenant, integration, name),
+        )
+        return cursor.rowcount > 0
+
+    async def list_credentials(
+        self, tenant: str | None = None
+    ) -> list[tuple[str, str, str, float]]:
+        where, args = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+        rows = await self.reader.execute_fetchall(
+            f"SELECT tenant, integration, name, updated_at FROM credentials {where}"  # noqa: S608
+            " ORDER BY tenant, integration, name",
+            args,
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def credential_tokens(self, tenant: str) -> list[tuple[str, str, bytes]]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT integration, name, token FROM credentials WHERE tenant = ?", [tenant]
+        )
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    async def replace_credential_tokens(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+        db = self.writer
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executemany(
+                "UPDATE credentials SET token = ?"
+                " WHERE tenant = ? AND integration = ? AND name = ?",
+                [(token, tenant, integration, name) for tenant, integration, name, token in rows],
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def all_credential_tokens(self) -> list[tuple[str, str, str, bytes]]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT tenant, integration, name, token FROM credentials"
+        )
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    async def tenants_with_credentials(self) -> set[str]:
+        rows = await self.reader.execute_fetchall("SELECT DISTINCT tenant FROM credentials")
+        return {r[0] for r in rows}

@@ -1,0 +1,97 @@
+"""Group commit: concurrent requests share one transaction and one fsync.
+
+Each request hands its events to `submit` and waits. One task drains everything that queued up
+while the previous commit ran and stores it in a single transaction, then answers every waiter.
+Under load the batch grows by itself; alone, a request is committed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+
+from gateway.store.base import Inserted, NewEvent, Store
+
+_Waiter = tuple[Sequence[NewEvent], "asyncio.Future[list[Inserted]]"]
+
+
+class EventWriter:
+    def __init__(self, store: Store, *, max_batch: int = 1024) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._pending: deque[_Waiter] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.events = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def submit(self, events: Sequence[NewEvent]) -> list[Inserted]:
+        if self._closing or self._task is None:
+            raise RuntimeError("event writer is not running")
+        future: asyncio.Future[list[Inserted]] = asyncio.get_running_loop().create_future()
+        self._pending.append((events, future))
+        self._wake.set()
+        return await future
+
+    def _take(self) -> list[_Waiter]:
+        taken: list[_Waiter] = []
+        count = 0
+        while self._pending and (count < self._max_batch or not taken):
+            taken.append(self._pending.popleft())
+            count += len(taken[-1][0])
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._commit(self._take())
+            if self._closing and not self._pending:
+                return
+
+    async def _commit(self, batch: list[_Waiter]) -> None:
+        unique = _unique([event for events, _ in batch for event in events])
+        try:
+            results = await self._store.insert_events(unique)
+        except Exception as exc:  # the store failed: every waiter of this batch gets the error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        self.events += len(unique)
+        first = {_key(e): r.event_id for e, r in zip(unique, results, strict=True)}
+        for events, future in batch:
+            if not future.done():  # a request that went away: its events are stored all the same
+                future.set_result(
+                    [Inserted(first[_key(e)], duplicate=first[_key(e)] != e.id) for e in events]
+                )
+
+
+def _key(event: NewEvent) -> tuple[str, str, str]:
+    return (event.integration, event.tenant, event.dedup_key)
+
+
+def _unique(events: list[NewEvent]) -> list[NewEvent]:
+    """The first event of each dedup key in a batch (two requests may repeat each other)."""
+    seen: set[tuple[str, str, str]] = set()
+    unique = []
+    for event in events:
+        if _key(event) not in seen:
+            seen.add(_key(event))
+            unique.append(event)
+    return unique

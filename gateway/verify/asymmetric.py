@@ -1,0 +1,121 @@
+"""``scheme: ecdsa`` (SendGrid: P-256/SHA-256, DER signature in base64, SPKI public key) and
+``scheme: ed25519`` (Standard Webhooks v1a: raw 64-byte signature, ``whpk_`` + base64 of the
+32-byte public key).
+
+Public keys come through the same lookup as secrets (a list rotates keys). Loading one costs
+more than checking a signature, so loaded keys are cached by their text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+
+from gateway.verify import config
+from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
+from gateway.verify.encoding import decode_base64_unpadded
+from gateway.verify.signed_message import SignedMessage
+
+_KEYS = frozenset(
+    {"scheme", "public_key", "key_prefix", "signature", "signed", "id_header", "timestamp"}
+)
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_ED25519_SIGNATURE_SIZE = 64
+_KEY_CACHE_SIZE = 256
+K = TypeVar("K")
+
+
+@lru_cache(maxsize=_KEY_CACHE_SIZE)
+def load_p256_key(text: str, prefix: str) -> ec.EllipticCurvePublicKey | None:
+    """A P-256 public key from PEM, or from base64 SPKI DER (SendGrid's form) after `prefix`;
+    None if it is not one."""
+    text = text.strip()
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix) :]
+    try:
+        if text.startswith("-----BEGIN"):
+            key = load_pem_public_key(text.encode("ascii"))
+        else:
+            der = decode_base64_unpadded("".join(text.split()))
+            if der is None:
+                return None
+            key = load_der_public_key(der)
+    except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm):
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    return None
+
+
+@lru_cache(maxsize=_KEY_CACHE_SIZE)
+def load_ed25519_key(text: str, prefix: str) -> Ed25519PublicKey | None:
+    """An Ed25519 public key from base64 of its 32 bytes, after `prefix`; None if not one."""
+    text = text.strip()
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix) :]
+    raw = decode_base64_unpadded(text)
+    if raw is None or len(raw) != 32:
+        return None
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+class EcdsaVerifier:
+    __slots__ = ("_message", "_prefix", "_public_key")
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        config.reject_unknown(spec, "verify", _KEYS)
+        self._public_key = config.secret_value(spec, "public_key", "verify")
+        self._prefix = config.text(spec, "key_prefix", "verify") or ""
+        self._message = SignedMessage(spec, signature_length=None)
+
+    def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
+        texts = secrets(self._public_key)
+        keys = _keys([load_p256_key(text, self._prefix) for text in texts])
+        candidates, message = self._message.read(request, now)
+        for key in keys:
+            for candidate in candidates:
+                try:
+                    key.verify(candidate, message, _ECDSA_SHA256)
+                except InvalidSignature:
+                    continue
+                return
+        raise VerificationFailed("signature mismatch")
+
+
+class Ed25519Verifier:
+    __slots__ = ("_message", "_prefix", "_public_key")
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        config.reject_unknown(spec, "verify", _KEYS)
+        self._public_key = config.secret_value(spec, "public_key", "verify")
+        self._prefix = config.text(spec, "key_prefix", "verify") or ""
+        self._message = SignedMessage(spec, signature_length=_ED25519_SIGNATURE_SIZE)
+
+    def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
+        texts = secrets(self._public_key)
+        keys = _keys([load_ed25519_key(text, self._prefix) for text in texts])
+        candidates, message = self._message.read(request, now)
+        for key in keys:
+            for candidate in candidates:
+                try:
+                    key.verify(candidate, message)
+                except InvalidSignature:
+                    continue
+                return
+        raise VerificationFailed("signature mismatch")
+
+
+def _keys(loaded: list[K | None]) -> list[K]:
+    if not loaded:
+        raise VerificationFailed("no public key configured for this integration")
+    keys = [key for key in loaded if key is not None]
+    if len(keys) != len(loaded):
+        raise VerificationFailed("configured public key is not valid")
+    return keys

@@ -1,0 +1,86 @@
+"""``scheme: hmac``: a keyed hash of the signed bytes (Stripe, Slack, GitHub, Standard Webhooks
+v1, Retell, Paddle, Square, ...)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.verify import config
+from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
+from gateway.verify.encoding import decode_base64_unpadded, text_bytes
+from gateway.verify.signed_message import SignedMessage
+
+ALGORITHMS = ("sha256", "sha1", "sha512")
+_KEYS = frozenset(
+    {
+        "scheme",
+        "algorithm",
+        "secret",
+        "secret_encoding",
+        "secret_prefix",
+        "signature",
+        "signed",
+        "id_header",
+        "timestamp",
+    }
+)
+
+
+class SecretKeys:
+    """Turns configured secret text into HMAC keys: strip a prefix, then maybe base64-decode."""
+
+    __slots__ = ("_base64", "_prefix")
+
+    def __init__(self, spec: Mapping[str, Any], where: str = "verify") -> None:
+        self._prefix = config.text(spec, "secret_prefix", where) or ""
+        self._base64 = config.choice(spec, "secret_encoding", where, ("utf8", "base64")) == "base64"
+
+    def keys(self, secrets: list[str]) -> list[bytes]:
+        if not secrets:
+            raise VerificationFailed("no secret configured for this integration")
+        return [self._key(secret) for secret in secrets]
+
+    def _key(self, secret: str) -> bytes:
+        if self._prefix and secret.startswith(self._prefix):
+            secret = secret[len(self._prefix) :]
+        key = decode_base64_unpadded(secret) if self._base64 else text_bytes(secret)
+        if not key:
+            raise VerificationFailed("configured secret is empty or not valid base64")
+        return key
+
+
+class HmacVerifier:
+    __slots__ = ("_algorithm", "_keys", "_message", "_secret")
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        config.reject_unknown(spec, "verify", _KEYS)
+        self._algorithm = algorithm(spec)
+        self._secret = config.secret_value(spec, "secret", "verify")
+        self._keys = SecretKeys(spec)
+        size = hashlib.new(self._algorithm).digest_size
+        self._message = SignedMessage(spec, signature_length=size)
+
+    def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
+        keys = self._keys.keys(secrets(self._secret))
+        candidates, message = self._message.read(request, now)
+        if not any_match(keys, message, candidates, self._algorithm):
+            raise VerificationFailed("signature mismatch")
+
+
+def algorithm(spec: Mapping[str, Any]) -> str:
+    if "algorithm" not in spec:
+        raise config.VerifyConfigError("verify: missing required key 'algorithm'")
+    return config.choice(spec, "algorithm", "verify", ALGORITHMS)
+
+
+def any_match(keys: list[bytes], message: bytes, candidates: list[bytes], algorithm: str) -> bool:
+    """True when the MAC of `message` under some key equals some candidate (constant-time)."""
+    for key in keys:
+        expected = hmac.digest(key, message, algorithm)
+        for candidate in candidates:
+            if hmac.compare_digest(expected, candidate):
+                return True
+    return False

@@ -1,0 +1,24 @@
+"""``scheme: none``: a provider whose webhooks cannot be verified says so, with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.verify import config
+from gateway.verify.base import SecretLookup, WebhookRequest
+
+_KEYS = frozenset({"scheme", "reason"})
+
+
+class NoVerification:
+    """Accepts every request. Only ever built from an explicit ``scheme: none`` with a reason."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        config.reject_unknown(spec, "verify", _KEYS)
+        self.reason = config.required_text(spec, "reason", "verify")
+
+    def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
+        return None

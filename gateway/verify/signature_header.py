@@ -1,0 +1,135 @@
+"""Where a signature sits in a header and how to read the candidate signatures out of it.
+
+Three formats, chosen at build time:
+
+- ``raw``: the whole header value, after an optional ``prefix`` (``sha256=``);
+- ``pairs``: ``key=value`` items (Stripe ``t=..,v1=..,v1=..``, Paddle ``ts=..;h1=..``); every
+  value of ``key`` is a candidate, and the timestamp ``param`` is read from the same header;
+- ``list``: entries such as ``v1,<b64> v1,<b64>`` (Standard Webhooks); only entries starting with
+  ``prefix`` are candidates. Without a prefix every entry is one.
+
+A header that is missing, holds no candidate, or holds one that does not decode (or decodes to
+the wrong length) is rejected as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from gateway.verify import config
+from gateway.verify.base import VerificationFailed
+from gateway.verify.config import VerifyConfigError
+from gateway.verify.encoding import DECODERS
+
+FORMATS = ("raw", "pairs", "list")
+ENCODINGS = ("hex", "base64")
+# More candidates than any provider sends; a bound on the work one request can cause.
+MAX_CANDIDATES = 16
+_KEYS = frozenset({"header", "format", "prefix", "separator", "assign", "key", "encoding"})
+_DEFAULT_SEPARATOR = {"pairs": ",", "list": " "}
+
+
+class ParsedSignature(NamedTuple):
+    candidates: list[bytes]
+    timestamp: str | None  # the pairs timestamp param as sent, when one is declared
+
+
+class SignatureHeader:
+    __slots__ = (
+        "_assign",
+        "_decode",
+        "_format",
+        "_key",
+        "_length",
+        "_prefix",
+        "_separator",
+        "_timestamp_param",
+        "header",
+    )
+
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        where: str = "verify.signature",
+        timestamp_param: str | None = None,
+        length: int | None = None,
+    ) -> None:
+        config.reject_unknown(spec, where, _KEYS)
+        self.header = config.required_text(spec, "header", where).lower()
+        self._format = config.choice(spec, "format", where, FORMATS)
+        self._decode = DECODERS[config.choice(spec, "encoding", where, ENCODINGS)]
+        self._prefix = config.text(spec, "prefix", where) or ""
+        separator = config.text(spec, "separator", where)
+        assign = config.text(spec, "assign", where)
+        key = config.text(spec, "key", where)
+        if self._format == "raw" and separator is not None:
+            raise VerifyConfigError(f"{where}.separator: only for the pairs and list formats")
+        if self._format != "pairs":
+            for name, value in (("assign", assign), ("key", key)):
+                if value is not None:
+                    raise VerifyConfigError(f"{where}.{name}: only for the pairs format")
+        if self._format == "pairs":
+            if self._prefix:
+                raise VerifyConfigError(f"{where}.prefix: not used by the pairs format")
+            if not key:
+                raise VerifyConfigError(f"{where}: the pairs format needs 'key' (like v1)")
+        if timestamp_param is not None and self._format != "pairs":
+            raise VerifyConfigError(
+                "verify.timestamp.param: reads the signature header, which needs format: pairs"
+            )
+        self._separator = separator or _DEFAULT_SEPARATOR.get(self._format, "")
+        self._assign = assign or "="
+        self._key = key or ""
+        self._timestamp_param = timestamp_param
+        self._length = length
+
+    def read(self, headers: Mapping[str, str]) -> ParsedSignature:
+        value = headers.get(self.header)
+        if value is None:
+            raise VerificationFailed(f"missing header {self.header}")
+        timestamp: str | None = None
+        if self._format == "raw":
+            raw = value.strip()
+            if self._prefix:
+                if not raw.startswith(self._prefix):
+                    raise VerificationFailed(f"header {self.header} lacks its prefix")
+                raw = raw[len(self._prefix) :]
+            texts = [raw] if raw else []
+        elif self._format == "list":
+            texts = self._list_entries(value)
+        else:
+            texts, timestamp = self._pairs(value)
+        if not texts:
+            raise VerificationFailed(f"no signature in header {self.header}")
+        if len(texts) > MAX_CANDIDATES:
+            raise VerificationFailed(f"too many signatures in header {self.header}")
+        candidates: list[bytes] = []
+        for text in texts:
+            decoded = self._decode(text)
+            if decoded is None or (self._length is not None and len(decoded) != self._length):
+                raise VerificationFailed(f"malformed signature in header {self.header}")
+            candidates.append(decoded)
+        return ParsedSignature(candidates, timestamp)
+
+    def _list_entries(self, value: str) -> list[str]:
+        prefix, size = self._prefix, len(self._prefix)
+        entries = (entry.strip() for entry in value.split(self._separator))
+        return [entry[size:] for entry in entries if entry and entry.startswith(prefix)]
+
+    def _pairs(self, value: str) -> tuple[list[str], str | None]:
+        texts: list[str] = []
+        timestamp: str | None = None
+        for item in value.split(self._separator):
+            name, assign, text = item.partition(self._assign)
+            if not assign:
+                continue
+            name = name.strip()
+            if name == self._key:
+                texts.append(text.strip())
+            elif name == self._timestamp_param:
+                if timestamp is not None:
+                    raise VerificationFailed(f"two timestamps in header {self.header}")
+                timestamp = text.strip()
+        return texts, timestamp

@@ -1,0 +1,43 @@
+"""What hmac, ecdsa and ed25519 share: read the signatures, check the timestamp, build the bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.verify import config
+from gateway.verify.base import WebhookRequest
+from gateway.verify.config import VerifyConfigError
+from gateway.verify.signature_header import SignatureHeader
+from gateway.verify.signed_template import SignedTemplate
+from gateway.verify.timestamps import TimestampRule
+
+
+class SignedMessage:
+    __slots__ = ("_template", "_timestamp", "signature")
+
+    def __init__(self, spec: Mapping[str, Any], *, signature_length: int | None) -> None:
+        timestamp_spec = config.mapping(spec, "timestamp", "verify")
+        self._timestamp = TimestampRule(timestamp_spec) if timestamp_spec is not None else None
+        signature_spec = config.mapping(spec, "signature", "verify")
+        if signature_spec is None:
+            raise VerifyConfigError("verify: missing required key 'signature'")
+        self.signature = SignatureHeader(
+            signature_spec,
+            timestamp_param=self._timestamp.param if self._timestamp else None,
+            length=signature_length,
+        )
+        self._template = SignedTemplate(
+            config.required_text(spec, "signed", "verify"),
+            id_header=config.text(spec, "id_header", "verify"),
+        )
+        if self._template.uses_timestamp and self._timestamp is None:
+            raise VerifyConfigError("verify.signed: {timestamp} needs a 'timestamp' declaration")
+
+    def read(self, request: WebhookRequest, now: float) -> tuple[list[bytes], bytes]:
+        """The candidate signatures and the bytes they must sign; fails on a stale timestamp."""
+        candidates, from_signature = self.signature.read(request.headers)
+        timestamp = None
+        if self._timestamp is not None:
+            timestamp = self._timestamp.accept(request.headers, from_signature, now)
+        return candidates, self._template.render(request, timestamp)

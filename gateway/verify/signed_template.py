@@ -1,0 +1,71 @@
+"""The signed-bytes template (``{timestamp}.{body}``), parsed once into literal and value parts."""
+
+from __future__ import annotations
+
+import re
+
+from gateway.verify.base import VerificationFailed, WebhookRequest
+from gateway.verify.config import VerifyConfigError
+from gateway.verify.encoding import text_bytes, wire_bytes
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_HEADER = "header:"
+
+# Part kinds. A part is (kind, literal bytes, lower-cased header name).
+_LITERAL, _BODY, _TIMESTAMP, _URL, _HEADER_VALUE = range(5)
+_NAMED = {"body": _BODY, "timestamp": _TIMESTAMP, "url": _URL}
+
+
+class SignedTemplate:
+    __slots__ = ("_body_only", "_parts", "uses_timestamp")
+
+    def __init__(self, template: str, *, id_header: str | None, where: str = "verify") -> None:
+        parts: list[tuple[int, bytes, str]] = []
+        position = 0
+        for match in _PLACEHOLDER.finditer(template):
+            if match.start() > position:
+                parts.append((_LITERAL, text_bytes(template[position : match.start()]), ""))
+            parts.append(self._placeholder(match.group(1), id_header, where))
+            position = match.end()
+        if position < len(template):
+            parts.append((_LITERAL, text_bytes(template[position:]), ""))
+        self._parts = tuple(parts)
+        self._body_only = self._parts == ((_BODY, b"", ""),)
+        self.uses_timestamp = any(part[0] == _TIMESTAMP for part in parts)
+
+    @staticmethod
+    def _placeholder(name: str, id_header: str | None, where: str) -> tuple[int, bytes, str]:
+        if name in _NAMED:
+            return _NAMED[name], b"", ""
+        if name == "id":
+            if not id_header:
+                raise VerifyConfigError(f"{where}.signed: {{id}} needs id_header")
+            return _HEADER_VALUE, b"", id_header.lower()
+        if name.startswith(_HEADER) and len(name) > len(_HEADER):
+            return _HEADER_VALUE, b"", name[len(_HEADER) :].strip().lower()
+        raise VerifyConfigError(
+            f"{where}.signed: unknown placeholder {{{name}}}: expected {{body}}, {{timestamp}}, "
+            "{url}, {id} or {header:Name}"
+        )
+
+    def render(self, request: WebhookRequest, timestamp: str | None) -> bytes:
+        if self._body_only:
+            return request.body
+        chunks: list[bytes] = []
+        for kind, literal, name in self._parts:
+            if kind == _BODY:
+                chunks.append(request.body)
+            elif kind == _LITERAL:
+                chunks.append(literal)
+            elif kind == _TIMESTAMP:
+                if timestamp is None:  # the build checks a timestamp is declared
+                    raise VerificationFailed("missing timestamp")
+                chunks.append(timestamp.encode("ascii"))
+            elif kind == _URL:
+                chunks.append(text_bytes(request.url))
+            else:
+                header = request.headers.get(name)
+                if header is None:
+                    raise VerificationFailed(f"missing header {name}")
+                chunks.append(wire_bytes(header))
+        return b"".join(chunks)

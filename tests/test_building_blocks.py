@@ -1,0 +1,125 @@
+"""Durations, sizes, env references, expressions, filters and the YAML loader."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import UndefinedError
+from jinja2.exceptions import SecurityError
+
+from gateway.durations import parse_duration, parse_signed_duration, parse_size
+from gateway.envsubst import Secret, SecretRef, find_refs, substitute
+from gateway.expressions import analyse, compile_expression, context_for, render_value
+from gateway.filters import e164, localtime, strftime
+from gateway.yamlsource import load_text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800), ("1.5s", 1.5), (7, 7)],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_signed_durations_and_rejections() -> None:
+    assert parse_signed_duration("-24h") == -86400
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("10 seconds")
+    with pytest.raises(ValueError, match="negative"):
+        parse_duration("-1s")
+
+
+def test_sizes() -> None:
+    assert parse_size("1MiB") == 1048576
+    assert parse_size("512KiB") == 524288
+    assert parse_size(100) == 100
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("1 gig")
+
+
+def test_env_substitution() -> None:
+    env = {"HOST": "example.test", "EMPTY": ""}
+    assert substitute("https://${HOST}/x", env) == "https://example.test/x"
+    assert substitute("${MISSING:-fallback}", env) == "fallback"
+    assert substitute("${EMPTY:-fallback}", env) == "fallback"
+    assert substitute("$${HOST}", env) == "${HOST}"
+    assert substitute({"a": ["${secret:KEY}"]}, env) == {"a": [SecretRef("KEY")]}
+    refs = list(find_refs("${A} ${secret:B} ${C:-d} $${E}"))
+    assert [(r.name, r.secret, r.default) for r in refs] == [
+        ("A", False, None),
+        ("B", True, None),
+        ("C", False, "d"),
+    ]
+
+
+def test_secret_never_prints_its_value() -> None:
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret) and "hunter2" not in str(secret)
+    assert f"{secret}" == str(secret)
+    assert secret.reveal() == "hunter2"
+
+
+def test_single_expression_keeps_its_type() -> None:
+    variables = {"body": {"n": 5, "items": [1, 2], "phone": "+14155550123"}}
+    assert compile_expression("{{ body.n }}").render(variables) == 5
+    assert compile_expression("{{ body.items }}").render(variables) == [1, 2]
+    assert compile_expression("{{ body.phone }}").render(variables) == "+14155550123"
+    assert compile_expression("n={{ body.n }}").render(variables) == "n=5"
+    assert render_value({"a": ["{{ body.n }}", "x"]}, variables) == {"a": [5, "x"]}
+
+
+def test_missing_fields_fail_unless_defaulted() -> None:
+    with pytest.raises(UndefinedError, match="missing"):
+        compile_expression("{{ body.missing.deeper }}").render({"body": {}})
+    assert compile_expression("{{ body.a.b | default('x') }}").render({"body": {}}) == "x"
+
+
+def test_expressions_are_sandboxed() -> None:
+    with pytest.raises(SecurityError):
+        compile_expression("{{ body.__class__.__mro__ }}").render({"body": {}})
+    with pytest.raises(SecurityError):
+        compile_expression("{{ body.update({'a': 1}) }}").render({"body": {}})
+
+
+def test_analyse_reports_free_variables_and_unknown_filters() -> None:
+    free, problems = analyse("{% set x = 1 %}{{ body.a | shout }}{{ x }}")
+    assert free == {"body"}
+    assert [p.rule for p in problems] == ["jinja-filter"]
+
+
+def test_contexts_by_place() -> None:
+    assert "body" in (context_for(("webhook", "map", "x", "data")) or ())
+    assert context_for(("webhook", "handshakes", "respond")) == {"query", "headers", "integration"}
+    assert "record" in (context_for(("syncs", "events", "record", "id")) or ())
+    assert context_for(("description",)) is None
+
+
+def test_filters() -> None:
+    assert e164("(415) 555-0123", "1") == "+14155550123"
+    assert e164("0049 30 1234567") == "+49301234567"
+    assert e164("not a phone") == ""
+    start = "2026-03-01T15:00:00Z"
+    assert strftime(localtime(start, "Europe/Berlin"), "%H:%M") == "16:00"
+    assert strftime(localtime(1772377200, "America/New_York"), "%H:%M %Z") == "10:00 EST"
+
+
+def test_yaml_positions_duplicates_and_plain_keys() -> None:
+    docs, problems = load_text("a:\n  b: 1\n  on: yes\n  b: 2\n", "x.yaml")
+    assert [(p.line, p.col, p.rule) for p in problems] == [(4, 3, "yaml-duplicate-key")]
+    doc = docs[0]
+    assert doc.data == {"a": {"b": 2, "on": True}}  # keys stay text; values follow YAML 1.1
+    assert doc.where(("a", "b")) == (4, 6)
+    assert doc.where(("a", "on"), key=True) == (3, 3)
+    assert doc.where(("a", "nope", "deeper")) == (2, 3)
+
+
+def test_yaml_dates_stay_text_and_documents_split() -> None:
+    docs, problems = load_text("when: 2026-01-01\n---\nkind: flow\n", "x.yaml")
+    assert problems == []
+    assert [d.data for d in docs] == [{"when": "2026-01-01"}, {"kind": "flow"}]
+    assert docs[1].where(("kind",)) == (3, 7)
+
+
+def test_yaml_refuses_arbitrary_objects() -> None:
+    _, problems = load_text("x: !!python/object/apply:os.system ['true']\n", "x.yaml")
+    assert [p.rule for p in problems] == ["yaml-syntax"]
