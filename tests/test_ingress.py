@@ -1,0 +1,248 @@
+"""The webhook front door over HTTP: statuses, dedup, storage, batches, handshakes, tenants."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conftest import AppFactory, admin, stripe_header
+
+SECRET = "whsec_test"
+ACME = """\
+kind: integration
+name: acme
+webhook:
+  max_body: 2KiB
+  verify:
+    scheme: hmac
+    algorithm: sha256
+    secret: ${secret:ACME_SECRET}
+    signature: {header: Acme-Signature, format: pairs, key: v1}
+    timestamp: {param: t, tolerance: 5m, direction: past}
+    signed: "{timestamp}.{body}"
+  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
+"""
+BATCH = """\
+kind: integration
+name: batchy
+webhook:
+  verify: {scheme: token, secret: "${secret:BATCH_TOKEN}", header: X-Token}
+  split: "{{ body }}"
+  event: {id: "{{ body.sg_event_id }}", type: "{{ body.event }}"}
+"""
+HANDSHAKES = """\
+kind: integration
+name: shaky
+webhook:
+  format: empty
+  verify: {scheme: token, secret: "${secret:SHAKY_TOKEN}", header: X-Goog-Channel-Token}
+  handshakes:
+    - name: meta
+      method: GET
+      query: {hub.mode: subscribe}
+      token: {query: hub.verify_token, secret: "${secret:SHAKY_VERIFY}"}
+      respond: {body: "{{ query['hub.challenge'] }}"}
+    - name: graph
+      method: POST
+      query: {validationToken: true}
+      respond: {body: "{{ query.validationToken }}"}
+    - name: sync
+      method: POST
+      headers: {X-Goog-Resource-State: sync}
+      verified: true
+      respond: {status: 200}
+  event: {id: "{{ headers['x-goog-message-number'] }}", type: "{{ headers['x-goog-resource-state'] }}"}
+"""
+TENANTS = """\
+kind: tenant
+name: clinic
+integrations: [acme]
+---
+kind: tenant
+name: other
+integrations: [batchy]
+"""
+ENV = {"ACME_SECRET": SECRET, "BATCH_TOKEN": "tok", "SHAKY_TOKEN": "chan", "SHAKY_VERIFY": "vt"}
+
+
+def post_acme(client: Any, payload: dict[str, Any], path: str = "/webhooks/acme", **kw: Any) -> Any:
+    body = json.dumps(payload).encode()
+    headers = {"Acme-Signature": stripe_header(body, SECRET), "Content-Type": "application/json"}
+    headers.update(kw.pop("headers", {}))
+    return client.post(path, content=body, headers=headers, **kw)
+
+
+def test_genuine_event_is_stored_then_repeat_is_duplicate(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    first = post_acme(client, {"id": "evt_1", "type": "thing.made"})
+    assert first.status_code == 200
+    assert first.json()["status"] == "accepted"
+    event_id = first.json()["event_id"]
+    again = post_acme(client, {"id": "evt_1", "type": "thing.made"})
+    assert again.json() == {"status": "duplicate", "event_id": event_id}
+    stored = admin(client, f"/admin/api/events/{event_id}")
+    assert isinstance(stored, dict)
+    assert stored["type"] == "thing.made"
+    assert stored["provider_event_id"] == "evt_1"
+    assert json.loads(stored["body"]) == {"id": "evt_1", "type": "thing.made"}
+    listed = admin(client, "/admin/api/events?integration=acme")
+    assert isinstance(listed, dict)
+    assert [e["id"] for e in listed["events"]] == [event_id]
+
+
+def test_forged_missing_and_garbage_signatures_are_401(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    body = b'{"id":"evt_2"}'
+    good = stripe_header(body, SECRET)
+    for headers in (
+        {},
+        {"Acme-Signature": "garbage"},
+        {"Acme-Signature": stripe_header(body, "wrong")},
+        {"Acme-Signature": good.replace("v1=", "v1=00")},
+        {"Acme-Signature": stripe_header(body, SECRET, timestamp=1)},
+    ):
+        response = client.post("/webhooks/acme", content=body, headers=headers)
+        assert response.status_code == 401, headers
+        assert set(response.json()) == {"error"}
+        assert response.json()["error"]["code"] == "invalid_signature"
+    tampered = client.post("/webhooks/acme", content=body + b" ", headers={"Acme-Signature": good})
+    assert tampered.status_code == 401
+    assert admin(client, "/admin/api/events") == {"events": []}
+
+
+def test_no_secret_configured_fails_closed(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, {})
+    body = b'{"id":"evt_3"}'
+    response = client.post(
+        "/webhooks/acme", content=body, headers={"Acme-Signature": stripe_header(body, "")}
+    )
+    assert response.status_code == 401
+
+
+def test_routing_statuses(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME, "t.yaml": TENANTS, "b.yaml": BATCH}, ENV)
+    assert client.post("/webhooks/nope", content=b"{}").status_code == 404
+    assert client.get("/webhooks/acme").status_code == 405
+    assert post_acme(client, {"id": "a"}, "/webhooks/acme/unknown").status_code == 404
+    assert post_acme(client, {"id": "a"}, "/webhooks/acme/other").status_code == 404
+    assert post_acme(client, {"id": "a"}, "/webhooks/acme/clinic").status_code == 200
+    assert client.get("/no/such/route").json()["error"]["code"] == "not_found"
+    big = post_acme(client, {"id": "big", "pad": "x" * 3000})
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "payload_too_large"
+
+
+def test_same_provider_id_for_two_tenants_is_two_events(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME, "t.yaml": TENANTS, "b.yaml": BATCH}, ENV)
+    one = post_acme(client, {"id": "evt_same"})
+    two = post_acme(client, {"id": "evt_same"}, "/webhooks/acme/clinic")
+    assert one.json()["status"] == two.json()["status"] == "accepted"
+    assert one.json()["event_id"] != two.json()["event_id"]
+
+
+def test_invalid_json_after_valid_signature_is_400(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    body = b"{not json"
+    response = client.post(
+        "/webhooks/acme", content=body, headers={"Acme-Signature": stripe_header(body, SECRET)}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_body"
+
+
+def test_event_without_id_is_deduplicated_by_its_bytes(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    first = post_acme(client, {"type": "no.id"})
+    second = post_acme(client, {"type": "no.id"})
+    assert first.json()["status"] == "accepted"
+    assert second.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+    stored = admin(client, f"/admin/api/events/{first.json()['event_id']}")
+    assert isinstance(stored, dict)
+    assert stored["provider_event_id"] is None
+
+
+def test_batches_are_split_into_events_and_deduplicated_each(make_client: AppFactory) -> None:
+    client = make_client({"b.yaml": BATCH}, ENV)
+    items = [{"sg_event_id": "a", "event": "delivered"}, {"sg_event_id": "b", "event": "open"}]
+    headers = {"X-Token": "tok", "Authorization": "Bearer should-not-be-stored"}
+    first = client.post("/webhooks/batchy", json=items, headers=headers)
+    assert first.status_code == 200
+    assert [e["status"] for e in first.json()["events"]] == ["accepted", "accepted"]
+    again = client.post(
+        "/webhooks/batchy", json=[items[1], {"sg_event_id": "c", "event": "x"}], headers=headers
+    )
+    assert [e["status"] for e in again.json()["events"]] == ["duplicate", "accepted"]
+    assert again.json()["events"][0]["event_id"] == first.json()["events"][1]["event_id"]
+    listed = admin(client, "/admin/api/events?type=open")
+    assert isinstance(listed, dict)
+    (only,) = listed["events"]
+    stored = admin(client, f"/admin/api/events/{only['id']}")
+    assert isinstance(stored, dict)
+    assert json.loads(stored["body"]) == items[1]
+    assert "authorization" not in stored["headers"]
+    assert "x-token" not in stored["headers"]  # the token scheme's header is the secret itself
+
+
+def test_handshakes(make_client: AppFactory) -> None:
+    client = make_client({"s.yaml": HANDSHAKES}, ENV)
+    meta = client.get(
+        "/webhooks/shaky",
+        params={"hub.mode": "subscribe", "hub.challenge": "42", "hub.verify_token": "vt"},
+    )
+    assert (meta.status_code, meta.text) == (200, "42")
+    assert meta.headers["content-type"].startswith("text/plain")
+    wrong = client.get(
+        "/webhooks/shaky",
+        params={"hub.mode": "subscribe", "hub.challenge": "42", "hub.verify_token": "no"},
+    )
+    assert wrong.status_code == 401
+    graph = client.post("/webhooks/shaky?validationToken=a%20b%2Bc")
+    assert (graph.status_code, graph.text) == (200, "a b+c")
+    sync = {
+        "X-Goog-Resource-State": "sync",
+        "X-Goog-Channel-Token": "chan",
+        "X-Goog-Message-Number": "1",
+    }
+    assert client.post("/webhooks/shaky", headers=sync).status_code == 200
+    forged = client.post("/webhooks/shaky", headers={**sync, "X-Goog-Channel-Token": "bad"})
+    assert forged.status_code == 401
+    assert admin(client, "/admin/api/events") == {"events": []}  # handshakes are not events
+    change = {**sync, "X-Goog-Resource-State": "exists", "X-Goog-Message-Number": "2"}
+    stored = client.post("/webhooks/shaky", headers=change)
+    assert stored.json()["status"] == "accepted"
+    event = admin(client, f"/admin/api/events/{stored.json()['event_id']}")
+    assert isinstance(event, dict)
+    assert (event["type"], event["provider_event_id"]) == ("exists", "2")
+
+
+def test_admin_needs_the_token_and_is_off_without_one(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    assert client.get("/admin/api/events").status_code == 401
+    bad = client.get("/admin/api/events", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    assert (
+        client.get(
+            "/admin/api/events?limit=0", headers={"Authorization": "Bearer test-admin-token"}
+        ).status_code
+        == 400
+    )
+    off = make_client({"acme.yaml": ACME}, {**ENV, "GATEWAY_ADMIN_TOKEN": ""})
+    response = off.get("/admin/api/events", headers={"Authorization": "Bearer "})
+    assert response.status_code == 404
+    assert "GATEWAY_ADMIN_TOKEN" in response.json()["error"]["message"]
+
+
+def test_admin_pages_through_events(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    ids = [post_acme(client, {"id": f"evt_{i}"}).json()["event_id"] for i in range(5)]
+    page = admin(client, "/admin/api/events?limit=3")
+    assert isinstance(page, dict)
+    assert [e["id"] for e in page["events"]] == ids[::-1][:3]
+    rest = admin(client, f"/admin/api/events?limit=3&before={page['next_before']}")
+    assert isinstance(rest, dict)
+    assert [e["id"] for e in rest["events"]] == ids[::-1][3:]
+
+
+def test_healthz(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    assert client.get("/healthz").json()["status"] == "ok"
