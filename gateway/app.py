@@ -59,8 +59,8 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/webhooks/{integration}", ingress, methods=WEBHOOK_METHODS),
-        Route("/webhooks/{integration}/{tenant}", ingress, methods=WEBHOOK_METHODS),
+        Route("/webhooks/{integration}", ingress.handle, methods=WEBHOOK_METHODS),
+        Route("/webhooks/{integration}/{tenant}", ingress.handle, methods=WEBHOOK_METHODS),
         *admin.routes(store, settings.admin_token),
     ]
     app = Starlette(

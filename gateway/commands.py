@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.config import DEFAULT_TENANT, Config, load_config
@@ -16,7 +17,7 @@ from gateway.diagnostics import ConfigError, render
 from gateway.envsubst import SecretRef
 from gateway.lint import UsageError
 from gateway.settings import Settings
-from gateway.signing import SigningError, example_request, sign
+from gateway.signing import SigningError, signed_example
 from gateway.store import open_store
 
 AddConfigArgs = Callable[[argparse.ArgumentParser], None]
@@ -79,22 +80,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.integration} has no example '{args.example}' (examples: {known})")
     base = args.url.rstrip("/")
     path = f"/webhooks/{args.integration}" + (f"/{args.tenant}" if args.tenant else "")
-    request = example_request(example, base + path)
-    public = os.environ.get("GATEWAY_PUBLIC_URL", "").rstrip("/")
-    signed_url = request.url.replace(base, public, 1) if public else request.url
-    request.url = signed_url
     secrets = SecretLookup(args.integration, asyncio.run(_tenant_values(args)), os.environ)
-    spec = integration.webhook.verify_spec
     try:
-        if example.get("handshake"):
-            _fill_handshake_token(integration, request, secrets)
-        else:
-            found = secrets(spec.get("secret") or spec.get("public_key"))
-            sign(spec, request, found[0] if found else None)
+        request = signed_example(
+            integration,
+            example,
+            base + path,
+            secrets,
+            public_url=os.environ.get("GATEWAY_PUBLIC_URL"),
+            private_key=_private_key(args),
+        )
     except SigningError as exc:
         raise UsageError(str(exc)) from exc
-    if public:
-        request.url = request.url.replace(public, base, 1)
     response = httpx.request(
         request.method, request.url, headers=request.headers, content=request.body, timeout=30
     )
@@ -103,24 +100,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if response.is_success else 1
 
 
-def _fill_handshake_token(integration: Any, request: Any, secrets: SecretLookup) -> None:
-    for handshake in integration.webhook.handshakes:
-        if handshake.token_query and handshake.token_query in request.url:
-            found = secrets(handshake.token_secret)
-            if not found:
-                raise SigningError(f"no secret configured for {handshake.token_query}")
-            from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-            parts = urlsplit(request.url)
-            query = [
-                (k, found[0] if k == handshake.token_query else v)
-                for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            ]
-            request.url = urlunsplit(parts._replace(query=urlencode(query)))
-        if handshake.verified:
-            spec = integration.webhook.verify_spec
-            found = secrets(spec.get("secret"))
-            sign(spec, request, found[0] if found else None)
+def _private_key(args: argparse.Namespace) -> bytes | None:
+    if not args.private_key:
+        return None
+    try:
+        return Path(args.private_key).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{args.private_key}: cannot read ({exc.strerror})") from exc
 
 
 async def _tenant_values(args: argparse.Namespace) -> dict[tuple[str, str], str]:
@@ -231,6 +217,9 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
     p.add_argument("example")
     p.add_argument("--tenant", default=None)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
+    p.add_argument(
+        "--private-key", metavar="PEM", help="ecdsa/ed25519: the private key to sign with"
+    )
     add_config_args(p)
     p.set_defaults(func=cmd_simulate)
 

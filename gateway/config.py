@@ -71,10 +71,12 @@ class Webhook:
     event_id: Expression | None
     event_type: Expression | None
     handshakes: tuple[Handshake, ...]
+    respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Webhook:
         event = spec.get("event") or {}
+        respond = spec.get("respond")
         verify = spec["verify"]
         return cls(
             verify_spec=MappingProxyType(dict(verify)),
@@ -85,6 +87,7 @@ class Webhook:
             event_id=_expr(event.get("id")),
             event_type=_expr(event.get("type")),
             handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
+            respond=MappingProxyType(dict(respond)) if respond else None,
         )
 
 

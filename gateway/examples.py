@@ -109,7 +109,13 @@ def _check_one(doc: Document, name: str, example: dict[str, Any]) -> Iterator[_F
             yield from _evaluate_tree(event["id"], ("webhook", "event", "id"), item_vars)
         event_type = _evaluate(event.get("type"), ("webhook", "event", "type"), item_vars)
         for path, mapping in _mappings(webhook, event_type):
-            yield from _evaluate_tree(mapping.get("condition"), (*path, "condition"), item_vars)
+            if "condition" in mapping:
+                try:
+                    if not _evaluate(mapping["condition"], (*path, "condition"), item_vars):
+                        continue  # this example does not take this mapping: data is not read
+                except _Failed as failed:
+                    yield failed
+                    continue
             yield from _evaluate_tree(mapping.get("data"), (*path, "data"), item_vars)
 
 

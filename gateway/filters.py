@@ -18,10 +18,20 @@ _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
 
 
-def to_datetime(value: Any) -> datetime:
-    """Parse an ISO 8601 string or epoch seconds (or milliseconds) into an aware UTC datetime."""
+def _zone(name: str | None) -> Any:
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def to_datetime(value: Any, zone: str | None = None) -> datetime:
+    """Parse an ISO 8601 string or epoch seconds (or milliseconds) into an aware datetime.
+    A time written without an offset is read in the IANA time zone `zone` (UTC by default)."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value if value.tzinfo else value.replace(tzinfo=_zone(zone))
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 1e11 else value
         return datetime.fromtimestamp(seconds, tz=UTC)
@@ -30,19 +40,13 @@ def to_datetime(value: Any) -> datetime:
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_zone(zone))
     raise ValueError(f"cannot read a date and time from {value!r}")
 
 
 def localtime(value: Any, zone: str | None = None) -> datetime:
     """The moment in the IANA time zone `zone` (UTC when none or unknown)."""
-    moment = to_datetime(value)
-    if not zone:
-        return moment
-    try:
-        return moment.astimezone(ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        return moment
+    return to_datetime(value).astimezone(_zone(zone))
 
 
 def strftime(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -106,7 +106,7 @@ class Ingress:
             return self.public_url + request.url.path + (f"?{query}" if query else "")
         return str(request.url)
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         name = request.path_params["integration"]
         tenant = request.path_params.get("tenant", DEFAULT_TENANT)
         integration = self.config.integrations.get(name)
@@ -231,6 +231,13 @@ class Ingress:
         if not events:
             return JSONResponse({"status": "accepted", "event_id": None, "events": []})
         results = await self.writer.submit(events)
+        if webhook.respond is not None:
+            return Response(
+                webhook.respond.get("body", ""),
+                status_code=int(webhook.respond.get("status", 200)),
+                media_type=webhook.respond.get("content_type", "text/plain; charset=utf-8"),
+                headers={"x-gateway-event-id": results[0].event_id},
+            )
         status = "duplicate" if all(r.duplicate for r in results) else "accepted"
         answer: dict[str, Any] = {"status": status, "event_id": results[0].event_id}
         if split:

@@ -174,7 +174,7 @@ class _FlowChecker:
             if found is not None:
                 yield found
             return
-        given = _dict(call.get("params"))
+        given = {**_dict(found.get("params")), **_dict(call.get("params"))}
         for name in _PLACEHOLDER.findall(str(found.get("path", ""))):
             if name not in given:
                 yield doc.diagnostic(

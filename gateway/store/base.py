@@ -39,6 +39,8 @@ class StoredEvent:
     status: str
     headers: dict[str, str]
     body: bytes
+    replays: int = 0
+    error: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,8 @@ class StoredEvent:
             "type": self.type,
             "received_at": self.received_at,
             "status": self.status,
+            "replays": self.replays,
+            "error": self.error,
         }
 
 
@@ -59,6 +63,95 @@ class EventQuery:
     type: str | None = None
     limit: int = 50
     before: str | None = None  # page backwards: events with an id below this one
+
+
+# ---- the durable job queue ------------------------------------------------------------------
+
+JOB_STATUSES = ("queued", "running", "succeeded", "dead", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """An action to run, derived from an event by a flow."""
+
+    id: str
+    idempotency_key: str  # unique: the same event, flow and action never enqueue twice
+    event_id: str
+    flow: str
+    action: str
+    kind: str  # send | call
+    integration: str  # the integration the action calls (limits, bulk retry)
+    tenant: str
+    schedule_key: str | None  # set for scheduled actions, so a cancel can find them
+    spec: str  # JSON: the action as declared (rendered when it runs)
+    context: str  # JSON: the normalised event it runs for
+    run_at: float
+    max_attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    idempotency_key: str
+    event_id: str
+    flow: str
+    action: str
+    kind: str
+    integration: str
+    tenant: str
+    schedule_key: str | None
+    spec: str
+    context: str
+    status: str
+    attempts: int
+    max_attempts: int
+    run_at: float
+    last_error: str | None
+    result: str | None
+    created_at: float
+    updated_at: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "flow": self.flow,
+            "action": self.action,
+            "kind": self.kind,
+            "integration": self.integration,
+            "tenant": self.tenant,
+            "schedule_key": self.schedule_key,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "run_at": self.run_at,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    status: str | None = None
+    integration: str | None = None
+    tenant: str | None = None
+    event_id: str | None = None
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """What dispatching one event decided, committed in one transaction."""
+
+    event_id: str
+    status: str  # dispatched | ignored | failed
+    jobs: Sequence[NewJob] = ()
+    cancels: Sequence[tuple[str, str]] = ()  # (tenant, schedule key)
+    error: str | None = None
 
 
 class Store(Protocol):
@@ -98,3 +191,38 @@ class Store(Protocol):
         ...
 
     async def tenants_with_credentials(self) -> set[str]: ...
+
+    async def all_credential_tokens(self) -> list[tuple[str, str, str, bytes]]: ...
+
+    # processing
+    async def pending_events(self, limit: int) -> list[StoredEvent]: ...
+
+    async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None: ...
+
+    async def replay_event(self, event_id: str) -> bool: ...
+
+    async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]: ...
+
+    async def finish_job(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        run_at: float | None = None,
+        error: str | None = None,
+        result: str | None = None,
+    ) -> None: ...
+
+    async def next_run_at(self) -> float | None: ...
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]: ...
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def retry_jobs(self, query: JobQuery) -> int: ...
+
+    async def job_counts(self) -> dict[str, int]: ...
+
+    async def get_token(self, integration: str, tenant: str) -> bytes | None: ...
+
+    async def put_token(self, integration: str, tenant: str, token: bytes) -> None: ...

@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -30,8 +31,11 @@ CREATE TABLE IF NOT EXISTS events (
     headers TEXT NOT NULL,
     body BLOB NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
+    replays INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
     UNIQUE (integration, tenant, dedup_key)
 );
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, id);
 CREATE INDEX IF NOT EXISTS events_by_filter ON events (integration, tenant, type, id);
 CREATE TABLE IF NOT EXISTS credentials (
     tenant TEXT NOT NULL,
@@ -42,7 +46,9 @@ CREATE TABLE IF NOT EXISTS credentials (
     PRIMARY KEY (tenant, integration, name)
 );
 """
-_EVENT_COLUMNS = "id, integration, tenant, provider_id, type, received_at, status, headers, body"
+_EVENT_COLUMNS = (
+    "id, integration, tenant, provider_id, type, received_at, status, headers, body, replays, error"
+)
 
 
 def sqlite_path(url: str) -> str:
@@ -64,10 +70,12 @@ def _row_to_event(row: Sequence[Any]) -> StoredEvent:
         status=row[6],
         headers=json.loads(row[7]),
         body=bytes(row[8]),
+        replays=row[9],
+        error=row[10],
     )
 
 
-class SQLiteStore:
+class SQLiteStore(JobTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         self.path = sqlite_path(url)
         self.synchronous = synchronous
@@ -81,7 +89,7 @@ class SQLiteStore:
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._writer.executescript(_SCHEMA)
+        await self._writer.executescript(_SCHEMA + JOBS_SCHEMA)
         await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         # In memory there is one database per connection: read through the writer then.
         if self.path == ":memory:":
@@ -175,6 +183,14 @@ class SQLiteStore:
             [event_id],
         )
         return _row_to_event(next(iter(rows))) if rows else None
+
+    async def pending_events(self, limit: int) -> list[StoredEvent]:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE status = 'pending'"  # noqa: S608
+            " ORDER BY id LIMIT ?",
+            [limit],
+        )
+        return [_row_to_event(r) for r in rows]
 
     async def count_events(self) -> int:
         rows = await self.reader.execute_fetchall("SELECT count(*) FROM events")

@@ -1,0 +1,240 @@
+"""SQLite tables of processing: dispatch state of events, the durable job queue, OAuth tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from gateway.store.base import Dispatch, Job, JobQuery, NewJob
+
+JOBS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    action TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    schedule_key TEXT,
+    spec TEXT NOT NULL,
+    context TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    run_at REAL NOT NULL,
+    locked_until REAL,
+    last_error TEXT,
+    result TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, run_at);
+CREATE INDEX IF NOT EXISTS jobs_by_schedule ON jobs (tenant, schedule_key);
+CREATE INDEX IF NOT EXISTS jobs_by_event ON jobs (event_id);
+CREATE TABLE IF NOT EXISTS oauth_tokens (
+    integration TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    token BLOB NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (integration, tenant)
+);
+"""
+_JOB_COLUMNS = (
+    "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
+    " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
+)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(*row)
+
+
+class JobTables:
+    """Mixed into SQLiteStore: needs its `writer` and `reader` connections."""
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        raise NotImplementedError
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        raise NotImplementedError
+
+    async def _transaction(self) -> aiosqlite.Connection:
+        await self.writer.execute("BEGIN IMMEDIATE")
+        return self.writer
+
+    # ---- dispatch -------------------------------------------------------------------------
+
+    async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None:
+        """Enqueue the jobs, apply the cancels and mark the events, all in one transaction."""
+        now = time.time()
+        db = await self._transaction()
+        try:
+            jobs = [job for d in dispatches for job in d.jobs]
+            await db.executemany(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, ?, ?)"
+                " ON CONFLICT (idempotency_key) DO NOTHING",
+                [_job_row(job) for job in jobs],
+            )
+            await db.executemany(
+                "UPDATE jobs SET status = 'cancelled', updated_at = ?"
+                " WHERE tenant = ? AND schedule_key = ? AND status = 'queued'",
+                [(now, tenant, key) for d in dispatches for tenant, key in d.cancels],
+            )
+            await db.executemany(
+                "UPDATE events SET status = ?, error = ? WHERE id = ?",
+                [(d.status, d.error, d.event_id) for d in dispatches],
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def replay_event(self, event_id: str) -> bool:
+        """Dispatch an event again: its flows run anew (new idempotency keys)."""
+        cursor = await self.writer.execute(
+            "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"
+            " WHERE id = ?",
+            (event_id,),
+        )
+        return cursor.rowcount > 0
+
+    # ---- the queue ------------------------------------------------------------------------
+
+    async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]:
+        """Take due jobs (and jobs whose worker died: lease expired) and mark them running."""
+        db = await self._transaction()
+        try:
+            rows = await db.execute_fetchall(
+                "SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= ?)"
+                " OR (status = 'running' AND locked_until < ?) ORDER BY run_at LIMIT ?",
+                (now, now, limit),
+            )
+            ids = [r[0] for r in rows]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                await db.execute(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1,"  # noqa: S608
+                    f" locked_until = ?, updated_at = ? WHERE id IN ({marks})",
+                    (now + lease, now, *ids),
+                )
+                claimed = await db.execute_fetchall(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks}) ORDER BY run_at",  # noqa: S608
+                    ids,
+                )
+            else:
+                claimed = []
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        return [_job(r) for r in claimed]
+
+    async def finish_job(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        run_at: float | None = None,
+        error: str | None = None,
+        result: str | None = None,
+    ) -> None:
+        now = time.time()
+        await self.writer.execute(
+            "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
+            " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?",
+            (status, run_at, error, result, now, job_id),
+        )
+
+    async def next_run_at(self) -> float | None:
+        rows = await self.reader.execute_fetchall(
+            "SELECT min(run_at) FROM jobs WHERE status = 'queued'"
+        )
+        value = next(iter(rows))[0]
+        return float(value) if value is not None else None
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]:
+        clauses, args = _job_filters(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",  # noqa: S608
+            [*args, query.limit],
+        )
+        return [_job(r) for r in rows]
+
+    async def get_job(self, job_id: str) -> Job | None:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?",  # noqa: S608
+            [job_id],
+        )
+        return _job(next(iter(rows))) if rows else None
+
+    async def retry_jobs(self, query: JobQuery) -> int:
+        """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
+        clauses, args = _job_filters(JobQuery(**{**_fields(query), "status": "dead"}))
+        now = time.time()
+        cursor = await self.writer.execute(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?"  # noqa: S608
+            f" WHERE {' AND '.join(clauses)}",
+            [now, now, *args],
+        )
+        return cursor.rowcount
+
+    async def job_counts(self) -> dict[str, int]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT status, count(*) FROM jobs GROUP BY status"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    # ---- OAuth tokens ---------------------------------------------------------------------
+
+    async def get_token(self, integration: str, tenant: str) -> bytes | None:
+        rows = await self.reader.execute_fetchall(
+            "SELECT token FROM oauth_tokens WHERE integration = ? AND tenant = ?",
+            (integration, tenant),
+        )
+        return bytes(next(iter(rows))[0]) if rows else None
+
+    async def put_token(self, integration: str, tenant: str, token: bytes) -> None:
+        await self.writer.execute(
+            "INSERT INTO oauth_tokens (integration, tenant, token, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (integration, tenant) DO UPDATE SET token = excluded.token,"
+            " updated_at = excluded.updated_at",
+            (integration, tenant, token, time.time()),
+        )
+
+
+def _job_row(job: NewJob) -> tuple[Any, ...]:
+    return (
+        job.id, job.idempotency_key, job.event_id, job.flow, job.action, job.kind,
+        job.integration, job.tenant, job.schedule_key, job.spec, job.context,
+        job.max_attempts, job.run_at, job.created_at, job.created_at,
+    )  # fmt: skip
+
+
+def _fields(query: JobQuery) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in JobQuery.__dataclass_fields__}
+
+
+def _job_filters(query: JobQuery) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column in ("status", "integration", "tenant", "event_id"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if query.since is not None:
+        clauses.append("created_at >= ?")
+        args.append(query.since)
+    if query.until is not None:
+        clauses.append("created_at < ?")
+        args.append(query.until)
+    return clauses, args
