@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,10 +14,15 @@ from starlette.routing import Route
 
 from gateway.envsubst import Secret
 from gateway.errors import error_response
-from gateway.store.base import EventQuery, Store, StoredEvent
+from gateway.filters import to_datetime
+from gateway.store.base import JOB_STATUSES, EventQuery, JobQuery, Store, StoredEvent
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_LIMIT = 500
+
+
+class OutboundHealth(Protocol):
+    def health(self) -> dict[str, dict[str, Any]]: ...
 
 
 def guarded(token: Secret | None, endpoint: Endpoint) -> Endpoint:
@@ -46,17 +53,37 @@ def _event_json(event: StoredEvent) -> dict[str, object]:
     return detail
 
 
-def routes(store: Store, token: Secret | None) -> list[Route]:
+def _limit(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
+
+
+def _time(raw: str | None) -> float | None:
+    """An ISO 8601 time or epoch seconds; raises ValueError for anything else."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return to_datetime(raw).timestamp()
+
+
+def routes(
+    store: Store,
+    token: Secret | None,
+    *,
+    outbound: OutboundHealth | None = None,
+    wake: asyncio.Event | None = None,
+) -> list[Route]:
     async def list_events(request: Request) -> Response:
         params = request.query_params
-        raw_limit = params.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        limit = _limit(params.get("limit", "50"))
+        if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         query = EventQuery(
             integration=params.get("integration") or None,
             tenant=params.get("tenant") or None,
             type=params.get("type") or None,
-            limit=int(raw_limit),
+            limit=limit,
             before=params.get("before") or None,
         )
         events = await store.list_events(query)
@@ -69,9 +96,92 @@ def routes(store: Store, token: Secret | None) -> list[Route]:
         event = await store.get_event(request.path_params["event_id"])
         if event is None:
             return error_response(404, "no such event")
-        return JSONResponse(_event_json(event))
+        detail = _event_json(event)
+        detail["jobs"] = [
+            j.summary() for j in await store.list_jobs(JobQuery(event_id=event.id, limit=100))
+        ]
+        return JSONResponse(detail)
+
+    async def replay_event(request: Request) -> Response:
+        event_id = request.path_params["event_id"]
+        if not await store.replay_event(event_id):
+            return error_response(404, "no such event")
+        if wake is not None:
+            wake.set()
+        return JSONResponse({"status": "replaying", "event_id": event_id})
+
+    def _job_query(params: Mapping[str, str], limit: int) -> JobQuery:
+        status = params.get("status") or None
+        if status is not None and status not in JOB_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(JOB_STATUSES)}")
+        return JobQuery(
+            status=status,
+            integration=params.get("integration") or None,
+            tenant=params.get("tenant") or None,
+            event_id=params.get("event_id") or None,
+            since=_time(params.get("since")),
+            until=_time(params.get("until")),
+            limit=limit,
+        )
+
+    async def list_jobs(request: Request) -> Response:
+        limit = _limit(request.query_params.get("limit", "50"))
+        if limit is None:
+            return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        try:
+            query = _job_query(request.query_params, limit)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return JSONResponse({"jobs": [j.summary() for j in await store.list_jobs(query)]})
+
+    async def get_job(request: Request) -> Response:
+        job = await store.get_job(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, "no such job")
+        detail = job.summary()
+        detail["result"] = job.result
+        return JSONResponse(detail)
+
+    async def retry_job(request: Request) -> Response:
+        job = await store.get_job(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, "no such job")
+        if job.status != "dead":
+            return error_response(
+                409, f"job is {job.status}: only dead jobs are retried", "conflict"
+            )
+        await store.retry_jobs(JobQuery(id=job.id))
+        return JSONResponse({"status": "queued", "job_id": job.id})
+
+    async def retry_dead(request: Request) -> Response:
+        try:
+            filters = await request.json() if await request.body() else {}
+            if not isinstance(filters, dict):
+                raise ValueError("the body must be a JSON object")
+            query = _job_query({k: str(v) for k, v in filters.items()}, MAX_LIMIT)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        count = await store.retry_jobs(query)
+        return JSONResponse({"status": "queued", "retried": count})
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse(
+            {
+                "jobs": await store.job_counts(),
+                "integrations": outbound.health() if outbound is not None else {},
+            }
+        )
+
+    def guard(endpoint: Endpoint) -> Endpoint:
+        return guarded(token, endpoint)
 
     return [
-        Route("/admin/api/events", guarded(token, list_events), methods=["GET"]),
-        Route("/admin/api/events/{event_id}", guarded(token, get_event), methods=["GET"]),
+        Route("/admin/api/events", guard(list_events), methods=["GET"]),
+        Route("/admin/api/events/{event_id}", guard(get_event), methods=["GET"]),
+        Route("/admin/api/events/{event_id}/replay", guard(replay_event), methods=["POST"]),
+        Route("/admin/api/jobs", guard(list_jobs), methods=["GET"]),
+        Route("/admin/api/jobs/retry", guard(retry_dead), methods=["POST"]),
+        Route("/admin/api/jobs/{job_id}", guard(get_job), methods=["GET"]),
+        Route("/admin/api/jobs/{job_id}/retry", guard(retry_job), methods=["POST"]),
+        Route("/admin/api/health", guard(health), methods=["GET"]),
     ]

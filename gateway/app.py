@@ -1,11 +1,13 @@
-"""The Starlette application: routes, lifespan, error handlers."""
+"""The Starlette application: routes, lifespan (storage, writer, dispatcher, workers)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,20 +17,32 @@ from starlette.routing import Route
 from gateway import admin
 from gateway.config import Config
 from gateway.credentials import Cipher, CredentialError, SecretSource
+from gateway.dispatcher import Dispatcher
 from gateway.errors import http_exception, server_error
 from gateway.ingress import Ingress
+from gateway.outbound.client import OutboundClient
 from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.writer import EventWriter
+from gateway.tokens import token_store
+from gateway.worker import Worker
 
 log = logging.getLogger("gateway")
 WEBHOOK_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+ROLES = ("all", "ingest", "worker")
 
 
 def create_app(
-    config: Config, store: Store, settings: Settings, environ: Mapping[str, str]
+    config: Config,
+    store: Store,
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    role: str = "all",
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
-    writer = EventWriter(store)
+    """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
+    `transport` replaces the network for outbound calls (tests)."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
@@ -36,6 +50,11 @@ def create_app(
         except CredentialError as exc:
             log.error("%s; stored tenant credentials are not used", exc)
     secrets = SecretSource(environ, store, cipher)
+    outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
+    worker = Worker(config, store, outbound)
+    dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set)
+    processing = role in ("all", "worker")
+    writer = EventWriter(store, on_commit=dispatcher.wake.set if processing else None)
     known_tenants: set[str] = set()
     ingress = Ingress(
         config, writer, secrets, public_url=settings.public_url, known_tenants=known_tenants
@@ -46,10 +65,19 @@ def create_app(
         await store.open()
         known_tenants.update(await store.tenants_with_credentials())
         writer.start()
+        stop = asyncio.Event()
+        tasks = (
+            [asyncio.create_task(dispatcher.run(stop)), asyncio.create_task(worker.run(stop))]
+            if processing
+            else []
+        )
         try:
             yield
         finally:
+            stop.set()
+            await asyncio.gather(*tasks)
             await writer.stop()
+            await outbound.aclose()
             await store.close()
 
     async def healthz(_request: Request) -> Response:
@@ -61,7 +89,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/{integration}", ingress.handle, methods=WEBHOOK_METHODS),
         Route("/webhooks/{integration}/{tenant}", ingress.handle, methods=WEBHOOK_METHODS),
-        *admin.routes(store, settings.admin_token),
+        *admin.routes(store, settings.admin_token, outbound=outbound, wake=dispatcher.wake),
     ]
     app = Starlette(
         routes=routes,
@@ -70,4 +98,7 @@ def create_app(
     )
     app.state.writer = writer
     app.state.config = config
+    app.state.dispatcher = dispatcher
+    app.state.worker = worker
+    app.state.outbound = outbound
     return app

@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.sentry_dsn:
         init_sentry(settings.sentry_dsn)
     store = open_store(args.db)
-    app = create_app(config, store, settings, os.environ)
+    app = create_app(config, store, settings, os.environ, role=args.role)
     uvicorn.run(
         app,
         host=args.host,
@@ -207,6 +207,12 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--role",
+        choices=("all", "ingest", "worker"),
+        default="all",
+        help="ingest: webhooks only; worker: dispatch and run jobs; all: both (default)",
+    )
     add_config_args(p)
     p.set_defaults(func=cmd_serve)
 
@@ -241,3 +247,9 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
     s = actions.add_parser("rotate", help="re-encrypt every credential with the first key")
     add_config_args(s)
     p.set_defaults(func=cmd_credentials)
+
+    from gateway import operations
+    from gateway.sandbox.cli import add_sandbox_command
+
+    operations.register(sub, add_config_args)
+    add_sandbox_command(sub)

@@ -19,6 +19,7 @@ from gateway.examples import check_examples
 from gateway.expressions import analyse, context_for, is_template
 from gateway.references import check_references
 from gateway.schemas import KINDS, validate
+from gateway.verify import VerifyConfigError, build_verifier
 from gateway.yamlsource import Document, load_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -154,6 +155,17 @@ def _check_expression(
         )
 
 
+def _check_verifier(doc: Document) -> Iterator[Diagnostic]:
+    """The verifier the server would build from this file must build: same code, same verdict."""
+    webhook = doc.data.get("webhook")
+    if not isinstance(webhook, dict) or not isinstance(webhook.get("verify"), dict):
+        return
+    try:
+        build_verifier(webhook["verify"])
+    except VerifyConfigError as exc:
+        yield doc.diagnostic(("webhook", "verify"), str(exc), "verify-config")
+
+
 def lint_documents(
     sources: Mapping[str, str],
     *,
@@ -173,6 +185,8 @@ def lint_documents(
                 continue
             schema_problems = validate(doc, kind)
             result.diagnostics.extend(schema_problems)
+            if kind == "integration" and not schema_problems:
+                result.diagnostics.extend(_check_verifier(doc))
             result.diagnostics.extend(_check_strings(doc, kind, environ))
             typed.append((doc, kind))
             result.documents.append(doc)

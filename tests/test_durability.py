@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import stripe_header
 from servers import gateway_process
 

@@ -113,6 +113,11 @@ CASES = [
         [(10, 114, "error")],
     ),
     (
+        "verify-config",
+        {"a.yaml": BASE.replace("{header: X-Sig}", "{header: X-Sig, format: pairs}")},
+        [(10, 11, "error")],
+    ),
+    (
         "jinja-syntax",
         {"a.yaml": BASE.replace('"{{ body.name }}"', '"{{ body.name }"')},
         [(15, 20, "error")],

@@ -7,13 +7,13 @@ import base64
 from typing import Any
 
 import pytest
+from conftest import REPO, AppFactory
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from conftest import REPO, AppFactory
 from gateway.config import Config, load_config
 from gateway.credentials import SecretLookup
 from gateway.lint import lint

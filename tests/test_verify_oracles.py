@@ -445,3 +445,28 @@ def test_stripe_header_with_several_v1_signatures() -> None:
     headers["Stripe-Signature"] += "," + old.split(",")[1] + ",v0=deadbeef"
     assert verdict(stripe_provider, body, headers, url, configured(stripe_provider, 1))
     assert verdict(stripe_provider, body, headers, url, "whsec_old")
+
+
+def test_sendgrid_public_key_as_pem() -> None:
+    sendgrid_provider = next(p for p in PROVIDERS if p.name == "sendgrid")
+    private, _ = sendgrid_credentials(0)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert verdict(sendgrid_provider, *sendgrid_provider.signed(), pem.decode())
+
+
+@pytest.mark.parametrize("curve", [ec.SECP384R1(), ec.SECP256K1()])
+def test_public_key_of_another_curve_fails_closed(curve: ec.EllipticCurve) -> None:
+    sendgrid_provider = next(p for p in PROVIDERS if p.name == "sendgrid")
+    der = (
+        ec.generate_private_key(curve)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    spec = sendgrid_provider.verifier_spec(base64.b64encode(der).decode())
+    body, headers, url = sendgrid_provider.signed()
+    with pytest.raises(VerificationFailed, match="configured public key is not valid"):
+        build_verifier(spec).verify(
+            sendgrid_provider.request(body, headers, url), plain_secrets, NOW
+        )

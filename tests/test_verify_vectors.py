@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -54,7 +56,7 @@ def rejection(spec: Mapping[str, Any], req: WebhookRequest, now: float) -> str:
 
 # ---- Twilio ---------------------------------------------------------------------------------
 
-TWILIO = {
+TWILIO: dict[str, Any] = {
     "scheme": "url_params",
     "algorithm": "sha1",
     "secret": "12345",
@@ -129,7 +131,7 @@ def test_twilio_form_with_a_changed_value_is_rejected() -> None:
 
 # ---- HMAC providers -------------------------------------------------------------------------
 
-RETELL = {
+RETELL: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "test-api-key",
@@ -147,7 +149,7 @@ SLACK_BODY = (
     b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmib"
     b"IGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
 )
-SLACK = {
+SLACK: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "8f742231b10e8888abcd99yyyzzz85a5",
@@ -159,7 +161,7 @@ SLACK_HEADERS = {
     "X-Slack-Request-Timestamp": "1531420618",
     "X-Slack-Signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
 }
-GITHUB = {
+GITHUB: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "It's a Secret to Everybody",
@@ -169,7 +171,7 @@ GITHUB = {
 GITHUB_HEADERS = {
     "X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 }
-STANDARD = {
+STANDARD: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -185,7 +187,7 @@ STANDARD = {
         "encoding": "base64",
     },
 }
-STANDARD_V1A = {
+STANDARD_V1A: dict[str, Any] = {
     "scheme": "ed25519",
     "public_key": "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=",
     "key_prefix": "whpk_",
@@ -204,7 +206,7 @@ STANDARD_V1 = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 STANDARD_V1A_SIG = (
     "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg=="
 )
-SQUARE = {
+SQUARE: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "signature-key",
@@ -214,7 +216,7 @@ SQUARE = {
 SQUARE_URL = "https://webhook.site/webhooks"
 SQUARE_BODY = b'{"data":{"type":"webhooks","id":">id<"}}'
 SQUARE_HEADERS = {"x-square-hmacsha256-signature": "Cxt7+aTi4rKgcA0bC4g9EHdVtLSDWdqccmL5MvihU4U="}
-PADDLE = {
+PADDLE: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh",
@@ -226,7 +228,7 @@ PADDLE_HEADERS = {
     "Paddle-Signature": "ts=1696195954;"
     "h1=d96299976a6eb066f484d7fde011ac56fc32b38fc9940bc419d6e537fdc6ef02"
 }
-STRIPE = {
+STRIPE: dict[str, Any] = {
     "scheme": "hmac",
     "algorithm": "sha256",
     "secret": "whsec_test_secret",
@@ -369,6 +371,14 @@ def test_secret_refs_go_through_the_lookup() -> None:
     assert seen == [SecretRef("GITHUB_SECRET")]
 
 
+@pytest.mark.parametrize("configured", [[], [""], ["", ""]])
+def test_empty_secrets_count_as_not_configured(configured: list[str]) -> None:
+    for name in ("github", "standard-v1a"):
+        spec, req, now = VECTORS[name]
+        with pytest.raises(VerificationFailed, match=r"no (secret|public key) configured"):
+            build_verifier(spec).verify(req, lambda value: configured, now)
+
+
 def test_invalid_base64_secret_fails_closed() -> None:
     spec, req, now = VECTORS["standard-v1"]
     with pytest.raises(VerificationFailed, match="secret"):
@@ -378,35 +388,40 @@ def test_invalid_base64_secret_fails_closed() -> None:
 # ---- header shapes --------------------------------------------------------------------------
 
 
+GH, SS, WS = "x-hub-signature-256", "stripe-signature", "webhook-signature"
+MANY_V1 = ",".join(["v1=" + STRIPE_V1] * 17)
+
+
 @pytest.mark.parametrize(
     ("name", "header", "value", "reason"),
     [
-        ("github", "x-hub-signature-256", None, "missing header x-hub-signature-256"),
-        ("github", "x-hub-signature-256", "757107ea", "header x-hub-signature-256 lacks its prefix"),
-        ("github", "x-hub-signature-256", "sha256=", "no signature in header x-hub-signature-256"),
-        ("github", "x-hub-signature-256", "sha256=zz", "malformed signature in header x-hub-signature-256"),
-        ("github", "x-hub-signature-256", "sha256=" + "ab" * 31, "malformed signature in header x-hub-signature-256"),
-        ("stripe", "stripe-signature", f"v1={STRIPE_V1}", "missing timestamp t in signature header"),
-        ("stripe", "stripe-signature", f"t=1,t=2,v1={STRIPE_V1}", "two timestamps in header stripe-signature"),
-        ("stripe", "stripe-signature", "t=1614265330,v0=abc", "no signature in header stripe-signature"),
-        ("stripe", "stripe-signature", f"t=16142653e0,v1={STRIPE_V1}", "timestamp is not a number"),
-        ("stripe", "stripe-signature", f"t=-1614265330,v1={STRIPE_V1}", "timestamp is not a number"),
-        ("stripe", "stripe-signature", "t=1614265330," + ",".join(["v1=" + STRIPE_V1] * 17), "too many signatures in header stripe-signature"),
-        ("standard-v1", "webhook-signature", "v1", "no signature in header webhook-signature"),
-        ("standard-v1", "webhook-signature", "v1,not base64!", "malformed signature in header webhook-signature"),
-        ("standard-v1", "webhook-id", None, "missing header webhook-id"),
-        ("standard-v1", "webhook-timestamp", None, "missing header webhook-timestamp"),
-        ("standard-v1", "webhook-timestamp", "١٦١٤٢٦٥٣٣٠", "timestamp is not a number"),
-        ("standard-v1a", "webhook-signature", "v1a,AAAA", "malformed signature in header webhook-signature"),
+        ("github", GH, None, "missing header {h}"),
+        ("github", GH, "757107ea", "header {h} lacks its prefix"),
+        ("github", GH, "sha256=", "no signature in header {h}"),
+        ("github", GH, "sha256=zz", "malformed signature in header {h}"),
+        ("github", GH, "sha256=" + "ab" * 31, "malformed signature in header {h}"),
+        ("github", GH, "sha256=" + "ab" * 31 + " x", "malformed signature in header {h}"),
+        ("stripe", SS, f"v1={STRIPE_V1}", "missing timestamp t in signature header"),
+        ("stripe", SS, f"t=1,t=2,v1={STRIPE_V1}", "two timestamps in header {h}"),
+        ("stripe", SS, "t=1614265330,v0=abc", "no signature in header {h}"),
+        ("stripe", SS, f"t=16142653e0,v1={STRIPE_V1}", "timestamp is not a number"),
+        ("stripe", SS, f"t=-1614265330,v1={STRIPE_V1}", "timestamp is not a number"),
+        ("stripe", SS, f"t=1614265330,{MANY_V1}", "too many signatures in header {h}"),
+        ("standard-v1", WS, "v1", "no signature in header {h}"),
+        ("standard-v1", WS, "v1,not base64!", "malformed signature in header {h}"),
+        ("standard-v1", "webhook-id", None, "missing header {h}"),
+        ("standard-v1", "webhook-timestamp", None, "missing header {h}"),
+        ("standard-v1", "webhook-timestamp", "\u0661\u0666\u0661", "timestamp is not a number"),
+        ("standard-v1a", WS, "v1a,AAAA", "malformed signature in header {h}"),
     ],
-)  # fmt: skip
+)
 def test_bad_headers_fail_closed(name: str, header: str, value: str | None, reason: str) -> None:
     spec, req, now = VECTORS[name]
     headers = {k: v for k, v in req.headers.items() if k != header}
     if value is not None:
         headers[header] = value
     bad = WebhookRequest(req.method, req.url, headers, req.query, req.body, req.form)
-    assert rejection(spec, bad, now) == reason
+    assert rejection(spec, bad, now) == reason.format(h=header)
 
 
 def test_uppercase_hex_is_the_same_signature() -> None:
@@ -419,9 +434,6 @@ def test_uppercase_hex_is_the_same_signature() -> None:
 
 def test_signed_header_placeholder() -> None:
     spec = {**GITHUB, "signed": "{header:X-Delivery}.{body}"}
-    import hashlib
-    import hmac
-
     mac = hmac.new(GITHUB["secret"].encode(), b"d-1.Hello, World!", hashlib.sha256).hexdigest()
     headers = {"X-Hub-Signature-256": f"sha256={mac}", "X-Delivery": "d-1"}
     assert accepts(spec, request(b"Hello, World!", headers), 0)
@@ -435,8 +447,16 @@ def _with_headers(req: WebhookRequest, headers: Mapping[str, str]) -> WebhookReq
 
 # ---- token and none -------------------------------------------------------------------------
 
-GRAPH = {"scheme": "token", "secret": "client-state-1", "body_path": "value[*].clientState"}
-GOOGLE = {"scheme": "token", "secret": "channel-token", "header": "X-Goog-Channel-Token"}
+GRAPH: dict[str, Any] = {
+    "scheme": "token",
+    "secret": "client-state-1",
+    "body_path": "value[*].clientState",
+}
+GOOGLE: dict[str, Any] = {
+    "scheme": "token",
+    "secret": "channel-token",
+    "header": "X-Goog-Channel-Token",
+}
 
 
 @pytest.mark.parametrize(
@@ -496,6 +516,8 @@ def test_none_scheme_accepts_everything() -> None:
         ({"scheme": "token", "secret": "x"}, "either 'header' or 'body_path'"),
         ({"scheme": "token", "secret": "x", "body_path": "a[0].b"}, "body_path"),
         ({"scheme": "none"}, "reason"),
+        ({**STANDARD, "signature": {**STANDARD["signature"], "separator": ","}}, "separator"),
+        ({**PADDLE, "signature": {**PADDLE["signature"], "assign": ";"}}, "overlaps"),
     ],
 )
 def test_bad_specs_are_config_errors(spec: dict[str, Any], message: str) -> None:

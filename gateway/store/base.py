@@ -134,6 +134,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class JobQuery:
+    id: str | None = None
     status: str | None = None
     integration: str | None = None
     tenant: str | None = None

@@ -77,10 +77,9 @@ def _row_to_event(row: Sequence[Any]) -> StoredEvent:
 
 class SQLiteStore(JobTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        super().__init__()
         self.path = sqlite_path(url)
         self.synchronous = synchronous
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -105,24 +104,10 @@ class SQLiteStore(JobTables):
             await self._writer.close()
         self._reader = self._writer = None
 
-    @property
-    def writer(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            raise RuntimeError("store is not open")
-        return self._writer
-
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise RuntimeError("store is not open")
-        return self._reader
-
     # ---- events -------------------------------------------------------------------------
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
-        db = self.writer
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction() as db:
             await db.executemany(
                 "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
                 " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -149,10 +134,6 @@ class SQLiteStore(JobTables):
                 f" WHERE dedup_key IN ({marks})",
                 keys,
             )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
         stored = {(r[0], r[1], r[2]): r[3] for r in rows}
         results = []
         for e in events:
@@ -199,19 +180,21 @@ class SQLiteStore(JobTables):
     # ---- credentials ----------------------------------------------------------------------
 
     async def set_credential(self, tenant: str, integration: str, name: str, token: bytes) -> None:
-        await self.writer.execute(
-            "INSERT INTO credentials (tenant, integration, name, token, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, integration, name)"
-            " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
-            (tenant, integration, name, token, time.time()),
-        )
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO credentials (tenant, integration, name, token, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, integration, name)"
+                " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+                (tenant, integration, name, token, time.time()),
+            )
 
     async def delete_credential(self, tenant: str, integration: str, name: str) -> bool:
-        cursor = await self.writer.execute(
-            "DELETE FROM credentials WHERE tenant = ? AND integration = ? AND name = ?",
-            (tenant, integration, name),
-        )
-        return cursor.rowcount > 0
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM credentials WHERE tenant = ? AND integration = ? AND name = ?",
+                (tenant, integration, name),
+            )
+            return cursor.rowcount > 0
 
     async def list_credentials(
         self, tenant: str | None = None
@@ -231,18 +214,12 @@ class SQLiteStore(JobTables):
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
     async def replace_credential_tokens(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
-        db = self.writer
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction() as db:
             await db.executemany(
                 "UPDATE credentials SET token = ?"
                 " WHERE tenant = ? AND integration = ? AND name = ?",
                 [(token, tenant, integration, name) for tenant, integration, name, token in rows],
             )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def all_credential_tokens(self) -> list[tuple[str, str, str, bytes]]:
         rows = await self.reader.execute_fetchall(

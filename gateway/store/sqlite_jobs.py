@@ -6,9 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import aiosqlite
-
 from gateway.store.base import Dispatch, Job, JobQuery, NewJob
+from gateway.store.sqlite_base import SQLiteBase
 
 JOBS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,28 +53,15 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(*row)
 
 
-class JobTables:
-    """Mixed into SQLiteStore: needs its `writer` and `reader` connections."""
-
-    @property
-    def writer(self) -> aiosqlite.Connection:
-        raise NotImplementedError
-
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        raise NotImplementedError
-
-    async def _transaction(self) -> aiosqlite.Connection:
-        await self.writer.execute("BEGIN IMMEDIATE")
-        return self.writer
+class JobTables(SQLiteBase):
+    """The processing tables; mixed into SQLiteStore."""
 
     # ---- dispatch -------------------------------------------------------------------------
 
     async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None:
         """Enqueue the jobs, apply the cancels and mark the events, all in one transaction."""
         now = time.time()
-        db = await self._transaction()
-        try:
+        async with self.transaction() as db:
             jobs = [job for d in dispatches for job in d.jobs]
             await db.executemany(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
@@ -92,26 +78,22 @@ class JobTables:
                 "UPDATE events SET status = ?, error = ? WHERE id = ?",
                 [(d.status, d.error, d.event_id) for d in dispatches],
             )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def replay_event(self, event_id: str) -> bool:
         """Dispatch an event again: its flows run anew (new idempotency keys)."""
-        cursor = await self.writer.execute(
-            "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"
-            " WHERE id = ?",
-            (event_id,),
-        )
-        return cursor.rowcount > 0
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"
+                " WHERE id = ?",
+                (event_id,),
+            )
+            return cursor.rowcount > 0
 
     # ---- the queue ------------------------------------------------------------------------
 
     async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]:
         """Take due jobs (and jobs whose worker died: lease expired) and mark them running."""
-        db = await self._transaction()
-        try:
+        async with self.transaction() as db:
             rows = await db.execute_fetchall(
                 "SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= ?)"
                 " OR (status = 'running' AND locked_until < ?) ORDER BY run_at LIMIT ?",
@@ -131,10 +113,6 @@ class JobTables:
                 )
             else:
                 claimed = []
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
         return [_job(r) for r in claimed]
 
     async def finish_job(
@@ -147,11 +125,12 @@ class JobTables:
         result: str | None = None,
     ) -> None:
         now = time.time()
-        await self.writer.execute(
-            "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
-            " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?",
-            (status, run_at, error, result, now, job_id),
-        )
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
+                " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?",
+                (status, run_at, error, result, now, job_id),
+            )
 
     async def next_run_at(self) -> float | None:
         rows = await self.reader.execute_fetchall(
@@ -180,12 +159,13 @@ class JobTables:
         """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
         clauses, args = _job_filters(JobQuery(**{**_fields(query), "status": "dead"}))
         now = time.time()
-        cursor = await self.writer.execute(
-            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?"  # noqa: S608
-            f" WHERE {' AND '.join(clauses)}",
-            [now, now, *args],
-        )
-        return cursor.rowcount
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?"  # noqa: S608
+                f" WHERE {' AND '.join(clauses)}",
+                [now, now, *args],
+            )
+            return cursor.rowcount
 
     async def job_counts(self) -> dict[str, int]:
         rows = await self.reader.execute_fetchall(
@@ -203,12 +183,13 @@ class JobTables:
         return bytes(next(iter(rows))[0]) if rows else None
 
     async def put_token(self, integration: str, tenant: str, token: bytes) -> None:
-        await self.writer.execute(
-            "INSERT INTO oauth_tokens (integration, tenant, token, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (integration, tenant) DO UPDATE SET token = excluded.token,"
-            " updated_at = excluded.updated_at",
-            (integration, tenant, token, time.time()),
-        )
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO oauth_tokens (integration, tenant, token, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (integration, tenant)"
+                " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+                (integration, tenant, token, time.time()),
+            )
 
 
 def _job_row(job: NewJob) -> tuple[Any, ...]:
@@ -226,7 +207,7 @@ def _fields(query: JobQuery) -> dict[str, Any]:
 def _job_filters(query: JobQuery) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
-    for column in ("status", "integration", "tenant", "event_id"):
+    for column in ("id", "status", "integration", "tenant", "event_id"):
         value = getattr(query, column)
         if value is not None:
             clauses.append(f"{column} = ?")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.store.base import Inserted, NewEvent, Store
 
@@ -17,8 +17,15 @@ _Waiter = tuple[Sequence[NewEvent], "asyncio.Future[list[Inserted]]"]
 
 
 class EventWriter:
-    def __init__(self, store: Store, *, max_batch: int = 1024) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 1024,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
+        self._on_commit = on_commit
         self._max_batch = max_batch
         self._pending: deque[_Waiter] = deque()
         self._wake = asyncio.Event()
@@ -74,6 +81,8 @@ class EventWriter:
             return
         self.batches += 1
         self.events += len(unique)
+        if self._on_commit is not None:
+            self._on_commit()
         first = {_key(e): r.event_id for e, r in zip(unique, results, strict=True)}
         for events, future in batch:
             if not future.done():  # a request that went away: its events are stored all the same

@@ -8,8 +8,8 @@ more than checking a signature, so loaded keys are cached by their text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -67,17 +67,17 @@ def load_ed25519_key(text: str, prefix: str) -> Ed25519PublicKey | None:
 
 
 class EcdsaVerifier:
-    __slots__ = ("_message", "_prefix", "_public_key")
+    __slots__ = ("_load", "_message", "_public_key")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         config.reject_unknown(spec, "verify", _KEYS)
         self._public_key = config.secret_value(spec, "public_key", "verify")
-        self._prefix = config.text(spec, "key_prefix", "verify") or ""
+        prefix = config.text(spec, "key_prefix", "verify") or ""
+        self._load = partial(load_p256_key, prefix=prefix)
         self._message = SignedMessage(spec, signature_length=None)
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
-        texts = secrets(self._public_key)
-        keys = _keys([load_p256_key(text, self._prefix) for text in texts])
+        keys = _keys(secrets(self._public_key), self._load)
         candidates, message = self._message.read(request, now)
         for key in keys:
             for candidate in candidates:
@@ -90,17 +90,17 @@ class EcdsaVerifier:
 
 
 class Ed25519Verifier:
-    __slots__ = ("_message", "_prefix", "_public_key")
+    __slots__ = ("_load", "_message", "_public_key")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         config.reject_unknown(spec, "verify", _KEYS)
         self._public_key = config.secret_value(spec, "public_key", "verify")
-        self._prefix = config.text(spec, "key_prefix", "verify") or ""
+        prefix = config.text(spec, "key_prefix", "verify") or ""
+        self._load = partial(load_ed25519_key, prefix=prefix)
         self._message = SignedMessage(spec, signature_length=_ED25519_SIGNATURE_SIZE)
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
-        texts = secrets(self._public_key)
-        keys = _keys([load_ed25519_key(text, self._prefix) for text in texts])
+        keys = _keys(secrets(self._public_key), self._load)
         candidates, message = self._message.read(request, now)
         for key in keys:
             for candidate in candidates:
@@ -112,10 +112,16 @@ class Ed25519Verifier:
         raise VerificationFailed("signature mismatch")
 
 
-def _keys(loaded: list[K | None]) -> list[K]:
-    if not loaded:
+def _keys(texts: list[str], load: Callable[[str], K | None]) -> list[K]:
+    """The loaded keys; fails closed when none is configured or one does not load."""
+    keys: list[K] = []
+    for text in texts:
+        if not text:
+            continue  # an empty value counts as not configured
+        key = load(text)
+        if key is None:
+            raise VerificationFailed("configured public key is not valid")
+        keys.append(key)
+    if not keys:
         raise VerificationFailed("no public key configured for this integration")
-    keys = [key for key in loaded if key is not None]
-    if len(keys) != len(loaded):
-        raise VerificationFailed("configured public key is not valid")
     return keys

@@ -39,9 +39,11 @@ class SecretKeys:
         self._base64 = config.choice(spec, "secret_encoding", where, ("utf8", "base64")) == "base64"
 
     def keys(self, secrets: list[str]) -> list[bytes]:
-        if not secrets:
+        """One key per configured secret (empty ones count as not configured)."""
+        keys = [self._key(secret) for secret in secrets if secret]
+        if not keys:
             raise VerificationFailed("no secret configured for this integration")
-        return [self._key(secret) for secret in secrets]
+        return keys
 
     def _key(self, secret: str) -> bytes:
         if self._prefix and secret.startswith(self._prefix):
@@ -76,10 +78,10 @@ def algorithm(spec: Mapping[str, Any]) -> str:
     return config.choice(spec, "algorithm", "verify", ALGORITHMS)
 
 
-def any_match(keys: list[bytes], message: bytes, candidates: list[bytes], algorithm: str) -> bool:
+def any_match(keys: list[bytes], message: bytes, candidates: list[bytes], digest: str) -> bool:
     """True when the MAC of `message` under some key equals some candidate (constant-time)."""
     for key in keys:
-        expected = hmac.digest(key, message, algorithm)
+        expected = hmac.digest(key, message, digest)
         for candidate in candidates:
             if hmac.compare_digest(expected, candidate):
                 return True

@@ -62,25 +62,23 @@ class SignatureHeader:
         self._decode = DECODERS[config.choice(spec, "encoding", where, ENCODINGS)]
         self._prefix = config.text(spec, "prefix", where) or ""
         separator = config.text(spec, "separator", where)
-        assign = config.text(spec, "assign", where)
         key = config.text(spec, "key", where)
-        if self._format == "raw" and separator is not None:
-            raise VerifyConfigError(f"{where}.separator: only for the pairs and list formats")
-        if self._format != "pairs":
-            for name, value in (("assign", assign), ("key", key)):
-                if value is not None:
-                    raise VerifyConfigError(f"{where}.{name}: only for the pairs format")
-        if self._format == "pairs":
-            if self._prefix:
-                raise VerifyConfigError(f"{where}.prefix: not used by the pairs format")
-            if not key:
-                raise VerifyConfigError(f"{where}: the pairs format needs 'key' (like v1)")
+        # Options of other formats (separator for raw, key for list, ...) are ignored, as the
+        # schema allows them; only combinations that cannot work are refused.
+        if self._format == "pairs" and not key:
+            raise VerifyConfigError(f"{where}: the pairs format needs 'key' (like v1)")
         if timestamp_param is not None and self._format != "pairs":
             raise VerifyConfigError(
                 "verify.timestamp.param: reads the signature header, which needs format: pairs"
             )
         self._separator = separator or _DEFAULT_SEPARATOR.get(self._format, "")
-        self._assign = assign or "="
+        self._assign = config.text(spec, "assign", where) or "="
+        if self._format == "list" and self._prefix and self._separator in self._prefix:
+            raise VerifyConfigError(f"{where}.prefix: contains the separator {self._separator!r}")
+        overlap = self._assign in self._separator or self._separator in self._assign
+        if self._format == "pairs" and overlap:
+            raise VerifyConfigError(f"{where}.assign: overlaps the separator {self._separator!r}")
+        self._prefix = self._prefix if self._format != "pairs" else ""
         self._key = key or ""
         self._timestamp_param = timestamp_param
         self._length = length

@@ -1,0 +1,287 @@
+"""The outbound HTTP engine: one pooled httpx client; per integration a rate limiter, a
+circuit breaker, authentication and a retry policy, all read from the YAML.
+
+`OutboundClient.call` makes ONE attempt and either returns an `OutboundResult` or raises a
+`RetryableError` (its subclasses `CircuitOpenError` and `RateLimitedError` included) or a
+`PermanentError`. Rescheduling is the job queue's: `retry_policy(...)` and
+`classify.retry_delay` say when. The one retry made here is after a 401 with OAuth2, with a
+freshly fetched token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from gateway.config import Config
+from gateway.credentials import SecretSource
+from gateway.outbound.api import Api, Endpoint
+from gateway.outbound.auth import Auth, build_auth
+from gateway.outbound.breaker import CircuitBreaker, Outcome
+from gateway.outbound.classify import (
+    RetryPolicy,
+    classify_exception,
+    classify_response,
+)
+from gateway.outbound.errors import PermanentError, RetryableError
+from gateway.outbound.ratelimit import RateLimiter
+from gateway.outbound.redactor import Redactor
+from gateway.outbound.request import build_request, tenant_variables
+from gateway.outbound.tokens import TokenStore
+
+log = logging.getLogger("gateway.outbound")
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+_REASON_SNIPPET = 200
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundResult:
+    """A successful (2xx) answer. `elapsed`: seconds of HTTP exchange; `waited`: seconds
+    spent waiting for the rate limiter first."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes = field(repr=False)
+    elapsed: float
+    waited: float = 0.0
+    endpoint: str = ""
+
+    @property
+    def text(self) -> str:
+        charset = self.headers.get("content-type", "").partition("charset=")[2].strip()
+        return self.content.decode(charset or "utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (None for an empty body)."""
+        return json.loads(self.content) if self.content.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Integration:
+    api: Api
+    auth: Auth
+    limiter: RateLimiter
+    breaker: CircuitBreaker
+    policy: RetryPolicy
+
+
+def _copy(request: httpx.Request) -> httpx.Request:
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=request.headers.copy(),
+        content=request.content,
+        extensions=dict(request.extensions),
+    )
+
+
+class OutboundClient:
+    def __init__(
+        self,
+        config: Config,
+        secrets: SecretSource,
+        tokens: TokenStore,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self._config = config
+        self._secrets = secrets
+        self._tokens = tokens
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            follow_redirects=False,
+            trust_env=transport is None,  # an injected transport is the only way out
+        )
+        self._integrations: dict[str, _Integration] = {}
+
+    def __repr__(self) -> str:
+        return f"OutboundClient({len(self._integrations)} integrations in use)"
+
+    async def __aenter__(self) -> OutboundClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _integration(self, name: str) -> _Integration:
+        found = self._integrations.get(name)
+        if found is not None:
+            return found
+        integration = self._config.integrations.get(name)
+        if integration is None:
+            raise PermanentError(f"unknown integration {name!r}")
+        api = Api.from_integration(integration)
+        spec = api.spec
+        found = _Integration(
+            api=api,
+            auth=build_auth(
+                name,
+                spec.get("auth"),
+                tokens=self._tokens,
+                send=self._http.send,
+                timeout=api.timeout,
+                wall_clock=self._wall_clock,
+            ),
+            limiter=RateLimiter.from_spec(
+                spec.get("rate_limit"), clock=self._clock, sleep=self._sleep
+            ),
+            breaker=CircuitBreaker.from_spec(
+                spec.get("circuit_breaker"), name=name, clock=self._clock
+            ),
+            policy=RetryPolicy.from_spec(spec.get("retry")),
+        )
+        self._integrations[name] = found
+        return found
+
+    def retry_policy(self, integration: str) -> RetryPolicy:
+        """The integration's ``api.retry``: max_attempts and the backoff to reschedule with."""
+        return self._integration(integration).policy
+
+    def endpoint(self, integration: str, endpoint: str) -> Endpoint:
+        return self._integration(integration).api.endpoint(endpoint)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """{integration: {"breaker": ..., "limiter": ...}} for every integration with an api."""
+        return {
+            name: {
+                "breaker": state.breaker.snapshot(),
+                "limiter": state.limiter.snapshot(),
+            }
+            for name, state in (
+                (name, self._integration(name))
+                for name, integration in sorted(self._config.integrations.items())
+                if isinstance(integration.spec.get("api"), Mapping)
+            )
+        }
+
+    async def call(
+        self,
+        integration: str,
+        endpoint: str,
+        *,
+        tenant: str,
+        params: Mapping[str, Any] | None = None,
+        query: Any = None,
+        body: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> OutboundResult:
+        """One attempt at calling `endpoint` of `integration` for `tenant`."""
+        state = self._integration(integration)
+        target = state.api.endpoint(endpoint)
+        redactor = Redactor(await self._secrets.lookup(tenant, integration), integration, tenant)
+        request = build_request(
+            state.api,
+            target,
+            redactor,
+            variables={"tenant": tenant_variables(self._config, tenant)},
+            params=params,
+            query=query,
+            body=body,
+            headers=headers,
+            idempotency_key=idempotency_key,
+        )
+        state.breaker.check()  # fail fast before waiting for the limiter
+        started = self._clock()
+        permit = await state.limiter.acquire()
+        waited = self._clock() - started
+        outcome = Outcome.NEUTRAL
+        sent = False
+        try:
+            ticket = state.breaker.allow()
+            try:
+                started = self._clock()
+                attempt = _copy(request)
+                token = await state.auth.apply(attempt, redactor)
+                sent = True
+                response = await self._send(attempt, target, redactor, state.policy)
+                if response.status_code == 401 and state.auth.refreshable:
+                    permit.release()
+                    permit = await state.limiter.acquire()
+                    sent = False
+                    attempt = _copy(request)
+                    await state.auth.apply(attempt, redactor, stale=token)
+                    sent = True
+                    response = await self._send(attempt, target, redactor, state.policy)
+                elapsed = self._clock() - started
+                outcome = self._outcome(response, target, redactor, state.policy)
+            except _Failed as failed:
+                outcome = failed.outcome
+                raise failed.error from None
+            finally:
+                state.breaker.record(ticket, outcome)
+        finally:
+            permit.release(sent=sent)
+        log.debug("%s %s -> %d in %.3fs", target.label, tenant, response.status_code, elapsed)
+        return OutboundResult(
+            response.status_code, response.headers, response.content, elapsed, waited, target.label
+        )
+
+    async def _send(
+        self, request: httpx.Request, endpoint: Endpoint, redactor: Redactor, policy: RetryPolicy
+    ) -> httpx.Response:
+        try:
+            return await self._http.send(request)
+        except httpx.TransportError as exc:
+            found = classify_exception(exc, policy)
+            reason = redactor.redact(f"{endpoint.label}: {found.kind} error: {type(exc).__name__}")
+            detail = redactor.redact(str(exc))
+            if detail:
+                reason = f"{reason}: {detail}"
+            error: RetryableError | PermanentError
+            if found.verdict == "retryable":
+                error = RetryableError(reason, None, None, kind=found.kind)
+            else:
+                error = PermanentError(reason)
+            raise _Failed(error, found.breaker) from None
+
+    def _outcome(
+        self,
+        response: httpx.Response,
+        endpoint: Endpoint,
+        redactor: Redactor,
+        policy: RetryPolicy,
+    ) -> Outcome:
+        """The breaker's verdict on a success; a failed answer raises `_Failed`."""
+        found = classify_response(response, policy)
+        if found.verdict == "success":
+            return found.breaker
+        body = redactor.redact(found.body or "")
+        reason = f"{endpoint.label}: HTTP {response.status_code} {response.reason_phrase}"
+        snippet = " ".join(body[:_REASON_SNIPPET].split())
+        if snippet:
+            reason = f"{reason}: {snippet}"
+        error: RetryableError | PermanentError
+        if found.verdict == "retryable":
+            error = RetryableError(reason, found.retry_after, found.status, body=body)
+        else:
+            error = PermanentError(reason, found.status, body)
+        raise _Failed(error, found.breaker)
+
+
+class _Failed(Exception):
+    """Carries an error out of the attempt together with the breaker's verdict on it."""
+
+    def __init__(self, error: RetryableError | PermanentError, outcome: Outcome) -> None:
+        super().__init__(error.reason)
+        self.error = error
+        self.outcome = outcome

@@ -1,0 +1,154 @@
+"""Build the HTTP request for one endpoint call: URL with path parameters, merged defaults,
+json or form body, idempotency header and timeout.
+
+Defaults come from the YAML (``api.headers``, then the endpoint's headers, query and body) and
+may hold templates that see ``tenant``; the caller's values are used as given (a flow renders
+its own), win over the defaults, and dicts merge one level deep. Secrets (``${secret:NAME}``)
+anywhere in them are resolved last, so a secret's text is never read as a template.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from jinja2 import TemplateError
+
+from gateway.config import Config
+from gateway.expressions import render_value
+from gateway.outbound.api import Api, Endpoint
+from gateway.outbound.errors import RequestBuildError
+from gateway.outbound.formencode import flatten, form_encode, scalar
+from gateway.outbound.redactor import Redactor
+
+USER_AGENT = "yaml-gateway/0.1"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_Pairs = list[tuple[str, str | int | float | bool | None]]
+_CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+
+
+def tenant_variables(config: Config, tenant: str) -> dict[str, Any]:
+    """What ``tenant`` is in templates: {name, timezone, vars} (empty for an undeclared one)."""
+    declared = config.tenants.get(tenant)
+    return {
+        "name": tenant,
+        "vars": dict(declared.vars) if declared else {},
+        "timezone": declared.timezone if declared else None,
+    }
+
+
+def fill_path(endpoint: Endpoint, params: Mapping[str, Any]) -> str:
+    """The endpoint's path with each {placeholder} replaced by its URL-quoted parameter."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match[1]
+        value = params.get(name)
+        text = "" if value is None else scalar(value)
+        if text in ("", ".", ".."):
+            needed = ", ".join(_PLACEHOLDER.findall(endpoint.path))
+            state = "missing" if value is None else f"{text!r}, not a path segment"
+            raise RequestBuildError(
+                f"{endpoint.label}: path parameter {name!r} is {state}"
+                f" (path {endpoint.path} takes: {needed})"
+            )
+        return quote(text, safe="")
+
+    return _PLACEHOLDER.sub(replace, endpoint.path)
+
+
+def merge(default: Any, given: Any) -> Any:
+    """The caller's value wins; two dicts merge one level deep."""
+    if given is None:
+        return default
+    if isinstance(default, Mapping) and isinstance(given, Mapping):
+        return {**default, **given}
+    return given
+
+
+def _render(value: Any, variables: Mapping[str, Any], what: str, endpoint: Endpoint) -> Any:
+    try:
+        return render_value(value, variables)
+    except (TemplateError, TypeError, ValueError) as exc:
+        raise RequestBuildError(f"{endpoint.label}: {what} template failed: {exc}") from exc
+
+
+def _query_pairs(query: Any, endpoint: Endpoint) -> _Pairs:
+    if query is None:
+        return []
+    if not isinstance(query, Mapping):
+        raise RequestBuildError(f"{endpoint.label}: query must be a mapping, not {query!r}")
+    pairs: _Pairs = []
+    for key, value in query.items():
+        if isinstance(value, list | tuple) and all(not isinstance(v, Mapping) for v in value):
+            pairs.extend((str(key), scalar(v)) for v in value if v is not None)  # repeat key
+        else:
+            pairs.extend(flatten(value, str(key)))
+    return pairs
+
+
+def _encode(body: Any, endpoint: Endpoint) -> bytes | None:
+    if body is None:
+        return None
+    if endpoint.encoding == "form":
+        if not isinstance(body, Mapping):
+            raise RequestBuildError(
+                f"{endpoint.label}: a form body must be a mapping, not {type(body).__name__}"
+            )
+        return form_encode(body)
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise RequestBuildError(f"{endpoint.label}: the body is not JSON: {exc}") from exc
+
+
+def build_request(
+    api: Api,
+    endpoint: Endpoint,
+    redactor: Redactor,
+    *,
+    variables: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    query: Any = None,
+    body: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> httpx.Request:
+    """The request for one call, without authentication (see `auth`)."""
+    defaults = _render(endpoint.params, variables, "params", endpoint)
+    given = {**defaults, **dict(params or {})}
+    path = fill_path(endpoint, redactor.resolve_tree(given, "params"))
+    url = path if path.startswith(("http://", "https://")) else api.base_url.rstrip("/") + path
+
+    final_headers = httpx.Headers({"User-Agent": USER_AGENT})
+    for what, source in (
+        ("api.headers", _render(api.headers, variables, "api.headers", endpoint)),
+        ("headers", _render(endpoint.headers, variables, "headers", endpoint)),
+        ("headers", headers or {}),
+    ):
+        resolved = redactor.resolve_tree(dict(source), what)
+        final_headers.update({k: scalar(v) for k, v in resolved.items() if v is not None})
+    merged_query = merge(_render(endpoint.query, variables, "query", endpoint), query)
+    merged_body = merge(_render(endpoint.body, variables, "body", endpoint), body)
+    content = _encode(redactor.resolve_tree(merged_body, "body"), endpoint)
+    if content is not None and "content-type" not in final_headers:
+        final_headers["Content-Type"] = _CONTENT_TYPES[endpoint.encoding]
+    if endpoint.idempotency_header and idempotency_key:
+        final_headers[endpoint.idempotency_header] = idempotency_key
+    pairs = _query_pairs(redactor.resolve_tree(merged_query, "query"), endpoint)
+    try:
+        target = httpx.URL(url)
+        if pairs:  # merged into a query the path may have (a param named in both: ours)
+            target = target.copy_merge_params(httpx.QueryParams(pairs))
+        return httpx.Request(
+            endpoint.method,
+            target,
+            headers=final_headers,
+            content=content,
+            extensions={"timeout": httpx.Timeout(endpoint.timeout).as_dict()},
+        )
+    except httpx.InvalidURL as exc:
+        raise RequestBuildError(f"{endpoint.label}: invalid URL: {exc}") from exc

@@ -1,0 +1,112 @@
+"""Templated answers: ``{{ request.json.start }}``, ``{{ seq }}``, ``{{ uuid }}`` in rule bodies.
+
+One sandboxed Jinja2 environment, compiled once per rule. A string that is exactly one
+``{{ expression }}`` keeps the expression's own type (an echoed object stays an object, a number
+a number); any other string with markers renders to text; everything else is left as written.
+Missing values are lenient (a stand-in server should not fail on an absent field): they read as
+``null`` in a whole-value expression and as an empty string inside text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from gateway.filters import FILTERS, to_datetime
+
+__all__ = ["Renderer", "TemplateError", "compile_text", "compile_value", "jsonable", "utc_iso"]
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+_MARKERS = ("{{", "{%", "{#")
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """Keys of JSON objects win over dict methods: ``request.json.items`` is the key "items"."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+def utc_iso(value: Any, plus_minutes: Any = 0) -> str | None:
+    """``2025-03-04T10:30:00.000Z``, the way most provider APIs write a UTC moment, optionally
+    moved by ``plus_minutes`` (``start | utc_iso(30)`` is the end of a 30-minute booking).
+    Lenient like the rest of the sandbox: a missing value stays missing (null)."""
+    if value is None or value == "" or isinstance(value, Undefined):
+        return None
+    minutes = 0.0 if plus_minutes is None or isinstance(plus_minutes, Undefined) else plus_minutes
+    moment = to_datetime(value).astimezone(UTC) + timedelta(minutes=float(minutes))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_ENV = _Environment(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV.filters.update(FILTERS)
+_ENV.filters["utc_iso"] = utc_iso
+
+
+def jsonable(value: Any) -> Any:
+    """Values a template produced, made JSON-serialisable (datetimes become ISO 8601 text)."""
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+class _Constant:
+    """A value without templates: rendered as written, and recognisable as such."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self, _context: Mapping[str, Any]) -> Any:
+        return self.value
+
+
+def compile_text(text: str) -> Renderer:
+    """Compile a template that always renders to text (a text body, a header value)."""
+    if not any(marker in text for marker in _MARKERS):
+        return _Constant(text)
+    template = _ENV.from_string(text)
+    return lambda context: template.render(**context)
+
+
+def _compile_string(text: str) -> Renderer:
+    if not any(marker in text for marker in _MARKERS):
+        return _Constant(text)
+    single = _SINGLE.match(text)
+    if single is not None and "}}" not in single["expr"]:
+        expression = _ENV.compile_expression(single["expr"].strip(), undefined_to_none=True)
+        return lambda context: jsonable(expression(**context))
+    return compile_text(text)
+
+
+def compile_value(value: Any) -> Renderer:
+    """Compile the templates in a JSON-like value; raises ``TemplateError`` on bad syntax."""
+    if isinstance(value, str):
+        return _compile_string(value)
+    if isinstance(value, Mapping):
+        items = [(str(key), compile_value(item)) for key, item in value.items()]
+        if all(isinstance(render, _Constant) for _, render in items):
+            return _Constant(dict(value))
+        return lambda context: {key: render(context) for key, render in items}
+    if isinstance(value, list):
+        parts = [compile_value(item) for item in value]
+        if all(isinstance(render, _Constant) for render in parts):
+            return _Constant(list(value))
+        return lambda context: [render(context) for render in parts]
+    return _Constant(value)

@@ -1,0 +1,167 @@
+"""Workers: run due jobs from the durable queue, retry with backoff, dead-letter at the end.
+
+A job is claimed with a lease; a worker that dies mid-job leaves it `running` with an expired
+lease and the next claim takes it again. Its idempotency key goes with every outbound call
+(as the endpoint's `idempotency_header`), so a provider that honours it acts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gateway.config import Config
+from gateway.dispatcher import RENDER_ERRORS, DispatchError, _evaluate, tenant_variables
+from gateway.expressions import render_value
+from gateway.messaging import InvalidMessage, Messenger
+from gateway.outbound.classify import RetryPolicy, retry_delay
+from gateway.outbound.errors import PermanentError, RetryableError
+from gateway.store.base import Job, Store
+
+log = logging.getLogger("gateway.worker")
+RESULT_LIMIT = 2000
+
+
+class Caller(Protocol):
+    async def call(
+        self,
+        integration: str,
+        endpoint: str,
+        *,
+        tenant: str,
+        params: Mapping[str, Any] | None = None,
+        query: Any = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any: ...
+
+
+def _result_text(result: Any) -> str:
+    status = getattr(result, "status", None)
+    text = getattr(result, "text", "")
+    body = text() if callable(text) else text
+    return json.dumps({"status": status, "body": str(body)[:RESULT_LIMIT]})
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        caller: Caller,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease: float = 120.0,
+        concurrency: int = 16,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.caller = caller
+        self.messenger = Messenger(config)
+        self.clock = clock
+        self.lease = lease
+        self.concurrency = concurrency
+        self.rng = rng
+        self.wake = asyncio.Event()
+        self._policies: dict[str, RetryPolicy] = {}
+
+    def policy(self, integration: str) -> RetryPolicy:
+        if integration not in self._policies:
+            found = self.config.integrations.get(integration)
+            retry = ((found.spec.get("api") or {}).get("retry") or {}) if found else {}
+            self._policies[integration] = RetryPolicy.from_spec(retry)
+        return self._policies[integration]
+
+    async def run_once(self) -> int:
+        jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
+        if jobs:
+            await asyncio.gather(*(self.execute(job) for job in jobs))
+        return len(jobs)
+
+    async def execute(self, job: Job) -> None:
+        try:
+            outcome = await self._attempt(job)
+        except RetryableError as exc:
+            await self._retry_or_bury(job, exc)
+            return
+        except (PermanentError, InvalidMessage, DispatchError) as exc:
+            reason = getattr(exc, "reason", str(exc))
+            body = getattr(exc, "body", None)
+            detail = f"{reason}: {body}" if body else reason
+            log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, detail)
+            await self.store.finish_job(job.id, "dead", error=detail[:RESULT_LIMIT])
+            return
+        except RENDER_ERRORS as exc:
+            await self.store.finish_job(job.id, "dead", error=f"rendering failed: {exc}")
+            return
+        await self.store.finish_job(job.id, "succeeded", error=None, result=outcome)
+
+    async def _retry_or_bury(self, job: Job, exc: RetryableError) -> None:
+        if job.attempts >= job.max_attempts:
+            reason = f"gave up after {job.attempts} attempts: {exc.reason}"
+            log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, reason)
+            await self.store.finish_job(job.id, "dead", error=reason)
+            return
+        delay = retry_delay(exc, job.attempts, self.policy(job.integration), self.rng)
+        await self.store.finish_job(job.id, "queued", run_at=self.clock() + delay, error=exc.reason)
+
+    async def _attempt(self, job: Job) -> str:
+        spec = json.loads(job.spec)
+        variables = {
+            "event": json.loads(job.context),
+            "tenant": tenant_variables(self.config, job.tenant),
+            "now": datetime.fromtimestamp(self.clock(), UTC),
+        }
+        if "condition" in spec and not _evaluate(spec["condition"], variables, "condition"):
+            return json.dumps({"skipped": "condition is false"})
+        if job.kind == "send":
+            message = self.messenger.build(spec, variables)
+            result = await self.caller.call(
+                message.integration,
+                message.endpoint,
+                tenant=job.tenant,
+                params=render_value(dict(message.params), variables),
+                body=message.body,
+                idempotency_key=job.idempotency_key,
+            )
+        else:
+            integration, endpoint = str(spec["endpoint"]).split(".", 1)
+            rendered = render_value(
+                {k: spec.get(k) for k in ("params", "query", "body", "headers")}, variables
+            )
+            result = await self.caller.call(
+                integration,
+                endpoint,
+                tenant=job.tenant,
+                params=rendered["params"],
+                query=rendered["query"],
+                body=rendered["body"],
+                headers=rendered["headers"],
+                idempotency_key=job.idempotency_key,
+            )
+        return _result_text(result)
+
+    async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
+        """Run jobs until `stop` is set; sleeps until the next job is due (at most `idle` s)."""
+        while not stop.is_set():
+            try:
+                if await self.run_once():
+                    continue
+                due = await self.store.next_run_at()
+            except Exception:
+                log.exception("worker pass failed; retrying")
+                due = None
+            wait = idle if due is None else min(idle, max(0.0, due - self.clock()))
+            self.wake.clear()
+            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
