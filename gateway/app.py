@@ -40,9 +40,11 @@ def create_app(
     *,
     role: str = "all",
     transport: httpx.AsyncBaseTransport | None = None,
+    job_lease: float = 120.0,
 ) -> Starlette:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
-    `transport` replaces the network for outbound calls (tests)."""
+    `transport` replaces the network for outbound calls (tests). A job whose worker died is
+    taken again `job_lease` seconds after it was claimed."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
@@ -51,7 +53,7 @@ def create_app(
             log.error("%s; stored tenant credentials are not used", exc)
     secrets = SecretSource(environ, store, cipher)
     outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
-    worker = Worker(config, store, outbound)
+    worker = Worker(config, store, outbound, lease=job_lease)
     dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set)
     processing = role in ("all", "worker")
     writer = EventWriter(store, on_commit=dispatcher.wake.set if processing else None)

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.config import DEFAULT_TENANT, Config, load_config
 from gateway.credentials import Cipher, CredentialError, SecretLookup
 from gateway.diagnostics import ConfigError, render
+from gateway.durations import parse_duration
 from gateway.envsubst import SecretRef
 from gateway.lint import UsageError
 from gateway.settings import Settings
@@ -34,6 +35,13 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -46,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.sentry_dsn:
         init_sentry(settings.sentry_dsn)
     store = open_store(args.db)
-    app = create_app(config, store, settings, os.environ, role=args.role)
+    app = create_app(config, store, settings, os.environ, role=args.role, job_lease=args.job_lease)
     uvicorn.run(
         app,
         host=args.host,
@@ -212,6 +220,13 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
         choices=("all", "ingest", "worker"),
         default="all",
         help="ingest: webhooks only; worker: dispatch and run jobs; all: both (default)",
+    )
+    p.add_argument(
+        "--job-lease",
+        type=_seconds,
+        default=120.0,
+        metavar="DURATION",
+        help="a job whose worker died is run again after this long (default 2m)",
     )
     add_config_args(p)
     p.set_defaults(func=cmd_serve)

@@ -83,8 +83,21 @@ class Worker:
     async def run_once(self) -> int:
         jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
         if jobs:
-            await asyncio.gather(*(self.execute(job) for job in jobs))
+            heartbeat = asyncio.create_task(self._heartbeat([job.id for job in jobs]))
+            try:
+                await asyncio.gather(*(self.execute(job) for job in jobs))
+            finally:
+                heartbeat.cancel()
         return len(jobs)
+
+    async def _heartbeat(self, job_ids: list[str]) -> None:
+        """While jobs run, renew their lease: only a dead worker's jobs are taken again."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.store.extend_leases(job_ids, self.clock() + self.lease)
+            except Exception:
+                log.exception("could not renew job leases")
 
     async def execute(self, job: Job) -> None:
         try:

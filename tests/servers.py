@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,7 +51,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 20
 
 @contextmanager
 def gateway_process(
-    integrations: Path, db: Path, environ: Mapping[str, str]
+    integrations: Path, db: Path, environ: Mapping[str, str], extra: Sequence[str] = ()
 ) -> Iterator[GatewayProcess]:
     port = free_port()
     env = {**os.environ, **environ}
@@ -70,6 +70,7 @@ def gateway_process(
         f"sqlite:///{db}",
         "--log-level",
         "warning",
+        *extra,
     ]
     process = subprocess.Popen(
         command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -132,6 +132,15 @@ class JobTables(SQLiteBase):
                 (status, run_at, error, result, now, job_id),
             )
 
+    async def extend_leases(self, job_ids: Sequence[str], until: float) -> None:
+        """Keep running jobs leased while their worker is alive (a heartbeat)."""
+        marks = ",".join("?" * len(job_ids))
+        async with self.transaction() as db:
+            await db.execute(
+                f"UPDATE jobs SET locked_until = ? WHERE status = 'running' AND id IN ({marks})",  # noqa: S608
+                (until, *job_ids),
+            )
+
     async def next_run_at(self) -> float | None:
         rows = await self.reader.execute_fetchall(
             "SELECT min(run_at) FROM jobs WHERE status = 'queued'"
