@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check bench demo clean
+.PHONY: run test lint bench demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/gateway serve --integrations integrations.d
+
+demo: $(STAMP)
+	$(BIN)/gateway demo --integrations integrations.d
 
 test: $(STAMP)
 	$(BIN)/ruff check gateway tests bench

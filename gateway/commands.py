@@ -263,8 +263,9 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
     add_config_args(s)
     p.set_defaults(func=cmd_credentials)
 
-    from gateway import operations
+    from gateway import demo, operations
     from gateway.sandbox.cli import add_sandbox_command
 
     operations.register(sub, add_config_args)
     add_sandbox_command(sub)
+    demo.register(sub)

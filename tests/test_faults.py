@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import ADMIN_TOKEN, REPO
+from servers import gateway_process
 from starlette.testclient import TestClient
 
-from conftest import ADMIN_TOKEN, REPO
 from gateway.app import create_app
 from gateway.config import Config, load_config
 from gateway.credentials import SecretLookup, SecretSource
@@ -26,7 +27,6 @@ from gateway.sandbox.server import SandboxHandle, running_sandbox
 from gateway.settings import Settings
 from gateway.signing import OutgoingRequest, signed_example
 from gateway.store import SQLiteStore
-from servers import gateway_process
 
 MESSAGES = "/twilio/2010-04-01/Accounts/*/Messages.json"
 ENV = {
