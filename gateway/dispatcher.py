@@ -27,6 +27,7 @@ from gateway.expressions import compile_expression, is_template, render_value
 from gateway.filters import to_datetime
 from gateway.ids import new_id
 from gateway.store.base import Dispatch, NewJob, Store, StoredEvent
+from gateway.sync import events as sync_events
 
 log = logging.getLogger("gateway.dispatcher")
 RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
@@ -56,6 +57,8 @@ def event_payload(integration: Integration, event: StoredEvent) -> Any:
 
 def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, Any]]:
     """The normalised events (name, data, ...) the integration's mapping makes of an event."""
+    if sync_events.is_sync_event(event):  # stored by a sync: its `emit` names the event
+        return sync_events.normalise(integration, event)
     webhook = integration.webhook
     if webhook is None or event.type is None:
         return []

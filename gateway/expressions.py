@@ -75,12 +75,14 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("syncs", "*", "record"), frozenset({"record", "tenant"})),
     (("syncs", "*", "paginate"), frozenset({"response", "tenant", "headers"})),
     (("syncs", "*", "incremental"), frozenset({"response", "tenant"})),
-    (("syncs",), frozenset({"tenant", "state"})),
+    (("syncs", "*", "incremental", "value"), frozenset({"state", "tenant", "now"})),
+    (("syncs",), frozenset({"tenant", "state", "now"})),
     (("condition",), frozenset({"event", "tenant", "now"})),
     (("actions",), frozenset({"event", "tenant", "now"})),
 )
 
 
+@lru_cache(maxsize=4096)
 def context_for(path: tuple[str | int, ...]) -> frozenset[str] | None:
     """The variables available at `path`, or None if no expression belongs there."""
     best: frozenset[str] | None = None

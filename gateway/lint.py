@@ -63,17 +63,19 @@ def _read(path: Path) -> str:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def _strings(
-    value: Any, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, (*path, index))
+def _marked_strings(value: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string holding `$` or `{` (only those can carry a reference or an expression),
+    with its path. Iterative: files can nest deeply."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "$" in item or "{" in item:
+                yield path, item
+        elif isinstance(item, dict):
+            stack.extend(((*path, k), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(item))))
 
 
 def _check_kind(doc: Document) -> str | Diagnostic:
@@ -105,29 +107,36 @@ def _check_strings(
     doc: Document, kind: str, environ: Mapping[str, str] | None
 ) -> Iterator[Diagnostic]:
     skip = ("examples",) if kind == "integration" else ()
-    for path, text in _strings(doc.data):
+    for path, text in _marked_strings(doc.data):
         if path[:1] == skip or path == ("kind",):
             continue
-        for bad in malformed_refs(text):
-            yield doc.diagnostic(
-                path,
-                f"{bad!r} is not a valid reference: expected ${{NAME}}, ${{NAME:-default}} "
-                "or ${secret:NAME}",
-                "env-syntax",
-            )
-        if embedded_secret(text):
-            yield doc.diagnostic(
-                path, "a ${secret:...} reference must be the whole value", "secret-embedded"
-            )
-        if environ is not None:
-            for ref in find_refs(text):
-                if ref.default is None and ref.name not in environ:
-                    what = "secret" if ref.secret else "environment variable"
-                    yield doc.diagnostic(
-                        path, f"{what} {ref.name} is not set", "env-unset", severity="warning"
-                    )
+        if "$" in text:
+            yield from _check_references(doc, path, text, environ)
         if is_template(text):
             yield from _check_expression(doc, path, text)
+
+
+def _check_references(
+    doc: Document, path: tuple[str | int, ...], text: str, environ: Mapping[str, str] | None
+) -> Iterator[Diagnostic]:
+    for bad in malformed_refs(text):
+        yield doc.diagnostic(
+            path,
+            f"{bad!r} is not a valid reference: expected ${{NAME}}, ${{NAME:-default}} "
+            "or ${secret:NAME}",
+            "env-syntax",
+        )
+    if embedded_secret(text):
+        yield doc.diagnostic(
+            path, "a ${secret:...} reference must be the whole value", "secret-embedded"
+        )
+    if environ is not None:
+        for ref in find_refs(text):
+            if ref.default is None and ref.name not in environ:
+                what = "secret" if ref.secret else "environment variable"
+                yield doc.diagnostic(
+                    path, f"{what} {ref.name} is not set", "env-unset", severity="warning"
+                )
 
 
 def _check_expression(

@@ -123,3 +123,34 @@ def test_yaml_dates_stay_text_and_documents_split() -> None:
 def test_yaml_refuses_arbitrary_objects() -> None:
     _, problems = load_text("x: !!python/object/apply:os.system ['true']\n", "x.yaml")
     assert [p.rule for p in problems] == ["yaml-syntax"]
+
+
+def test_fast_yaml_path_builds_what_the_positional_path_builds() -> None:
+    from conftest import REPO
+
+    from gateway.yamlsource import _load_with_positions
+
+    for file in sorted((REPO / "integrations.d").glob("*.yaml")):
+        text = file.read_text()
+        fast, _ = load_text(text, str(file))
+        slow, problems = _load_with_positions(text, str(file))
+        assert problems == []
+        assert [d.data for d in fast] == [d.data for d in slow], file.name
+        assert fast[0].where(("kind",)) == slow[0].where(("kind",))
+
+
+def test_fast_validators_agree_with_the_reference_ones() -> None:
+    from conftest import REPO
+
+    from gateway.schemas import fast_validators, validators
+
+    documents = []
+    for file in sorted((REPO / "integrations.d").glob("*.yaml")):
+        docs, _ = load_text(file.read_text(), str(file))
+        documents.extend(d.data for d in docs)
+    broken = [dict(d, unknown_key=1) for d in documents]
+    broken += [{**d, "name": "Not A Name!"} for d in documents]
+    for data in documents + broken:
+        kind = data["kind"]
+        reference = not any(True for _ in validators()[kind].iter_errors(data))
+        assert fast_validators()[kind].is_valid(data) == reference, (kind, data.get("name"))

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
-
 from conftest import REPO
-from gateway.cli import main
+from cryptography.fernet import Fernet
 from servers import gateway_process
+
+from gateway.cli import main
 
 BAD = "kind: integration\nname: acme\napi: {base_url: https://x.test, timeout: soon}\n"
 WARN = "kind: flow\nname: f\nevent: never.emitted\nactions: [{cancel: {key: k}}]\n"

@@ -184,8 +184,11 @@ class OutboundClient:
         body: Any = None,
         headers: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        url: str | None = None,
     ) -> OutboundResult:
-        """One attempt at calling `endpoint` of `integration` for `tenant`."""
+        """One attempt at calling `endpoint` of `integration` for `tenant`. `url`: an absolute
+        URL on the api's host to call instead of the endpoint's path (a next page or delta
+        link), with the endpoint's method, headers and authentication."""
         state = self._integration(integration)
         target = state.api.endpoint(endpoint)
         redactor = Redactor(await self._secrets.lookup(tenant, integration), integration, tenant)
@@ -199,6 +202,7 @@ class OutboundClient:
             body=body,
             headers=headers,
             idempotency_key=idempotency_key,
+            url=url,
         )
         state.breaker.check()  # fail fast before waiting for the limiter
         started = self._clock()

@@ -105,6 +105,23 @@ def _encode(body: Any, endpoint: Endpoint) -> bytes | None:
         raise RequestBuildError(f"{endpoint.label}: the body is not JSON: {exc}") from exc
 
 
+def same_origin(api: Api, endpoint: Endpoint, url: str) -> str:
+    """`url` if it is an absolute http(s) URL on the scheme, host and port of the api's base
+    URL; a `RequestBuildError` otherwise."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(api.base_url)
+    except httpx.InvalidURL as exc:
+        raise RequestBuildError(f"{endpoint.label}: invalid URL: {exc}") from exc
+    if target.scheme not in ("http", "https") or not target.host:
+        raise RequestBuildError(f"{endpoint.label}: {url!r} is not an absolute http(s) URL")
+    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+        raise RequestBuildError(
+            f"{endpoint.label}: {target.scheme}://{target.host} is not the api's host"
+            f" ({base.scheme}://{base.host}): its credentials are not sent there"
+        )
+    return url
+
+
 def build_request(
     api: Api,
     endpoint: Endpoint,
@@ -116,12 +133,22 @@ def build_request(
     body: Any = None,
     headers: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
+    url: str | None = None,
 ) -> httpx.Request:
-    """The request for one call, without authentication (see `auth`)."""
-    defaults = _render(endpoint.params, variables, "params", endpoint)
-    given = {**defaults, **dict(params or {})}
-    path = fill_path(endpoint, redactor.resolve_tree(given, "params"))
-    url = path if path.startswith(("http://", "https://")) else api.base_url.rstrip("/") + path
+    """The request for one call, without authentication (see `auth`).
+
+    `url`: call this absolute URL (a next page or delta link the provider returned) instead of
+    the endpoint's path, with the endpoint's method, headers and authentication but not its
+    default query (such a URL carries its own). It must be on the host of ``api.base_url``:
+    the credentials never go anywhere else."""
+    absolute = url is not None
+    if url is not None:
+        url = same_origin(api, endpoint, url)
+    else:
+        defaults = _render(endpoint.params, variables, "params", endpoint)
+        given = {**defaults, **dict(params or {})}
+        path = fill_path(endpoint, redactor.resolve_tree(given, "params"))
+        url = path if path.startswith(("http://", "https://")) else api.base_url.rstrip("/") + path
 
     final_headers = httpx.Headers({"User-Agent": USER_AGENT})
     for what, source in (
@@ -131,7 +158,8 @@ def build_request(
     ):
         resolved = redactor.resolve_tree(dict(source), what)
         final_headers.update({k: scalar(v) for k, v in resolved.items() if v is not None})
-    merged_query = merge(_render(endpoint.query, variables, "query", endpoint), query)
+    default_query = None if absolute else _render(endpoint.query, variables, "query", endpoint)
+    merged_query = merge(default_query, query)
     merged_body = merge(_render(endpoint.body, variables, "body", endpoint), body)
     content = _encode(redactor.resolve_tree(merged_body, "body"), endpoint)
     if content is not None and "content-type" not in final_headers:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # sync_model imports NewEvent from here
+    from gateway.store.sync_model import (
+        PageCommit,
+        PagePlan,
+        StoredRecord,
+        SyncKey,
+        SyncRun,
+        SyncRunQuery,
+        SyncState,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +240,41 @@ class Store(Protocol):
     async def get_token(self, integration: str, tenant: str) -> bytes | None: ...
 
     async def put_token(self, integration: str, tenant: str, token: bytes) -> None: ...
+
+    # ---- syncs (see gateway/store/sync_model.py) ------------------------------------------
+
+    async def acquire_sync(
+        self, key: SyncKey, run_id: str, *, now: float, lease_until: float
+    ) -> SyncState | None:
+        """Take the sync's lease and log run `run_id` as running, atomically; None when
+        another run holds the lease."""
+        ...
+
+    async def commit_sync_page(self, commit: PageCommit) -> PagePlan:
+        """One page's records, events, counters and resume point in one transaction; raises
+        `LeaseLost` when the run no longer holds the lease."""
+        ...
+
+    async def finish_sync_run(
+        self,
+        key: SyncKey,
+        run_id: str,
+        *,
+        status: str,
+        error: str | None,
+        now: float,
+        full: bool,
+        resumed: bool,
+    ) -> None: ...
+
+    async def get_sync_state(self, key: SyncKey) -> SyncState | None: ...
+
+    async def list_sync_runs(self, query: SyncRunQuery) -> list[SyncRun]: ...
+
+    async def get_sync_run(self, run_id: str) -> SyncRun | None: ...
+
+    async def last_sync_starts(self) -> dict[SyncKey, float]: ...
+
+    async def get_sync_record(self, key: SyncKey, record_id: str) -> StoredRecord | None: ...
+
+    async def count_sync_records(self, key: SyncKey) -> tuple[int, int]: ...

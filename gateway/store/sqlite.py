@@ -17,6 +17,7 @@ import aiosqlite
 
 from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
+from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -75,7 +76,7 @@ def _row_to_event(row: Sequence[Any]) -> StoredEvent:
     )
 
 
-class SQLiteStore(JobTables):
+class SQLiteStore(JobTables, SyncTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = sqlite_path(url)
@@ -88,7 +89,7 @@ class SQLiteStore(JobTables):
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._writer.executescript(_SCHEMA + JOBS_SCHEMA)
+        await self._writer.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA)
         await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         # In memory there is one database per connection: read through the writer then.
         if self.path == ":memory:":

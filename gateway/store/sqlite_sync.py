@@ -1,0 +1,327 @@
+"""SQLite tables of the sync engine: sync_state (cursor, resume point, lease), sync_runs (the
+sync log) and records (what the syncs pulled, one row per record)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from gateway.store.sqlite_base import SQLiteBase
+from gateway.store.sync_model import (
+    LeaseLost,
+    PageCommit,
+    PagePlan,
+    StoredRecord,
+    SyncCounts,
+    SyncKey,
+    SyncRun,
+    SyncRunQuery,
+    SyncState,
+)
+
+SYNC_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_state (
+    integration TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    sync TEXT NOT NULL,
+    cursor TEXT,
+    resume TEXT,
+    run_id TEXT,
+    lease_until REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (integration, tenant, sync)
+);
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id TEXT PRIMARY KEY,
+    integration TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    sync TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    fetched INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    conflicts INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    error TEXT,
+    full INTEGER NOT NULL DEFAULT 0,
+    resumed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sync_runs_by_key ON sync_runs (integration, tenant, sync, started);
+CREATE TABLE IF NOT EXISTS records (
+    integration TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    sync TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    updated_at TEXT,
+    updated_ts REAL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    synced_at REAL NOT NULL,
+    PRIMARY KEY (integration, tenant, sync, record_id)
+);
+"""
+_RUN_COLUMNS = (
+    "id, integration, tenant, sync, started, finished, fetched, created, updated, unchanged,"
+    " deleted, conflicts, pages, status, error, full, resumed"
+)
+_KEY = "integration = ? AND tenant = ? AND sync = ?"
+_CHUNK = 500  # record ids per SELECT (well under SQLite's limit of bound parameters)
+
+
+def _key(key: SyncKey) -> tuple[str, str, str]:
+    return (key.integration, key.tenant, key.sync)
+
+
+def _run(row: Sequence[Any]) -> SyncRun:
+    return SyncRun(
+        id=row[0],
+        integration=row[1],
+        tenant=row[2],
+        sync=row[3],
+        started=row[4],
+        finished=row[5],
+        counts=SyncCounts(*row[6:13]),
+        status=row[13],
+        error=row[14],
+        full=bool(row[15]),
+        resumed=bool(row[16]),
+    )
+
+
+async def _stored(
+    db: aiosqlite.Connection, key: SyncKey, ids: Sequence[str]
+) -> dict[str, StoredRecord]:
+    found: dict[str, StoredRecord] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        rows = await db.execute_fetchall(
+            "SELECT record_id, content_hash, updated_ts, deleted FROM records"  # noqa: S608
+            f" WHERE {_KEY} AND record_id IN ({','.join('?' * len(chunk))})",
+            [*_key(key), *chunk],
+        )
+        for r in rows:
+            found[r[0]] = StoredRecord(r[0], r[1], r[2], bool(r[3]))
+    return found
+
+
+class SyncTables(SQLiteBase):
+    """The sync tables; mixed into SQLiteStore."""
+
+    async def acquire_sync(
+        self, key: SyncKey, run_id: str, *, now: float, lease_until: float
+    ) -> SyncState | None:
+        """Take the sync's lease for a new run and log the run as running, atomically; None
+        when another run holds an unexpired lease. A run whose lease expired (its process
+        died) is logged as failed."""
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO sync_state (integration, tenant, sync, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*_key(key), now),
+            )
+            rows = await db.execute_fetchall(
+                f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
+                _key(key),
+            )
+            cursor, resume, holder, until = next(iter(rows))
+            if holder is not None and until is not None and until > now:
+                return None
+            if holder is not None:
+                await db.execute(
+                    "UPDATE sync_runs SET status = 'failed', finished = ?,"
+                    " error = 'interrupted: the run stopped without finishing (lease expired)'"
+                    " WHERE id = ? AND status = 'running'",
+                    (now, holder),
+                )
+            await db.execute(
+                "UPDATE sync_state SET run_id = ?, lease_until = ?, updated_at = ?"  # noqa: S608
+                f" WHERE {_KEY}",
+                (run_id, lease_until, now, *_key(key)),
+            )
+            await db.execute(
+                "INSERT INTO sync_runs (id, integration, tenant, sync, started, status)"
+                " VALUES (?, ?, ?, ?, ?, 'running')",
+                (run_id, *_key(key), now),
+            )
+        return SyncState(cursor, resume, run_id, lease_until)
+
+    async def commit_sync_page(self, commit: PageCommit) -> PagePlan:
+        """Apply one page: the records and events its plan decides, the run's counters, the
+        resume point (and when final: the cursor, success, the lease given up)."""
+        key = commit.key
+        async with self.transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT run_id FROM sync_state WHERE {_KEY}",  # noqa: S608
+                _key(key),
+            )
+            if not rows or next(iter(rows))[0] != commit.run_id:
+                raise LeaseLost(f"sync {key}: run {commit.run_id} lost its lease")
+            plan = commit.plan(await _stored(db, key, commit.record_ids))
+            await db.executemany(
+                "INSERT INTO records (integration, tenant, sync, record_id, content_hash,"
+                " updated_at, updated_ts, deleted, data, synced_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (integration, tenant, sync, record_id) DO UPDATE SET"
+                " content_hash = excluded.content_hash, updated_at = excluded.updated_at,"
+                " updated_ts = excluded.updated_ts, deleted = excluded.deleted,"
+                " data = excluded.data, synced_at = excluded.synced_at",
+                [
+                    (
+                        *_key(key),
+                        w.record_id,
+                        w.content_hash,
+                        w.updated_at,
+                        w.updated_ts,
+                        int(w.deleted),
+                        w.data,
+                        commit.now,
+                    )
+                    for w in plan.writes
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
+                " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
+                [
+                    (
+                        e.id,
+                        e.integration,
+                        e.tenant,
+                        e.dedup_key,
+                        e.provider_id,
+                        e.type,
+                        e.received_at,
+                        e.headers,
+                        e.body,
+                    )
+                    for e in plan.events
+                ],
+            )
+            c = plan.counts
+            await db.execute(
+                "UPDATE sync_runs SET fetched = fetched + ?, created = created + ?,"
+                " updated = updated + ?, unchanged = unchanged + ?, deleted = deleted + ?,"
+                " conflicts = conflicts + ?, pages = pages + ?, full = ?, resumed = ?,"
+                " status = ?, finished = ? WHERE id = ?",
+                (
+                    c.fetched,
+                    c.created,
+                    c.updated,
+                    c.unchanged,
+                    c.deleted,
+                    c.conflicts,
+                    c.pages,
+                    int(commit.full),
+                    int(commit.resumed),
+                    "succeeded" if commit.final else "running",
+                    commit.now if commit.final else None,
+                    commit.run_id,
+                ),
+            )
+            if commit.final:
+                await db.execute(
+                    "UPDATE sync_state SET cursor = ?, resume = NULL, run_id = NULL,"  # noqa: S608
+                    f" lease_until = NULL, updated_at = ? WHERE {_KEY}",
+                    (commit.cursor, commit.now, *_key(key)),
+                )
+            else:
+                await db.execute(
+                    "UPDATE sync_state SET resume = ?, lease_until = ?, updated_at = ?"  # noqa: S608
+                    f" WHERE {_KEY}",
+                    (commit.resume, commit.lease_until, commit.now, *_key(key)),
+                )
+        return plan
+
+    async def finish_sync_run(
+        self,
+        key: SyncKey,
+        run_id: str,
+        *,
+        status: str,
+        error: str | None,
+        now: float,
+        full: bool,
+        resumed: bool,
+    ) -> None:
+        """End a run that did not finish through its final page (failed), giving the lease up
+        if it still holds it. The resume point stays where the last page left it."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE sync_runs SET status = ?, error = ?, finished = ?, full = ?, resumed = ?"
+                " WHERE id = ? AND status = 'running'",
+                (status, error, now, int(full), int(resumed), run_id),
+            )
+            await db.execute(
+                "UPDATE sync_state SET run_id = NULL, lease_until = NULL, updated_at = ?"  # noqa: S608
+                f" WHERE {_KEY} AND run_id = ?",
+                (now, *_key(key), run_id),
+            )
+
+    async def get_sync_state(self, key: SyncKey) -> SyncState | None:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
+            _key(key),
+        )
+        row = next(iter(rows), None)
+        return SyncState(*row) if row is not None else None
+
+    async def list_sync_runs(self, query: SyncRunQuery) -> list[SyncRun]:
+        clauses, args = [], []
+        for column in ("integration", "tenant", "sync"):
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM sync_runs {where}"  # noqa: S608
+            " ORDER BY started DESC, id DESC LIMIT ?",
+            [*args, query.limit],
+        )
+        return [_run(r) for r in rows]
+
+    async def get_sync_run(self, run_id: str) -> SyncRun | None:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE id = ?",  # noqa: S608
+            [run_id],
+        )
+        row = next(iter(rows), None)
+        return _run(row) if row is not None else None
+
+    async def last_sync_starts(self) -> dict[SyncKey, float]:
+        """When each sync (per tenant) last started a run."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT integration, tenant, sync, max(started) FROM sync_runs"
+            " GROUP BY integration, tenant, sync"
+        )
+        return {SyncKey(r[0], r[1], r[2]): r[3] for r in rows}
+
+    async def get_sync_record(self, key: SyncKey, record_id: str) -> StoredRecord | None:
+        rows = await self.reader.execute_fetchall(
+            "SELECT record_id, content_hash, updated_ts, deleted, updated_at, data"  # noqa: S608
+            f" FROM records WHERE {_KEY} AND record_id = ?",
+            [*_key(key), record_id],
+        )
+        row = next(iter(rows), None)
+        if row is None:
+            return None
+        return StoredRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+
+    async def count_sync_records(self, key: SyncKey) -> tuple[int, int]:
+        """(live, deleted) records of one sync."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted), 0)"  # noqa: S608
+            f" FROM records WHERE {_KEY}",
+            _key(key),
+        )
+        live, deleted = next(iter(rows))
+        return int(live), int(deleted)
