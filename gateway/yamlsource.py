@@ -16,7 +16,7 @@ import yaml
 from gateway.diagnostics import Diagnostic
 
 try:
-    _Loader: type = yaml.CSafeLoader
+    _Loader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
@@ -53,7 +53,7 @@ def _refuse(_loader: Any, _node: yaml.Node) -> Any:
     raise _Refused
 
 
-class _StrictLoader(_Loader):  # type: ignore[misc, valid-type]
+class _StrictLoader(_Loader):  # type: ignore[misc]
     # Dates stay text (JSON has no date type), so the timestamp resolver is not even tried.
     yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
