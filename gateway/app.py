@@ -24,6 +24,9 @@ from gateway.outbound.client import OutboundClient
 from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.writer import EventWriter
+from gateway.sync import admin as sync_admin
+from gateway.sync.runner import SyncRunner
+from gateway.sync.scheduler import SyncScheduler
 from gateway.tokens import token_store
 from gateway.worker import Worker
 
@@ -57,6 +60,8 @@ def create_app(
     dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set)
     processing = role in ("all", "worker")
     writer = EventWriter(store, on_commit=dispatcher.wake.set if processing else None)
+    syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
+    sync_scheduler = SyncScheduler(config, store, syncs, environ)
     known_tenants: set[str] = set()
     ingress = Ingress(
         config, writer, secrets, public_url=settings.public_url, known_tenants=known_tenants
@@ -73,9 +78,12 @@ def create_app(
             if processing
             else []
         )
+        if processing:
+            await sync_scheduler.start()
         try:
             yield
         finally:
+            await sync_scheduler.stop()
             stop.set()
             await asyncio.gather(*tasks)
             await writer.stop()
@@ -92,6 +100,7 @@ def create_app(
         Route("/webhooks/{integration}", ingress.handle, methods=WEBHOOK_METHODS),
         Route("/webhooks/{integration}/{tenant}", ingress.handle, methods=WEBHOOK_METHODS),
         *admin.routes(store, settings.admin_token, outbound=outbound, wake=dispatcher.wake),
+        *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
     ]
     app = Starlette(
         routes=routes,
@@ -103,4 +112,5 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.worker = worker
     app.state.outbound = outbound
+    app.state.sync_scheduler = sync_scheduler
     return app

@@ -265,7 +265,9 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
 
     from gateway import demo, operations
     from gateway.sandbox.cli import add_sandbox_command
+    from gateway.sync import commands as sync_commands
 
     operations.register(sub, add_config_args)
+    sync_commands.register(sub, add_config_args)
     add_sandbox_command(sub)
     demo.register(sub)

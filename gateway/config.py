@@ -72,6 +72,7 @@ class Webhook:
     event_type: Expression | None
     handshakes: tuple[Handshake, ...]
     respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
+    needs_url: bool  # the scheme signs the public URL (building it costs on every request)
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Webhook:
@@ -88,6 +89,7 @@ class Webhook:
             event_type=_expr(event.get("type")),
             handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
             respond=MappingProxyType(dict(respond)) if respond else None,
+            needs_url=verify["scheme"] == "url_params" or "{url}" in str(verify.get("signed", "")),
         )
 
 

@@ -19,6 +19,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from gateway.filters import FILTERS
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+# A plain lookup: name, then .key or ['key'] steps (`body.data.id`, `headers['x-id']`).
+_LOOKUP = re.compile(r"""^\s*([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[(?:'[^'\\]*'|"[^"\\]*")\])*)\s*$""")
+_STEP = re.compile(r"""\.([A-Za-z_]\w*)|\['([^']*)'\]|\["([^"]*)"\]""")
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -145,14 +148,35 @@ def _regex_problems(node: nodes.Test) -> list[Problem]:
     return found
 
 
+_MISS = object()
+
+
+def _lookup(variables: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """Follow dict keys, as the environment would (JSON keys win); `_MISS` when any step is
+    not a present key of a dict, so that Jinja decides (attributes, defaults, errors)."""
+    value: Any = variables.get(path[0], _MISS)
+    for key in path[1:]:
+        if not isinstance(value, dict) or key not in value:
+            return _MISS
+        value = value[key]
+    return value
+
+
 class Expression:
     """A compiled value template. Call ``render(variables)``."""
 
-    __slots__ = ("_fn", "source")
+    __slots__ = ("_fn", "_path", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._path: tuple[str, ...] | None = None
         match = _SINGLE.match(source)
+        lookup = _LOOKUP.match(match["expr"]) if match else None
+        if lookup:  # read keys directly; anything unusual falls back to Jinja below
+            steps = [
+                next(g for g in m.groups() if g is not None) for m in _STEP.finditer(lookup[2])
+            ]
+            self._path = (lookup[1], *steps)
         if match and not any(m in match["expr"] for m in _MARKERS):
             compiled = ENV.compile_expression(match["expr"], undefined_to_none=False)
             self._fn: Callable[[Mapping[str, Any]], Any] = lambda ctx: compiled(**ctx)
@@ -161,6 +185,10 @@ class Expression:
             self._fn = template.render
 
     def render(self, variables: Mapping[str, Any]) -> Any:
+        if self._path is not None:
+            found = _lookup(variables, self._path)
+            if found is not _MISS:
+                return found
         result = self._fn(variables)
         if isinstance(result, Undefined):
             result._fail_with_undefined_error()

@@ -20,7 +20,10 @@ __all__ = [
 def open_store(url: str) -> SQLiteStore:
     """The store for `url` (not yet opened). SQLite is the embedded default."""
     if url.startswith("sqlite:"):
-        return SQLiteStore(url)
+        try:
+            return SQLiteStore(url)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     if url.startswith(("postgresql:", "postgres:")):
         raise UsageError(
             "PostgreSQL storage is not available in this version yet; use a sqlite:/// URL"

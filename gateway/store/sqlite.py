@@ -8,6 +8,7 @@ group-commit writer (writer.py) shares one commit among many concurrent requests
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import aiosqlite
 from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
+from gateway.store.sqlite_thread import WriterThread, in_transaction
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -55,9 +57,45 @@ _EVENT_COLUMNS = (
 def sqlite_path(url: str) -> str:
     """``sqlite:///var/gateway.db`` -> ``var/gateway.db``; ``sqlite:////tmp/x`` -> ``/tmp/x``."""
     rest = url.removeprefix("sqlite://")
-    if rest in ("", "/", "/:memory:", ":memory:"):
-        return ":memory:"
-    return rest[1:] if rest.startswith("/") else rest
+    path = rest[1:] if rest.startswith("/") else rest
+    if path in ("", ":memory:"):
+        raise ValueError(f"{url!r} names no file: the gateway's database must be durable")
+    return path
+
+
+def _insert_events(db: sqlite3.Connection, events: Sequence[NewEvent]) -> list[Inserted]:
+    """Insert a batch (repeats of a stored dedup key are skipped) and say, for each event,
+    which stored event it is. Runs on the writer thread, inside one transaction."""
+    before = db.total_changes
+    db.executemany(
+        "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
+        " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
+        [
+            (e.id, e.integration, e.tenant, e.dedup_key, e.provider_id, e.type,
+             e.received_at, e.headers, e.body)
+            for e in events
+        ],
+    )  # fmt: skip
+    if db.total_changes - before == len(events):  # all new (the writer sends no repeats)
+        return [Inserted(e.id, duplicate=False) for e in events]
+    groups: dict[tuple[str, str], set[str]] = {}
+    for e in events:
+        groups.setdefault((e.integration, e.tenant), set()).add(e.dedup_key)
+    stored: dict[tuple[str, str, str], str] = {}
+    for (integration, tenant), keys in groups.items():  # one group in practice
+        marks = ",".join("?" * len(keys))
+        for row in db.execute(
+            "SELECT dedup_key, id FROM events"  # noqa: S608
+            f" WHERE integration = ? AND tenant = ? AND dedup_key IN ({marks})",
+            [integration, tenant, *keys],
+        ):
+            stored[(integration, tenant, row[0])] = row[1]
+    results = []
+    for e in events:
+        first = stored[(e.integration, e.tenant, e.dedup_key)]
+        results.append(Inserted(first, duplicate=first != e.id))
+    return results
 
 
 def _row_to_event(row: Sequence[Any]) -> StoredEvent:
@@ -80,26 +118,27 @@ class SQLiteStore(JobTables, SyncTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = sqlite_path(url)
+        self._events: WriterThread | None = None
         self.synchronous = synchronous
 
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA busy_timeout=5000")
         await self._writer.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA)
         await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        # In memory there is one database per connection: read through the writer then.
-        if self.path == ":memory:":
-            self._reader = self._writer
-        else:
-            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._events = WriterThread(self.path, self.synchronous)
+        await self._events.open()
 
     async def close(self) -> None:
-        if self._reader is not None and self._reader is not self._writer:
+        if self._events is not None:
+            await self._events.close()
+            self._events = None
+        if self._reader is not None:
             await self._reader.close()
         if self._writer is not None:
             await self._writer.close()
@@ -108,39 +147,10 @@ class SQLiteStore(JobTables, SyncTables):
     # ---- events -------------------------------------------------------------------------
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
-        async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
-                " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
-                [
-                    (
-                        e.id,
-                        e.integration,
-                        e.tenant,
-                        e.dedup_key,
-                        e.provider_id,
-                        e.type,
-                        e.received_at,
-                        e.headers,
-                        e.body,
-                    )
-                    for e in events
-                ],
-            )
-            keys = sorted({e.dedup_key for e in events})
-            marks = ",".join("?" * len(keys))
-            rows = await db.execute_fetchall(
-                "SELECT integration, tenant, dedup_key, id FROM events"  # noqa: S608
-                f" WHERE dedup_key IN ({marks})",
-                keys,
-            )
-        stored = {(r[0], r[1], r[2]): r[3] for r in rows}
-        results = []
-        for e in events:
-            first = stored[(e.integration, e.tenant, e.dedup_key)]
-            results.append(Inserted(first, duplicate=first != e.id))
-        return results
+        if self._events is None:
+            raise RuntimeError("store is not open")
+        async with self._write_lock:  # the one writer: no other write runs meanwhile
+            return await self._events.call(in_transaction, _insert_events, events)
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         clauses, args = [], []

@@ -54,9 +54,7 @@ def first(paginate: Paginate, url: str | None = None) -> Position:
     return Position()
 
 
-def with_position(
-    paginate: Paginate, position: Position, query: Any, body: Any
-) -> tuple[Any, Any]:
+def with_position(paginate: Paginate, position: Position, query: Any, body: Any) -> tuple[Any, Any]:
     """(query, body) asking for the page at `position` (not used for a whole URL)."""
     p = paginate
     if p.style in ("page", "offset", "cursor") and p.size_param and p.size is not None:

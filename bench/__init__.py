@@ -1,0 +1,1 @@
+"""`make bench`: lint speed and webhook ingest throughput, measured in one run."""

@@ -1,0 +1,107 @@
+"""`python -m bench`: lint speed, then ingest of (a) bare, (b) hand-written, (c) gateway."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import ingest, lint_speed, report, targets
+from bench.signed import write_requests
+from bench.wrk import ensure_wrk
+
+SECTIONS = ("lint", "bare", "handwritten", "gateway", "gateway_all")
+MAKERS = {
+    "bare": targets.bare,
+    "handwritten": targets.handwritten,
+    "gateway": targets.gateway,
+    "gateway_all": targets.gateway_all,
+}
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="measured wrk run per server")
+    parser.add_argument("--warmup", type=int, default=3, help="wrk warm-up per server")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--lint-files", type=int, default=500)
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help="comma list of " + ", ".join(SECTIONS)
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
+    return parser.parse_args()
+
+
+def _body_bytes(workdir: Path) -> int:
+    probe = workdir / "probe.txt"
+    size = write_requests(probe, 1, tag="gr12345")  # the tags ingest.py uses are this long
+    probe.unlink()
+    return size
+
+
+def main() -> int:
+    args = _args()
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": report.machine(), "started_at": time.time()}
+    if "lint" in only:
+        print(f"bench: lint speed on {args.lint_files} generated files ...", flush=True)
+        try:
+            results["lint"] = lint_speed.measure(args.lint_files)
+        except Exception as exc:  # a broken lint must not hide the ingest figures
+            results["lint"] = {
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        servers = [s for s in ("bare", "handwritten", "gateway", "gateway_all") if s in only]
+        if servers:
+            settings = ingest.LoadSettings(
+                wrk=ensure_wrk(),
+                seconds=args.seconds,
+                warmup=args.warmup,
+                connections=args.connections,
+            )
+            results["load"] = {
+                "seconds": args.seconds,
+                "warmup": args.warmup,
+                "connections": args.connections,
+                "threads": 1,
+                "body_bytes": _body_bytes(workdir),
+            }
+            results["ingest"] = {}
+            for key in servers:
+                print(f"bench: loading {key} ...", flush=True)
+                try:
+                    results["ingest"][key] = ingest.measure(MAKERS[key], workdir, settings)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    results["ingest"][key] = {"label": targets.LABELS[key], "error": error}
+            results["ratios"] = report.ratios(results["ingest"])
+    finally:
+        if args.keep:
+            print(f"bench: logs and databases kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    print()
+    print(report.render(results))
+    path = report.write(results)
+    print(f"\nbench: {results['elapsed_s']} s in all; figures in {path}")
+    return 1 if _failed(results) else 0
+
+
+def _failed(results: dict[str, Any]) -> bool:
+    """A measurement that could not be taken, or acknowledged events missing from a store."""
+    rows = [results.get("lint", {}), *results.get("ingest", {}).values()]
+    lost = any(row.get("durability", {}).get("lost") for row in rows)
+    return lost or any("error" in row for row in rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

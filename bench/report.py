@@ -1,0 +1,154 @@
+"""The printed table and bench/results/latest.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).with_name("results")
+TARGETS = {"c/a": 0.8, "c/b": 1.5, "p99_ms": 50.0, "lint_ms_per_file": 2.0}
+INGEST_KEYS = ("bare", "handwritten", "gateway", "gateway_all")
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def ratios(ingest: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    def rps(key: str) -> float | None:
+        value = ingest.get(key, {}).get("requests_per_s")
+        return float(value) if value else None
+
+    a, b, c = rps("bare"), rps("handwritten"), rps("gateway")
+    return {
+        "c/a": round(c / a, 3) if a and c else None,
+        "c/b": round(c / b, 3) if b and c else None,
+        "b/a": round(b / a, 3) if a and b else None,
+    }
+
+
+def _mark(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+RATIOS = ("c/a", "c/b", "b/a")
+
+
+def _ratio(values: dict[str, float | None], key: str) -> str:
+    value = values.get(key)
+    if value is None:
+        return f"{key} = n/a"
+    target = TARGETS.get(key)
+    if target is None:
+        return f"{key} = {value:.2f}"
+    return f"{key} = {value:.2f} (target >= {target:g}: {_mark(value >= target)})"
+
+
+def render(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    lint = results.get("lint", {})
+    if lint:
+        lines.append("Lint speed (in-process, after start-up)")
+    if "error" in lint:
+        lines.append(f"  FAILED: {lint['error']}")
+    elif lint:
+        ms = lint["ms_per_file"]
+        lines.append(
+            f"  {lint['files']} generated provider files, {lint['mean_file_bytes']} bytes each;"
+            f" import {lint['import_s'] * 1000:.0f} ms (excluded)"
+        )
+        lines.append(
+            f"  {'gateway lint (best of 3)':<34}{ms:>8.3f} ms/file   target < 2 ms: "
+            f"{_mark(ms < TARGETS['lint_ms_per_file'])}"
+        )
+        lines.append(
+            f"  {'gateway lint (first run)':<34}{lint['first_run_ms_per_file']:>8.3f} ms/file"
+        )
+        lines.append(
+            f"  {'yaml.safe_load (pure Python)':<34}{lint['safe_load_ms_per_file']:>8.3f}"
+            f" ms/file   lint/safe_load = {lint['ratio_vs_safe_load']:.2f}x"
+        )
+        if lint.get("csafe_load_ms_per_file") is not None:
+            lines.append(
+                f"  {'yaml.load(CSafeLoader)':<34}{lint['csafe_load_ms_per_file']:>8.3f}"
+                f" ms/file   lint/CSafeLoader = {lint['ratio_vs_csafe_load']:.2f}x"
+            )
+        lines.append(
+            f"  diagnostics on the generated files: {lint['diagnostics']} ({lint['errors']} errors)"
+        )
+        lines.extend(f"    {d}" for d in lint.get("first_diagnostics", []))
+
+    ingest = results.get("ingest", {})
+    cfg = results.get("load", {})
+    if not ingest:
+        return "\n".join(lines)
+    if lines:
+        lines.append("")
+    lines.append(
+        f"Ingest: wrk -t1 -c{cfg.get('connections')} {cfg.get('seconds')} s after a "
+        f"{cfg.get('warmup')} s warm-up, wrk on core 1, server on core 0, 1 worker,"
+        f" {cfg.get('body_bytes')}-byte signed unique Stripe events"
+    )
+    header = (
+        f"  {'server':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+        f"{'sock err':>9}{'peak RSS':>10}"
+    )
+    lines.append(header)
+    lines.append("  " + "-" * (len(header) - 2))
+    for key in INGEST_KEYS:
+        row = ingest.get(key)
+        if row is None:
+            continue
+        if "error" in row:
+            first, *rest = row["error"].splitlines() or [""]
+            lines.append(f"  {row.get('label', key):<36}FAILED: {first}")
+            lines.extend(f"      {line}" for line in rest[-12:])
+            continue
+        errors = sum(v for k, v in row["socket_errors"].items() if k != "status")
+        rss = f"{row['peak_rss_mib']:.0f} MiB" if row.get("peak_rss_mib") else "-"
+        lines.append(
+            f"  {row['label']:<36}{row['requests_per_s']:>9.0f}{row['p50_ms']:>9.2f}"
+            f"{row['p99_ms']:>9.2f}{row['non_2xx']:>9}{errors:>9}{rss:>10}"
+        )
+    lines.append("")
+    lines.append("  " + "    ".join(_ratio(results.get("ratios", {}), key) for key in RATIOS))
+    gw = ingest.get("gateway", {})
+    if "p99_ms" in gw:
+        lines.append(
+            f"  gateway p99 {gw['p99_ms']:.1f} ms (target < 50 ms: "
+            f"{_mark(gw['p99_ms'] < TARGETS['p99_ms'])})"
+        )
+    for key in INGEST_KEYS:
+        row = ingest.get(key, {})
+        if row.get("non_2xx"):
+            lines.append(f"  WARNING {row['label']}: non-2xx statuses {row['statuses']}")
+        if row.get("server_log_tail"):
+            lines.append(f"  {row['label']} server log (last lines):")
+            lines.extend(f"      {line}" for line in row["server_log_tail"].splitlines()[-15:])
+        if row.get("pool_wrapped"):
+            lines.append(f"  WARNING {row['label']}: the signed-event pool wrapped (repeats sent)")
+        dur = row.get("durability")
+        if dur:
+            verdict = "ok" if dur["ok"] else "MISMATCH"
+            lines.append(
+                f"  {row['label']} store: {dur['rows']} rows vs {dur['ok_2xx']} 2xx answers"
+                f" ({dur['duplicates']} duplicates, {dur['unanswered_in_flight']} sent but"
+                f" unanswered at wrk's stop, {dur['lost']} lost): {verdict}"
+            )
+        for note in row.get("notes", []):
+            lines.append(f"  note {row['label']}: {note}")
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "latest.json"
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    return path
