@@ -19,7 +19,7 @@ import aiosqlite
 from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
-from gateway.store.sqlite_thread import WriterThread, in_transaction
+from gateway.store.sqlite_thread import WriterThread
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -118,7 +118,6 @@ class SQLiteStore(JobTables, SyncTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = sqlite_path(url)
-        self._events: WriterThread | None = None
         self.synchronous = synchronous
 
     async def open(self) -> None:
@@ -131,13 +130,13 @@ class SQLiteStore(JobTables, SyncTables):
         await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
-        self._events = WriterThread(self.path, self.synchronous)
-        await self._events.open()
+        self._thread = WriterThread(self.path, self.synchronous)
+        await self._thread.open()
 
     async def close(self) -> None:
-        if self._events is not None:
-            await self._events.close()
-            self._events = None
+        if self._thread is not None:
+            await self._thread.close()
+            self._thread = None
         if self._reader is not None:
             await self._reader.close()
         if self._writer is not None:
@@ -147,10 +146,7 @@ class SQLiteStore(JobTables, SyncTables):
     # ---- events -------------------------------------------------------------------------
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
-        if self._events is None:
-            raise RuntimeError("store is not open")
-        async with self._write_lock:  # the one writer: no other write runs meanwhile
-            return await self._events.call(in_transaction, _insert_events, events)
+        return await self.write(_insert_events, events)
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         clauses, args = [], []

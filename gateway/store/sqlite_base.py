@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import aiosqlite
+
+from gateway.store.sqlite_thread import WriterThread, in_transaction
+
+T = TypeVar("T")
 
 
 class SQLiteBase:
     def __init__(self) -> None:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._thread: WriterThread | None = None
         self._write_lock = asyncio.Lock()
 
     @property
@@ -31,6 +37,14 @@ class SQLiteBase:
         if self._reader is None:
             raise RuntimeError("store is not open")
         return self._reader
+
+    async def write(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(connection, *args)` in one transaction on the writer thread: a batch of
+        statements in one hop (the hot paths use this; `transaction` suits the rest)."""
+        if self._thread is None:
+            raise RuntimeError("store is not open")
+        async with self._write_lock:
+            return await self._thread.call(in_transaction, fn, *args)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -60,24 +61,7 @@ class JobTables(SQLiteBase):
 
     async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None:
         """Enqueue the jobs, apply the cancels and mark the events, all in one transaction."""
-        now = time.time()
-        async with self.transaction() as db:
-            jobs = [job for d in dispatches for job in d.jobs]
-            await db.executemany(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, ?, ?)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
-                [_job_row(job) for job in jobs],
-            )
-            await db.executemany(
-                "UPDATE jobs SET status = 'cancelled', updated_at = ?"
-                " WHERE tenant = ? AND schedule_key = ? AND status = 'queued'",
-                [(now, tenant, key) for d in dispatches for tenant, key in d.cancels],
-            )
-            await db.executemany(
-                "UPDATE events SET status = ?, error = ? WHERE id = ?",
-                [(d.status, d.error, d.event_id) for d in dispatches],
-            )
+        await self.write(_commit_dispatches, dispatches, time.time())
 
     async def replay_event(self, event_id: str) -> bool:
         """Dispatch an event again: its flows run anew (new idempotency keys)."""
@@ -199,6 +183,24 @@ class JobTables(SQLiteBase):
                 " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
                 (integration, tenant, token, time.time()),
             )
+
+
+def _commit_dispatches(db: sqlite3.Connection, dispatches: Sequence[Dispatch], now: float) -> None:
+    db.executemany(
+        f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, ?, ?)"
+        " ON CONFLICT (idempotency_key) DO NOTHING",
+        [_job_row(job) for d in dispatches for job in d.jobs],
+    )
+    db.executemany(
+        "UPDATE jobs SET status = 'cancelled', updated_at = ?"
+        " WHERE tenant = ? AND schedule_key = ? AND status = 'queued'",
+        [(now, tenant, key) for d in dispatches for tenant, key in d.cancels],
+    )
+    db.executemany(
+        "UPDATE events SET status = ?, error = ? WHERE id = ?",
+        [(d.status, d.error, d.event_id) for d in dispatches],
+    )
 
 
 def _job_row(job: NewJob) -> tuple[Any, ...]:
