@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
@@ -35,6 +36,20 @@ WEBHOOK_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ROLES = ("all", "ingest", "worker")
 
 
+async def _purge_periodically(
+    store: Store, retention: float, stop: asyncio.Event, every: float = 3600.0
+) -> None:
+    while not stop.is_set():
+        try:
+            events, jobs = await store.purge(time.time() - retention)
+            if events or jobs:
+                log.info("retention: purged %d events and %d jobs", events, jobs)
+        except Exception:
+            log.exception("retention purge failed; trying again later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+
+
 def create_app(
     config: Config,
     store: Store,
@@ -44,10 +59,12 @@ def create_app(
     role: str = "all",
     transport: httpx.AsyncBaseTransport | None = None,
     job_lease: float = 120.0,
+    retention: float = 30 * 86400.0,
 ) -> Starlette:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
     `transport` replaces the network for outbound calls (tests). A job whose worker died is
-    taken again `job_lease` seconds after it was claimed."""
+    taken again `job_lease` seconds after it was claimed. Finished events and jobs are kept
+    `retention` seconds, which is also how long a repeated event is recognised."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
@@ -74,7 +91,11 @@ def create_app(
         writer.start()
         stop = asyncio.Event()
         tasks = (
-            [asyncio.create_task(dispatcher.run(stop)), asyncio.create_task(worker.run(stop))]
+            [
+                asyncio.create_task(dispatcher.run(stop)),
+                asyncio.create_task(worker.run(stop)),
+                asyncio.create_task(_purge_periodically(store, retention, stop)),
+            ]
             if processing
             else []
         )

@@ -54,7 +54,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.sentry_dsn:
         init_sentry(settings.sentry_dsn)
     store = open_store(args.db)
-    app = create_app(config, store, settings, os.environ, role=args.role, job_lease=args.job_lease)
+    app = create_app(
+        config,
+        store,
+        settings,
+        os.environ,
+        role=args.role,
+        job_lease=args.job_lease,
+        retention=args.retention,
+    )
     uvicorn.run(
         app,
         host=args.host,
@@ -227,6 +235,13 @@ def register(sub: Any, add_config_args: AddConfigArgs) -> None:
         default=120.0,
         metavar="DURATION",
         help="a job whose worker died is run again after this long (default 2m)",
+    )
+    p.add_argument(
+        "--retention",
+        type=_seconds,
+        default=30 * 86400.0,
+        metavar="DURATION",
+        help="keep finished events and jobs this long; also the dedup window (default 30d)",
     )
     add_config_args(p)
     p.set_defaults(func=cmd_serve)

@@ -63,6 +63,11 @@ class JobTables(SQLiteBase):
         """Enqueue the jobs, apply the cancels and mark the events, all in one transaction."""
         await self.write(_commit_dispatches, dispatches, time.time())
 
+    async def purge(self, cutoff: float) -> tuple[int, int]:
+        """Forget what is finished and older than `cutoff`: (events, jobs) deleted. A repeat of
+        a purged event is new again, so the retention is also the dedup window."""
+        return await self.write(_purge, cutoff)
+
     async def replay_event(self, event_id: str) -> bool:
         """Dispatch an event again: its flows run anew (new idempotency keys)."""
         async with self.transaction() as db:
@@ -183,6 +188,19 @@ class JobTables(SQLiteBase):
                 " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
                 (integration, tenant, token, time.time()),
             )
+
+
+def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
+    jobs = db.execute(
+        "DELETE FROM jobs WHERE status IN ('succeeded', 'dead', 'cancelled') AND updated_at < ?",
+        (cutoff,),
+    ).rowcount
+    events = db.execute(
+        "DELETE FROM events WHERE status IN ('dispatched', 'ignored', 'failed')"
+        " AND received_at < ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = events.id)",
+        (cutoff,),
+    ).rowcount
+    return events, jobs
 
 
 def _commit_dispatches(db: sqlite3.Connection, dispatches: Sequence[Dispatch], now: float) -> None:
