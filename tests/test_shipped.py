@@ -124,12 +124,14 @@ def test_example_signed_as_the_provider_is_accepted_once(
     assert repeat.json()["event_id"] == response.json()["event_id"]
 
 
-@pytest.mark.parametrize(("name", "example"), EXAMPLES, ids=[f"{n}-{e}" for n, e in EXAMPLES])
+# Handshakes carry no signature (their tokens are tested in test_ingress).
+SIGNED = [
+    (n, e) for n, e in EXAMPLES if not (CONFIG.integrations[n].example(e) or {}).get("handshake")
+]
+
+
+@pytest.mark.parametrize(("name", "example"), SIGNED, ids=[f"{n}-{e}" for n, e in SIGNED])
 def test_tampered_example_is_rejected(client: TestClient, name: str, example: str) -> None:
-    declared = CONFIG.integrations[name].example(example)
-    assert declared is not None
-    if declared.get("handshake"):
-        pytest.skip("handshakes carry no signature; their token is tested in test_ingress")
     request = _signed(name, example)
     if request.body:
         request.body = request.body[:-2] + bytes([request.body[-2] ^ 1]) + request.body[-1:]
