@@ -2,9 +2,10 @@
 client, pagination, record planning, SQLite commits per page) against an in-process mock
 provider that makes each page when asked (so the provider holds no records either).
 
-`run()` measures the records per second of one run, then the peak memory (tracemalloc) of a
-second, identical run on a fresh database, next to the peak of a run a tenth the size: a
-sync that streams has (about) the same peak whatever the total.
+`run()` measures the records per second of one run and how far that run raised the process's
+resident memory (Linux: the peak RSS, reset before the run), then the peak of Python
+allocations (tracemalloc, which slows a run down) of an identical run next to that of a run a
+tenth the size: a sync that streams has about the same peak whatever the total.
 
     python -c "from bench.sync_speed import run; print(run())"
 """
@@ -101,18 +102,41 @@ async def _sync(folder: Path, total: int) -> RunSummary:
         await store.close()
 
 
+def _status_kib(field: str) -> int | None:
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM), None where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    except OSError:
+        return False
+    return True
+
+
 def _one(total: int, *, traced: bool) -> tuple[RunSummary, float, int]:
+    """(summary, seconds, peak bytes: tracemalloc's when traced, else the RSS rise)."""
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         gc.collect()
+        before = _status_kib("VmRSS") if _reset_peak_rss() else None
         if traced:
             tracemalloc.start()
         started = time.perf_counter()
         summary = asyncio.run(_sync(Path(tmp), total))
         seconds = time.perf_counter() - started
-        peak = 0
         if traced:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
+        else:
+            high = _status_kib("VmHWM")
+            peak = (high - before) * 1024 if high is not None and before is not None else -1
     if summary.status != "succeeded" or summary.counts.created != total:
         raise RuntimeError(f"the bench sync did not succeed: {summary.summary()}")
     return summary, seconds, peak
@@ -120,17 +144,19 @@ def _one(total: int, *, traced: bool) -> tuple[RunSummary, float, int]:
 
 def run(records: int = RECORDS) -> dict[str, Any]:
     """records/s of a `records`-record sync (100 a page) and the peak memory of that run."""
-    summary, seconds, _ = _one(records, traced=False)
+    summary, seconds, rss = _one(records, traced=False)
     _, _, peak = _one(records, traced=True)
-    _, _, small_peak = _one(max(records // 10, PAGE), traced=True)
+    small = max(records // 10, PAGE)
+    _, _, small_peak = _one(small, traced=True)
     return {
         "records": records,
         "page_size": PAGE,
         "pages": summary.counts.pages,
         "seconds": round(seconds, 3),
         "records_per_s": round(records / seconds),
-        "peak_mib": round(peak / 2**20, 2),
-        f"peak_mib_at_{max(records // 10, PAGE)}_records": round(small_peak / 2**20, 2),
+        "rss_peak_rise_mib": round(rss / 2**20, 2) if rss >= 0 else None,
+        "peak_mib": round(peak / 2**20, 2),  # tracemalloc: Python allocations at their peak
+        f"peak_mib_at_{small}_records": round(small_peak / 2**20, 2),
         "streams": peak < 2 * small_peak + 2**20,
     }
 

@@ -51,8 +51,10 @@ ERROR_LIMIT = 2000
 
 
 class Response(Protocol):
+    """A successful answer (`OutboundResult` is one)."""
+
     @property
-    def headers(self) -> Any: ...
+    def headers(self) -> Mapping[str, str]: ...
 
     def json(self) -> Any: ...
 
@@ -72,7 +74,7 @@ class Caller(Protocol):
         headers: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         url: str | None = None,
-    ) -> Any: ...
+    ) -> Response: ...
 
     def retry_policy(self, integration: str) -> RetryPolicy: ...
 
@@ -209,8 +211,8 @@ class SyncRunner:
         try:
             result = await self._fetch(run)
         except OutboundError as exc:
-            expired = spec.incremental is not None and spec.incremental.expired_status
-            if exc.status is None or exc.status != expired or run.restarted:
+            expired = spec.incremental.expired_status if spec.incremental else None
+            if expired is None or exc.status != expired or run.restarted:
                 raise
             log.warning("sync %s: %s: the stored state expired, running a full sync", key, exc)
             run.progress = Progress()
@@ -271,7 +273,7 @@ class SyncRunner:
             run.position = after
         return not final
 
-    async def _fetch(self, run: _Run) -> Any:
+    async def _fetch(self, run: _Run) -> Response:
         spec, key = run.started.spec, run.started.key
         query, body, params = self._request(run)
         policy = self.caller.retry_policy(key.integration)
