@@ -210,7 +210,13 @@ class Ingress:
             items = found if isinstance(found, list) else [payload]
             split = isinstance(found, list)
         dropped = self._dropped_headers[integration.name]
-        kept = json.dumps({k: v for k, v in incoming.headers.items() if k not in dropped})
+        kept = json.dumps(
+            {
+                k: v
+                for k, v in incoming.headers.items()
+                if k not in dropped and not k.startswith("x-gateway-")  # only the gateway marks
+            }
+        )
         now = time.time()
         events = []
         for item in items:

@@ -164,7 +164,11 @@ def test_event_without_id_is_deduplicated_by_its_bytes(make_client: AppFactory) 
 def test_batches_are_split_into_events_and_deduplicated_each(make_client: AppFactory) -> None:
     client = make_client({"b.yaml": BATCH}, ENV)
     items = [{"sg_event_id": "a", "event": "delivered"}, {"sg_event_id": "b", "event": "open"}]
-    headers = {"X-Token": "tok", "Authorization": "Bearer should-not-be-stored"}
+    headers = {
+        "X-Token": "tok",
+        "Authorization": "Bearer should-not-be-stored",
+        "X-Gateway-Sync": "forged",  # the gateway's own marker of sync changes
+    }
     first = client.post("/webhooks/batchy", json=items, headers=headers)
     assert first.status_code == 200
     assert [e["status"] for e in first.json()["events"]] == ["accepted", "accepted"]
@@ -181,6 +185,7 @@ def test_batches_are_split_into_events_and_deduplicated_each(make_client: AppFac
     assert json.loads(stored["body"]) == items[1]
     assert "authorization" not in stored["headers"]
     assert "x-token" not in stored["headers"]  # the token scheme's header is the secret itself
+    assert "x-gateway-sync" not in stored["headers"]
 
 
 def test_handshakes(make_client: AppFactory) -> None:
