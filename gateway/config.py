@@ -125,6 +125,15 @@ class Config:
     templates_dir: Path
     warnings: tuple[Diagnostic, ...] = field(default=())
 
+    def tenant_variables(self, tenant: str) -> dict[str, Any]:
+        """What ``tenant`` is in templates: {name, vars, timezone} (empty for an undeclared one)."""
+        declared = self.tenants.get(tenant)
+        return {
+            "name": tenant,
+            "vars": dict(declared.vars) if declared else {},
+            "timezone": declared.timezone if declared else None,
+        }
+
 
 def build_config(
     documents: list[tuple[str, str, Mapping[str, Any]]],

@@ -38,7 +38,8 @@ class DispatchError(Exception):
     pass
 
 
-def _evaluate(value: Any, variables: Mapping[str, Any], what: str) -> Any:
+def evaluate(value: Any, variables: Mapping[str, Any], what: str) -> Any:
+    """A config value with its expression rendered; failures name `what`."""
     try:
         return compile_expression(value).render(variables) if is_template(value) else value
     except RENDER_ERRORS as exc:
@@ -74,7 +75,7 @@ def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, An
     }
     made = []
     for rule in mapping if isinstance(mapping, list) else [mapping]:
-        if "condition" in rule and not _evaluate(rule["condition"], variables, "condition"):
+        if "condition" in rule and not evaluate(rule["condition"], variables, "condition"):
             continue
         try:
             data = render_value(rule.get("data") or {}, variables)
@@ -92,15 +93,6 @@ def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, An
             }
         )
     return made
-
-
-def tenant_variables(config: Config, tenant: str) -> dict[str, Any]:
-    declared = config.tenants.get(tenant)
-    return {
-        "name": tenant,
-        "vars": dict(declared.vars) if declared else {},
-        "timezone": declared.timezone if declared else None,
-    }
 
 
 def _target_integration(kind: str, spec: Mapping[str, Any]) -> str:
@@ -162,20 +154,20 @@ class Dispatcher:
         now = self.clock()
         variables = {
             "event": made,
-            "tenant": tenant_variables(self.config, event.tenant),
+            "tenant": self.config.tenant_variables(event.tenant),
             "now": datetime.fromtimestamp(now, UTC),
         }
         name = flow["name"]
-        if "condition" in flow and not _evaluate(flow["condition"], variables, f"flow {name}"):
+        if "condition" in flow and not evaluate(flow["condition"], variables, f"flow {name}"):
             return
         context = json.dumps(made, default=str)
         for index, action in enumerate(flow["actions"]):
             label = action.get("name", str(index))
             where = f"flow {name} action {label}"
-            if "condition" in action and not _evaluate(action["condition"], variables, where):
+            if "condition" in action and not evaluate(action["condition"], variables, where):
                 continue
             if "cancel" in action:
-                key = str(_evaluate(action["cancel"]["key"], variables, f"{where} key"))
+                key = str(evaluate(action["cancel"]["key"], variables, f"{where} key"))
                 cancels.append((event.tenant, key))
                 continue
             schedule = action.get("schedule")
@@ -186,7 +178,7 @@ class Dispatcher:
                 spec["condition"] = inner["condition"]  # checked again when it runs
             run_at, schedule_key = now, None
             if schedule:
-                schedule_key = str(_evaluate(schedule["key"], variables, f"{where} key"))
+                schedule_key = str(evaluate(schedule["key"], variables, f"{where} key"))
                 run_at = self._when(schedule, variables, now, where)
             target = _target_integration(kind, spec)
             key = f"{event.id}/{event.replays}/{name}/{label}"
@@ -216,7 +208,7 @@ class Dispatcher:
         past runs at once."""
         if "delay" in schedule:
             return now + parse_duration(schedule["delay"])
-        at = _evaluate(schedule["at"], variables, f"{where} at")
+        at = evaluate(schedule["at"], variables, f"{where} at")
         try:
             moment = to_datetime(at)
         except (ValueError, TypeError) as exc:

@@ -12,35 +12,21 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.config import Config
-from gateway.dispatcher import RENDER_ERRORS, DispatchError, _evaluate, tenant_variables
+from gateway.dispatcher import RENDER_ERRORS, DispatchError, evaluate
 from gateway.expressions import render_value
 from gateway.messaging import InvalidMessage, Messenger
+from gateway.outbound.caller import Caller
 from gateway.outbound.classify import RetryPolicy, retry_delay
 from gateway.outbound.errors import PermanentError, RetryableError
 from gateway.store.base import Job, Store
 
 log = logging.getLogger("gateway.worker")
 RESULT_LIMIT = 2000
-
-
-class Caller(Protocol):
-    async def call(
-        self,
-        integration: str,
-        endpoint: str,
-        *,
-        tenant: str,
-        params: Mapping[str, Any] | None = None,
-        query: Any = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-    ) -> Any: ...
 
 
 def _result_text(result: Any) -> str:
@@ -130,10 +116,10 @@ class Worker:
         spec = json.loads(job.spec)
         variables = {
             "event": json.loads(job.context),
-            "tenant": tenant_variables(self.config, job.tenant),
+            "tenant": self.config.tenant_variables(job.tenant),
             "now": datetime.fromtimestamp(self.clock(), UTC),
         }
-        if "condition" in spec and not _evaluate(spec["condition"], variables, "condition"):
+        if "condition" in spec and not evaluate(spec["condition"], variables, "condition"):
             return json.dumps({"skipped": "condition is false"})
         if job.kind == "send":
             message = self.messenger.build(spec, variables)

@@ -18,7 +18,7 @@ from gateway.outbound import MissingSecretError, RequestBuildError
 from gateway.outbound.api import Api
 from gateway.outbound.formencode import flatten
 from gateway.outbound.redactor import Redactor
-from gateway.outbound.request import build_request, tenant_variables
+from gateway.outbound.request import build_request
 
 SPEC: dict[str, Any] = {
     "base_url": "https://api.example.test/",
@@ -217,12 +217,12 @@ def test_tenant_variables() -> None:
         Path("templates"),
         {},
     )
-    assert tenant_variables(config, "demo") == {
+    assert config.tenant_variables("demo") == {
         "name": "demo",
         "timezone": "Europe/Berlin",
         "vars": {"calendar": "primary"},
     }
-    assert tenant_variables(config, "default") == {"name": "default", "timezone": None, "vars": {}}
+    assert config.tenant_variables("default") == {"name": "default", "timezone": None, "vars": {}}
 
 
 def test_a_missing_secret_in_a_body_default_names_it() -> None:

@@ -33,7 +33,7 @@ from gateway.outbound.classify import (
 from gateway.outbound.errors import PermanentError, RetryableError
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.redactor import Redactor
-from gateway.outbound.request import build_request, tenant_variables
+from gateway.outbound.request import build_request
 from gateway.outbound.tokens import TokenStore
 
 log = logging.getLogger("gateway.outbound")
@@ -196,7 +196,7 @@ class OutboundClient:
             state.api,
             target,
             redactor,
-            variables={"tenant": tenant_variables(self._config, tenant)},
+            variables={"tenant": self._config.tenant_variables(tenant)},
             params=params,
             query=query,
             body=body,

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import httpx
 from jinja2 import TemplateError
 
-from gateway.config import Config
 from gateway.expressions import render_value
 from gateway.outbound.api import Api, Endpoint
 from gateway.outbound.errors import RequestBuildError
@@ -29,16 +28,6 @@ USER_AGENT = "yaml-gateway/0.1"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _Pairs = list[tuple[str, str | int | float | bool | None]]
 _CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
-
-
-def tenant_variables(config: Config, tenant: str) -> dict[str, Any]:
-    """What ``tenant`` is in templates: {name, timezone, vars} (empty for an undeclared one)."""
-    declared = config.tenants.get(tenant)
-    return {
-        "name": tenant,
-        "vars": dict(declared.vars) if declared else {},
-        "timezone": declared.timezone if declared else None,
-    }
 
 
 def fill_path(endpoint: Endpoint, params: Mapping[str, Any]) -> str:

@@ -20,14 +20,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.config import Config
 from gateway.expressions import render_value
 from gateway.ids import new_id
-from gateway.outbound.classify import RetryPolicy, retry_delay
+from gateway.outbound.caller import Caller, Response
+from gateway.outbound.classify import retry_delay
 from gateway.outbound.errors import OutboundError, RetryableError
-from gateway.outbound.request import tenant_variables
 from gateway.store.base import Store
 from gateway.store.sync_model import (
     LeaseLost,
@@ -48,35 +48,6 @@ from gateway.sync.spec import SyncError, SyncSpec, find_sync
 log = logging.getLogger("gateway.sync")
 DEFAULT_LEASE = 600.0
 ERROR_LIMIT = 2000
-
-
-class Response(Protocol):
-    """A successful answer (`OutboundResult` is one)."""
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    def json(self) -> Any: ...
-
-
-class Caller(Protocol):
-    """What a sync needs of the outbound engine (`OutboundClient` is one)."""
-
-    async def call(
-        self,
-        integration: str,
-        endpoint: str,
-        *,
-        tenant: str,
-        params: Mapping[str, Any] | None = None,
-        query: Any = None,
-        body: Any = None,
-        headers: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        url: str | None = None,
-    ) -> Response: ...
-
-    def retry_policy(self, integration: str) -> RetryPolicy: ...
 
 
 @dataclass(frozen=True)
@@ -193,7 +164,7 @@ class SyncRunner:
 
     def _begin(self, started: StartedRun) -> _Run:
         spec, state = started.spec, started.state
-        tenant = tenant_variables(self.config, started.key.tenant)
+        tenant = self.config.tenant_variables(started.key.tenant)
         if started.full:
             progress = Progress()
             return _Run(started, tenant, progress, pagination.first(spec.paginate), False)
