@@ -23,7 +23,7 @@ from gateway.messaging import InvalidMessage, Messenger
 from gateway.outbound.caller import Caller
 from gateway.outbound.classify import RetryPolicy, retry_delay
 from gateway.outbound.errors import PermanentError, RetryableError
-from gateway.store.base import Job, Store
+from gateway.store.base import Job, JobOutcome, Store
 
 log = logging.getLogger("gateway.worker")
 RESULT_LIMIT = 2000
@@ -71,9 +71,10 @@ class Worker:
         if jobs:
             heartbeat = asyncio.create_task(self._heartbeat([job.id for job in jobs]))
             try:
-                await asyncio.gather(*(self.execute(job) for job in jobs))
+                outcomes = await asyncio.gather(*(self.execute(job) for job in jobs))
             finally:
                 heartbeat.cancel()
+            await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
         return len(jobs)
 
     async def _heartbeat(self, job_ids: list[str]) -> None:
@@ -85,32 +86,29 @@ class Worker:
             except Exception:
                 log.exception("could not renew job leases")
 
-    async def execute(self, job: Job) -> None:
+    async def execute(self, job: Job) -> JobOutcome:
+        """Run one job's attempt and say what became of it (the caller records it)."""
         try:
-            outcome = await self._attempt(job)
+            result = await self._attempt(job)
         except RetryableError as exc:
-            await self._retry_or_bury(job, exc)
-            return
+            return self._retry_or_bury(job, exc)
         except (PermanentError, InvalidMessage, DispatchError) as exc:
             reason = getattr(exc, "reason", str(exc))
             body = getattr(exc, "body", None)
-            detail = f"{reason}: {body}" if body else reason
-            log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, detail)
-            await self.store.finish_job(job.id, "dead", error=detail[:RESULT_LIMIT])
-            return
+            return self._dead(job, f"{reason}: {body}" if body else reason)
         except RENDER_ERRORS as exc:
-            await self.store.finish_job(job.id, "dead", error=f"rendering failed: {exc}")
-            return
-        await self.store.finish_job(job.id, "succeeded", error=None, result=outcome)
+            return self._dead(job, f"rendering failed: {exc}")
+        return JobOutcome(job.id, "succeeded", result=result)
 
-    async def _retry_or_bury(self, job: Job, exc: RetryableError) -> None:
+    def _dead(self, job: Job, reason: str) -> JobOutcome:
+        log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, reason)
+        return JobOutcome(job.id, "dead", error=reason[:RESULT_LIMIT])
+
+    def _retry_or_bury(self, job: Job, exc: RetryableError) -> JobOutcome:
         if job.attempts >= job.max_attempts:
-            reason = f"gave up after {job.attempts} attempts: {exc.reason}"
-            log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, reason)
-            await self.store.finish_job(job.id, "dead", error=reason)
-            return
+            return self._dead(job, f"gave up after {job.attempts} attempts: {exc.reason}")
         delay = retry_delay(exc, job.attempts, self.policy(job.integration), self.rng)
-        await self.store.finish_job(job.id, "queued", run_at=self.clock() + delay, error=exc.reason)
+        return JobOutcome(job.id, "queued", run_at=self.clock() + delay, error=exc.reason)
 
     async def _attempt(self, job: Job) -> str:
         spec = json.loads(job.spec)

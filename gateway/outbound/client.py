@@ -38,7 +38,7 @@ from gateway.outbound.tokens import TokenStore
 
 log = logging.getLogger("gateway.outbound")
 
-DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=8)
 _REASON_SNIPPET = 200
 
 

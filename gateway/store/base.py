@@ -144,6 +144,17 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What became of one attempt at a job."""
+
+    job_id: str
+    status: str  # succeeded | queued (to retry at run_at) | dead
+    run_at: float | None = None
+    error: str | None = None
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobQuery:
     id: str | None = None
     status: str | None = None
@@ -226,6 +237,10 @@ class Store(Protocol):
         error: str | None = None,
         result: str | None = None,
     ) -> None: ...
+
+    async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
+        """Record the outcomes of a batch of jobs in one transaction."""
+        ...
 
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None: ...
 

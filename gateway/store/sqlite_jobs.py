@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.base import Dispatch, Job, JobQuery, NewJob
+from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery, NewJob
 from gateway.store.sqlite_base import SQLiteBase
 
 JOBS_SCHEMA = """
@@ -82,27 +82,17 @@ class JobTables(SQLiteBase):
 
     async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]:
         """Take due jobs (and jobs whose worker died: lease expired) and mark them running."""
-        async with self.transaction() as db:
-            rows = await db.execute_fetchall(
-                "SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= ?)"
-                " OR (status = 'running' AND locked_until < ?) ORDER BY run_at LIMIT ?",
-                (now, now, limit),
-            )
-            ids = [r[0] for r in rows]
-            if ids:
-                marks = ",".join("?" * len(ids))
-                await db.execute(
-                    "UPDATE jobs SET status = 'running', attempts = attempts + 1,"  # noqa: S608
-                    f" locked_until = ?, updated_at = ? WHERE id IN ({marks})",
-                    (now + lease, now, *ids),
-                )
-                claimed = await db.execute_fetchall(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks}) ORDER BY run_at",  # noqa: S608
-                    ids,
-                )
-            else:
-                claimed = []
-        return [_job(r) for r in claimed]
+        if not await self._anything_due(now):
+            return []  # an idle worker polls without taking the write lock
+        return await self.write(_claim, now, limit, lease)
+
+    async def _anything_due(self, now: float) -> bool:
+        rows = await self.reader.execute_fetchall(
+            "SELECT 1 FROM jobs WHERE (status = 'queued' AND run_at <= ?)"
+            " OR (status = 'running' AND locked_until < ?) LIMIT 1",
+            (now, now),
+        )
+        return bool(rows)
 
     async def finish_job(
         self,
@@ -113,13 +103,10 @@ class JobTables(SQLiteBase):
         error: str | None = None,
         result: str | None = None,
     ) -> None:
-        now = time.time()
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
-                " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?",
-                (status, run_at, error, result, now, job_id),
-            )
+        await self.finish_jobs([JobOutcome(job_id, status, run_at, error, result)])
+
+    async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
+        await self.write(_finish, outcomes, time.time())
 
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None:
         """Keep running jobs leased while their worker is alive (a heartbeat)."""
@@ -188,6 +175,38 @@ class JobTables(SQLiteBase):
                 " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
                 (integration, tenant, token, time.time()),
             )
+
+
+def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list[Job]:
+    ids = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= ?)"
+            " OR (status = 'running' AND locked_until < ?) ORDER BY run_at LIMIT ?",
+            (now, now, limit),
+        )
+    ]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    db.execute(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1,"  # noqa: S608
+        f" locked_until = ?, updated_at = ? WHERE id IN ({marks})",
+        (now + lease, now, *ids),
+    )
+    rows = db.execute(
+        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks}) ORDER BY run_at",  # noqa: S608
+        ids,
+    )
+    return [_job(r) for r in rows]
+
+
+def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) -> None:
+    db.executemany(
+        "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
+        " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?",
+        [(o.status, o.run_at, o.error, o.result, now, o.job_id) for o in outcomes],
+    )
 
 
 def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
