@@ -10,11 +10,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, lint_speed, report, targets
+from bench import ingest, lint_speed, processing, report, sync_speed, targets
 from bench.signed import write_requests
 from bench.wrk import ensure_wrk
 
-SECTIONS = ("lint", "bare", "handwritten", "gateway", "gateway_all")
+SECTIONS = ("lint", "bare", "handwritten", "gateway", "gateway_all", "processing", "sync")
 MAKERS = {
     "bare": targets.bare,
     "handwritten": targets.handwritten,
@@ -34,6 +34,13 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     return parser.parse_args()
+
+
+def _processing() -> dict[str, Any]:
+    return {
+        "end_to_end": processing.end_to_end(),
+        "outbound": processing.outbound_overhead(),
+    }
 
 
 def _body_bytes(workdir: Path) -> int:
@@ -83,6 +90,16 @@ def main() -> int:
                     error = f"{type(exc).__name__}: {exc}"
                     results["ingest"][key] = {"label": targets.LABELS[key], "error": error}
             results["ratios"] = report.ratios(results["ingest"])
+        for section, measure in (
+            ("processing", _processing),
+            ("sync", sync_speed.run),
+        ):
+            if section in only:
+                print(f"bench: {section} ...", flush=True)
+                try:
+                    results[section] = measure()
+                except Exception as exc:
+                    results[section] = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         if args.keep:
             print(f"bench: logs and databases kept in {workdir}")
@@ -98,7 +115,12 @@ def main() -> int:
 
 def _failed(results: dict[str, Any]) -> bool:
     """A measurement that could not be taken, or acknowledged events missing from a store."""
-    rows = [results.get("lint", {}), *results.get("ingest", {}).values()]
+    rows = [
+        results.get("lint", {}),
+        results.get("processing", {}),
+        results.get("sync", {}),
+        *results.get("ingest", {}).values(),
+    ]
     lost = any(row.get("durability", {}).get("lost") for row in rows)
     return lost or any("error" in row for row in rows)
 

@@ -23,13 +23,13 @@ import yaml
 
 from bench.procs import HOST, free_port, pinned, server
 from bench.targets import GATEWAY_BIN, SERVER_CPU
-
-LOAD_CPU = 1
 from gateway.config import load_config
 from gateway.credentials import SecretSource
 from gateway.outbound.client import OutboundClient
 from gateway.outbound.tokens import MemoryTokenStore
 from gateway.sandbox.server import running_sandbox
+
+LOAD_CPU = 1
 
 SECRET = "bench-processing-secret"
 TOKEN = "bench-api-token"
@@ -95,7 +95,9 @@ def _post_all(url: str, count: int, tag: str, workers: int = 16) -> int:
 
 def _succeeded(db: Path) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return int(connection.execute("SELECT count(*) FROM jobs WHERE status = 'succeeded'").fetchone()[0])
+        return int(
+            connection.execute("SELECT count(*) FROM jobs WHERE status = 'succeeded'").fetchone()[0]
+        )
 
 
 @contextlib.contextmanager

@@ -144,7 +144,39 @@ def render(results: dict[str, Any]) -> str:
             )
         for note in row.get("notes", []):
             lines.append(f"  note {row['label']}: {note}")
+    lines.extend(_processing(results.get("processing")))
+    lines.extend(_sync(results.get("sync")))
     return "\n".join(lines)
+
+
+def _processing(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    if "error" in found:
+        return ["", f"Processing: FAILED: {found['error']}"]
+    e2e, out = found["end_to_end"], found["outbound"]
+    return [
+        "",
+        "Processing (one gateway process --role all on core 0; the sandbox on core 1)",
+        f"  end to end: {e2e['events']} signed webhooks -> flow -> call to the sandbox:"
+        f" {e2e['events_per_s']} events/s ({e2e['jobs_succeeded']} jobs succeeded,"
+        f" {e2e['calls_received']} calls received, {e2e['seconds']} s)",
+        f"  outbound call, sequential: bare httpx {out['bare_httpx_us']} us, engine"
+        f" {out['engine_us']} us: +{out['overhead_us']} us per call ({out['ratio']}x)",
+    ]
+
+
+def _sync(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    if "error" in found:
+        return ["", f"Sync: FAILED: {found['error']}"]
+    return [
+        "",
+        f"Sync: {found['records']} records, {found['page_size']} a page: "
+        f"{found['records_per_s']} records/s; peak Python memory {found['peak_mib']} MiB "
+        f"(streams: {found['streams']})",
+    ]
 
 
 def write(results: dict[str, Any]) -> Path:
