@@ -1,0 +1,190 @@
+"""PostgreSQL storage through asyncpg: for several replicas sharing one database.
+
+The same tables and semantics as SQLite's (sqlite.py), through one connection pool. A batch of
+events is one transaction (group commit, writer.py; see postgres_events.py). asyncpg is an
+optional dependency: `open_store` imports this module only for a postgresql:// URL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from gateway.lint import UsageError
+from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.store.postgres_base import affected
+from gateway.store.postgres_events import insert_events
+from gateway.store.postgres_jobs import JobTables
+from gateway.store.postgres_schema import create_schema
+from gateway.store.postgres_sync import SyncTables
+
+_EVENT_COLUMNS = (
+    "id, integration, tenant, provider_id, type, received_at, status, headers, body, replays, error"
+)
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, fit for a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _row_to_event(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        id=row[0],
+        integration=row[1],
+        tenant=row[2],
+        provider_id=row[3],
+        type=row[4],
+        received_at=row[5],
+        status=row[6],
+        headers=json.loads(row[7]),
+        body=bytes(row[8]),
+        replays=row[9],
+        error=row[10],
+    )
+
+
+class PostgresStore(JobTables, SyncTables):
+    """`PostgresStore("postgresql://user@host/db")`; query parameters the driver does not know
+    (``?search_path=gateway``) are session settings."""
+
+    async def open(self) -> None:
+        try:
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                server_settings=self.server_settings or None,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise UsageError(f"cannot open PostgreSQL at {shown_url(self.url)}: {exc}") from exc
+        try:
+            async with pool.acquire() as db:
+                await create_schema(db)
+        except asyncpg.PostgresError as exc:
+            await pool.close()
+            raise UsageError(
+                f"cannot create the gateway's tables in PostgreSQL at {shown_url(self.url)}: {exc}"
+            ) from exc
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # ---- events -------------------------------------------------------------------------
+
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
+        if not events:
+            return []
+        async with self.transaction() as db:
+            return await insert_events(db, events)
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column in ("integration", "tenant", "type"):
+            value = getattr(query, column)
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        if query.before:
+            args.append(query.before)
+            clauses.append(f"id < ${len(args)}")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        args.append(query.limit)
+        rows = await self.pool.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events {where}"  # noqa: S608
+            f" ORDER BY id DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def get_event(self, event_id: str) -> StoredEvent | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1",  # noqa: S608
+            event_id,
+        )
+        return _row_to_event(row) if row is not None else None
+
+    async def pending_events(self, limit: int) -> list[StoredEvent]:
+        rows = await self.pool.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE status = 'pending'"  # noqa: S608
+            " ORDER BY id LIMIT $1",
+            limit,
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def count_events(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM events"))
+
+    # ---- credentials ----------------------------------------------------------------------
+
+    async def set_credential(self, tenant: str, integration: str, name: str, token: bytes) -> None:
+        await self.pool.execute(
+            "INSERT INTO credentials (tenant, integration, name, token, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, integration, name)"
+            " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+            tenant,
+            integration,
+            name,
+            token,
+            time.time(),
+        )
+
+    async def delete_credential(self, tenant: str, integration: str, name: str) -> bool:
+        status = await self.pool.execute(
+            "DELETE FROM credentials WHERE tenant = $1 AND integration = $2 AND name = $3",
+            tenant,
+            integration,
+            name,
+        )
+        return affected(status) > 0
+
+    async def list_credentials(
+        self, tenant: str | None = None
+    ) -> list[tuple[str, str, str, float]]:
+        where, args = ("WHERE tenant = $1", [tenant]) if tenant else ("", [])
+        rows = await self.pool.fetch(
+            f"SELECT tenant, integration, name, updated_at FROM credentials {where}"  # noqa: S608
+            " ORDER BY tenant, integration, name",
+            *args,
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def credential_tokens(self, tenant: str) -> list[tuple[str, str, bytes]]:
+        rows = await self.pool.fetch(
+            "SELECT integration, name, token FROM credentials WHERE tenant = $1", tenant
+        )
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    async def replace_credential_tokens(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+        if not rows:
+            return
+        async with self.transaction() as db:
+            await db.executemany(
+                "UPDATE credentials SET token = $1"
+                " WHERE tenant = $2 AND integration = $3 AND name = $4",
+                [(token, tenant, integration, name) for tenant, integration, name, token in rows],
+            )
+
+    async def all_credential_tokens(self) -> list[tuple[str, str, str, bytes]]:
+        rows = await self.pool.fetch("SELECT tenant, integration, name, token FROM credentials")
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    async def tenants_with_credentials(self) -> set[str]:
+        rows = await self.pool.fetch("SELECT DISTINCT tenant FROM credentials")
+        return {r[0] for r in rows}

@@ -1,0 +1,230 @@
+"""PostgreSQL tables of processing: dispatch state of events, the durable job queue, OAuth
+tokens.
+
+Several replicas claim from one queue: `claim_jobs` is one statement that locks the due rows
+it takes with FOR UPDATE SKIP LOCKED, so two workers never take the same job, and neither waits
+for the other. Several dispatchers may dispatch the same pending event: the jobs' unique
+idempotency keys (ON CONFLICT DO NOTHING) keep that harmless. Writes of one transaction touch
+rows in a fixed order (sorted keys), so two dispatchers never deadlock on each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.postgres_base import PostgresBase, affected
+
+_JOB_COLUMNS = (
+    "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
+    " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
+)
+_CLAIM = (  # jobs.id: `due` has an id too
+    "WITH due AS (SELECT id FROM jobs"  # noqa: S608
+    " WHERE (status = 'queued' AND run_at <= $1) OR (status = 'running' AND locked_until < $1)"
+    " ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $3,"
+    " updated_at = $1 FROM due WHERE jobs.id = due.id"
+    f" RETURNING jobs.{_JOB_COLUMNS}"
+)
+_FINISH = (
+    "UPDATE jobs SET status = o.status, run_at = COALESCE(o.run_at, jobs.run_at),"
+    " last_error = o.error, result = COALESCE(o.result, jobs.result), locked_until = NULL,"
+    " updated_at = $6 FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[])"
+    " AS o (id, status, run_at, error, result) WHERE jobs.id = o.id"
+)
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
+    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 0, $12, $13, NULL, NULL, $14, $15)"
+    " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(*row)
+
+
+class JobTables(PostgresBase):
+    """The processing tables; mixed into PostgresStore."""
+
+    # ---- dispatch -------------------------------------------------------------------------
+
+    async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None:
+        """Enqueue the jobs, apply the cancels and mark the events, all in one transaction."""
+        now = time.time()
+        jobs = sorted((job for d in dispatches for job in d.jobs), key=lambda j: j.idempotency_key)
+        cancels = sorted({pair for d in dispatches for pair in d.cancels})
+        marks = sorted(((d.event_id, d.status, d.error) for d in dispatches), key=lambda m: m[0])
+        async with self.transaction() as db:
+            if jobs:
+                await db.executemany(_INSERT_JOB, [_job_row(job) for job in jobs])
+            if cancels:
+                await db.executemany(
+                    "UPDATE jobs SET status = 'cancelled', updated_at = $1"
+                    " WHERE tenant = $2 AND schedule_key = $3 AND status = 'queued'",
+                    [(now, tenant, key) for tenant, key in cancels],
+                )
+            if marks:
+                await db.executemany(
+                    "UPDATE events SET status = $2, error = $3 WHERE id = $1", marks
+                )
+
+    async def purge(self, cutoff: float) -> tuple[int, int]:
+        """Forget what is finished and older than `cutoff`: (events, jobs) deleted. A repeat of
+        a purged event is new again, so the retention is also the dedup window."""
+        async with self.transaction() as db:
+            jobs = await db.execute(
+                "DELETE FROM jobs WHERE status IN ('succeeded', 'dead', 'cancelled')"
+                " AND updated_at < $1",
+                cutoff,
+            )
+            events = await db.execute(
+                "DELETE FROM events WHERE status IN ('dispatched', 'ignored', 'failed')"
+                " AND received_at < $1"
+                " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = events.id)",
+                cutoff,
+            )
+        return affected(events), affected(jobs)
+
+    async def replay_event(self, event_id: str) -> bool:
+        """Dispatch an event again: its flows run anew (new idempotency keys)."""
+        status = await self.pool.execute(
+            "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"
+            " WHERE id = $1",
+            event_id,
+        )
+        return affected(status) > 0
+
+    # ---- the queue ------------------------------------------------------------------------
+
+    async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]:
+        """Take due jobs (and jobs whose worker died: lease expired) and mark them running;
+        a job locked by another claim at that moment is skipped, never taken twice."""
+        rows = await self.pool.fetch(_CLAIM, now, limit, now + lease)
+        return sorted((_job(r) for r in rows), key=lambda j: (j.run_at, j.id))
+
+    async def finish_job(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        run_at: float | None = None,
+        error: str | None = None,
+        result: str | None = None,
+    ) -> None:
+        await self.finish_jobs([JobOutcome(job_id, status, run_at, error, result)])
+
+    async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
+        """Record the outcomes of a batch of jobs: one statement, one transaction."""
+        if not outcomes:
+            return
+        await self.pool.execute(
+            _FINISH,
+            [o.job_id for o in outcomes],
+            [o.status for o in outcomes],
+            [o.run_at for o in outcomes],
+            [o.error for o in outcomes],
+            [o.result for o in outcomes],
+            time.time(),
+        )
+
+    async def extend_leases(self, job_ids: Sequence[str], until: float) -> None:
+        """Keep running jobs leased while their worker is alive (a heartbeat)."""
+        if not job_ids:
+            return
+        await self.pool.execute(
+            "UPDATE jobs SET locked_until = $1 WHERE status = 'running' AND id = ANY($2::text[])",
+            until,
+            list(job_ids),
+        )
+
+    async def next_run_at(self) -> float | None:
+        value = await self.pool.fetchval("SELECT min(run_at) FROM jobs WHERE status = 'queued'")
+        return float(value) if value is not None else None
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]:
+        clauses, args = _job_filters(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        args.append(query.limit)
+        rows = await self.pool.fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs {where}"  # noqa: S608
+            f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [_job(r) for r in rows]
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1",  # noqa: S608
+            job_id,
+        )
+        return _job(row) if row is not None else None
+
+    async def retry_jobs(self, query: JobQuery) -> int:
+        """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
+        now = time.time()
+        clauses, args = _job_filters(JobQuery(**{**_fields(query), "status": "dead"}), start=2)
+        status = await self.pool.execute(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, updated_at = $1"  # noqa: S608
+            f" WHERE {' AND '.join(clauses)}",
+            now,
+            *args,
+        )
+        return affected(status)
+
+    async def job_counts(self) -> dict[str, int]:
+        rows = await self.pool.fetch("SELECT status, count(*) FROM jobs GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
+
+    # ---- OAuth tokens ---------------------------------------------------------------------
+
+    async def get_token(self, integration: str, tenant: str) -> bytes | None:
+        token = await self.pool.fetchval(
+            "SELECT token FROM oauth_tokens WHERE integration = $1 AND tenant = $2",
+            integration,
+            tenant,
+        )
+        return bytes(token) if token is not None else None
+
+    async def put_token(self, integration: str, tenant: str, token: bytes) -> None:
+        await self.pool.execute(
+            "INSERT INTO oauth_tokens (integration, tenant, token, updated_at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (integration, tenant)"
+            " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+            integration,
+            tenant,
+            token,
+            time.time(),
+        )
+
+
+def _job_row(job: NewJob) -> tuple[Any, ...]:
+    return (
+        job.id, job.idempotency_key, job.event_id, job.flow, job.action, job.kind,
+        job.integration, job.tenant, job.schedule_key, job.spec, job.context,
+        job.max_attempts, job.run_at, job.created_at, job.created_at,
+    )  # fmt: skip
+
+
+def _fields(query: JobQuery) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in JobQuery.__dataclass_fields__}
+
+
+def _job_filters(query: JobQuery, *, start: int = 1) -> tuple[list[str], list[Any]]:
+    """WHERE clauses with numbered parameters from `$start` on, and their values."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column in ("id", "status", "integration", "tenant", "event_id"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = ${start + len(args)}")
+            args.append(value)
+    if query.since is not None:
+        clauses.append(f"created_at >= ${start + len(args)}")
+        args.append(query.since)
+    if query.until is not None:
+        clauses.append(f"created_at < ${start + len(args)}")
+        args.append(query.until)
+    return clauses, args

@@ -1,0 +1,123 @@
+"""The gateway on PostgreSQL, end to end: a signed webhook is stored, dispatched and its job run;
+a repeat is a duplicate; the CLI reaches the same database. Skipped, saying why, when no
+PostgreSQL is reachable (see postgres_support.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ADMIN_TOKEN, stripe_header
+from postgres_support import fresh_schema
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.cli import main
+from gateway.config import load_config
+from gateway.settings import Settings
+from gateway.store import open_store
+
+SECRET = "whsec_pg"
+ACME = """\
+kind: integration
+name: acme
+api:
+  base_url: https://api.acme.test
+  auth: {type: bearer, token: "${secret:ACME_KEY}"}
+  endpoints:
+    ping: {method: POST, path: /ping}
+webhook:
+  verify:
+    scheme: hmac
+    algorithm: sha256
+    secret: ${secret:ACME_SECRET}
+    signature: {header: Acme-Signature, format: pairs, key: v1}
+    timestamp: {param: t, tolerance: 5m, direction: past}
+    signed: "{timestamp}.{body}"
+  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
+  map:
+    thing.made: {emit: thing.made, data: {name: "{{ body.name }}"}}
+"""
+FLOW = """\
+kind: flow
+name: tell-acme
+event: thing.made
+actions:
+  - name: ping
+    call: {endpoint: acme.ping, body: {name: "{{ event.data.name }}"}}
+"""
+ENV = {"ACME_SECRET": SECRET, "ACME_KEY": "sk_acme", "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    with fresh_schema() as url:
+        yield url
+
+
+def _wait_for_job(client: TestClient, event_id: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    detail: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(
+            f"/admin/api/events/{event_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        detail = response.json()
+        jobs = detail.get("jobs") or []
+        if jobs and jobs[0]["status"] in ("succeeded", "dead"):
+            return detail
+        time.sleep(0.05)
+    raise AssertionError(f"the event's job did not finish: {detail}")
+
+
+def test_a_signed_webhook_is_stored_dispatched_and_run_on_postgres(
+    database: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "integrations.d"
+    folder.mkdir()
+    (folder / "acme.yaml").write_text(ACME)
+    (folder / "flow.yaml").write_text(FLOW)
+    config = load_config(folder, ENV)
+    calls: list[httpx.Request] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    store = open_store(database)
+    assert type(store).__name__ == "PostgresStore"
+    app = create_app(
+        config, store, Settings.from_env(ENV), ENV, transport=httpx.MockTransport(provider)
+    )
+    body = json.dumps({"id": "evt_pg_1", "type": "thing.made", "name": "Ada"}).encode()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        first = client.post(
+            "/webhooks/acme", content=body, headers={"Acme-Signature": stripe_header(body, SECRET)}
+        )
+        assert first.status_code == 200, first.text
+        assert first.json()["status"] == "accepted"
+        event_id = first.json()["event_id"]
+
+        detail = _wait_for_job(client, event_id)
+        assert detail["status"] == "dispatched"
+        assert [(j["action"], j["status"]) for j in detail["jobs"]] == [("ping", "succeeded")]
+
+        repeat = client.post(
+            "/webhooks/acme", content=body, headers={"Acme-Signature": stripe_header(body, SECRET)}
+        )
+        assert repeat.json() == {"status": "duplicate", "event_id": event_id}
+
+    assert len(calls) == 1
+    assert json.loads(calls[0].content) == {"name": "Ada"}
+    assert calls[0].headers["authorization"] == "Bearer sk_acme"
+
+
+def test_the_cli_works_on_postgres(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "--db", database]) == 0
+    assert main(["replay", "evt_missing", "--db", database]) == 2
+    assert "no event evt_missing" in capsys.readouterr().err
