@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.sentry_dsn:
         init_sentry(settings.sentry_dsn)
     store = open_store(args.db)
+    asyncio.run(_check_store(store))  # an unreachable database is one line here, not a trace
     app = create_app(
         config,
         store,
@@ -73,6 +74,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+async def _check_store(store: Any) -> None:
+    await store.open()
+    await store.close()
 
 
 def _integration(config: Config, name: str) -> Any:

@@ -7,6 +7,7 @@ group-commit writer (writer.py) shares one commit among many concurrent requests
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -121,6 +122,7 @@ class SQLiteStore(JobTables, SyncTables):
         self.synchronous = synchronous
 
     async def open(self) -> None:
+        self._write_lock = asyncio.Lock()  # bound to this event loop: a store may be reopened
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await self._writer.execute("PRAGMA journal_mode=WAL")
