@@ -7,7 +7,6 @@ optional dependency: `open_store` imports this module only for a postgresql:// U
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,10 +21,7 @@ from gateway.store.postgres_events import insert_events
 from gateway.store.postgres_jobs import JobTables
 from gateway.store.postgres_schema import create_schema
 from gateway.store.postgres_sync import SyncTables
-
-_EVENT_COLUMNS = (
-    "id, integration, tenant, provider_id, type, received_at, status, headers, body, replays, error"
-)
+from gateway.store.rows import EVENT_COLUMNS, event_from_row
 
 
 def shown_url(url: str) -> str:
@@ -35,22 +31,6 @@ def shown_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _row_to_event(row: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(
-        id=row[0],
-        integration=row[1],
-        tenant=row[2],
-        provider_id=row[3],
-        type=row[4],
-        received_at=row[5],
-        status=row[6],
-        headers=json.loads(row[7]),
-        body=bytes(row[8]),
-        replays=row[9],
-        error=row[10],
-    )
 
 
 class PostgresStore(JobTables, SyncTables):
@@ -107,26 +87,26 @@ class PostgresStore(JobTables, SyncTables):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         args.append(query.limit)
         rows = await self.pool.fetch(
-            f"SELECT {_EVENT_COLUMNS} FROM events {where}"  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM events {where}"  # noqa: S608
             f" ORDER BY id DESC LIMIT ${len(args)}",
             *args,
         )
-        return [_row_to_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def get_event(self, event_id: str) -> StoredEvent | None:
         row = await self.pool.fetchrow(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1",  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id = $1",  # noqa: S608
             event_id,
         )
-        return _row_to_event(row) if row is not None else None
+        return event_from_row(row) if row is not None else None
 
     async def pending_events(self, limit: int) -> list[StoredEvent]:
         rows = await self.pool.fetch(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE status = 'pending'"  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE status = 'pending'"  # noqa: S608
             " ORDER BY id LIMIT $1",
             limit,
         )
-        return [_row_to_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def count_events(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM events"))

@@ -14,20 +14,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery
 from gateway.store.postgres_base import PostgresBase, affected
+from gateway.store.rows import JOB_COLUMNS, job_from_row, job_query_fields, new_job_values
 
-_JOB_COLUMNS = (
-    "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
-    " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
-)
 _CLAIM = (  # jobs.id: `due` has an id too
     "WITH due AS (SELECT id FROM jobs"  # noqa: S608
     " WHERE (status = 'queued' AND run_at <= $1) OR (status = 'running' AND locked_until < $1)"
     " ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $3,"
     " updated_at = $1 FROM due WHERE jobs.id = due.id"
-    f" RETURNING jobs.{_JOB_COLUMNS}"
+    f" RETURNING jobs.{JOB_COLUMNS}"
 )
 _FINISH = (
     "UPDATE jobs SET status = o.status, run_at = COALESCE(o.run_at, jobs.run_at),"
@@ -36,14 +33,10 @@ _FINISH = (
     " AS o (id, status, run_at, error, result) WHERE jobs.id = o.id"
 )
 _INSERT_JOB = (
-    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
+    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES"  # noqa: S608
     " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 0, $12, $13, NULL, NULL, $14, $15)"
     " ON CONFLICT (idempotency_key) DO NOTHING"
 )
-
-
-def _job(row: Sequence[Any]) -> Job:
-    return Job(*row)
 
 
 class JobTables(PostgresBase):
@@ -59,7 +52,7 @@ class JobTables(PostgresBase):
         marks = sorted(((d.event_id, d.status, d.error) for d in dispatches), key=lambda m: m[0])
         async with self.transaction() as db:
             if jobs:
-                await db.executemany(_INSERT_JOB, [_job_row(job) for job in jobs])
+                await db.executemany(_INSERT_JOB, [new_job_values(job) for job in jobs])
             if cancels:
                 await db.executemany(
                     "UPDATE jobs SET status = 'cancelled', updated_at = $1"
@@ -103,7 +96,7 @@ class JobTables(PostgresBase):
         """Take due jobs (and jobs whose worker died: lease expired) and mark them running;
         a job locked by another claim at that moment is skipped, never taken twice."""
         rows = await self.pool.fetch(_CLAIM, now, limit, now + lease)
-        return sorted((_job(r) for r in rows), key=lambda j: (j.run_at, j.id))
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.run_at, j.id))
 
     async def finish_job(
         self,
@@ -149,23 +142,25 @@ class JobTables(PostgresBase):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         args.append(query.limit)
         rows = await self.pool.fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs {where}"  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs {where}"  # noqa: S608
             f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
             *args,
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self.pool.fetchrow(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1",  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1",  # noqa: S608
             job_id,
         )
-        return _job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     async def retry_jobs(self, query: JobQuery) -> int:
         """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
         now = time.time()
-        clauses, args = _job_filters(JobQuery(**{**_fields(query), "status": "dead"}), start=2)
+        clauses, args = _job_filters(
+            JobQuery(**{**job_query_fields(query), "status": "dead"}), start=2
+        )
         status = await self.pool.execute(
             "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, updated_at = $1"  # noqa: S608
             f" WHERE {' AND '.join(clauses)}",
@@ -198,18 +193,6 @@ class JobTables(PostgresBase):
             token,
             time.time(),
         )
-
-
-def _job_row(job: NewJob) -> tuple[Any, ...]:
-    return (
-        job.id, job.idempotency_key, job.event_id, job.flow, job.action, job.kind,
-        job.integration, job.tenant, job.schedule_key, job.spec, job.context,
-        job.max_attempts, job.run_at, job.created_at, job.created_at,
-    )  # fmt: skip
-
-
-def _fields(query: JobQuery) -> dict[str, Any]:
-    return {name: getattr(query, name) for name in JobQuery.__dataclass_fields__}
 
 
 def _job_filters(query: JobQuery, *, start: int = 1) -> tuple[list[str], list[Any]]:

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.store.postgres_base import PostgresBase
 from gateway.store.postgres_events import insert_event_rows
+from gateway.store.rows import RUN_COLUMNS, run_from_row, sync_key_values
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,
     PagePlan,
     StoredRecord,
-    SyncCounts,
     SyncKey,
     SyncRun,
     SyncRunQuery,
@@ -28,10 +28,6 @@ from gateway.store.sync_model import (
 if TYPE_CHECKING:
     import asyncpg
 
-_RUN_COLUMNS = (
-    "id, integration, tenant, sync, started, finished, fetched, created, updated, unchanged,"
-    ' deleted, conflicts, pages, status, error, "full", resumed'
-)
 _KEY = "integration = $1 AND tenant = $2 AND sync = $3"
 _UPSERT_RECORD = (
     "INSERT INTO records (integration, tenant, sync, record_id, content_hash, updated_at,"
@@ -49,33 +45,13 @@ _COUNT_RUN = (
 )
 
 
-def _key(key: SyncKey) -> tuple[str, str, str]:
-    return (key.integration, key.tenant, key.sync)
-
-
-def _run(row: Sequence[Any]) -> SyncRun:
-    return SyncRun(
-        id=row[0],
-        integration=row[1],
-        tenant=row[2],
-        sync=row[3],
-        started=row[4],
-        finished=row[5],
-        counts=SyncCounts(*row[6:13]),
-        status=row[13],
-        error=row[14],
-        full=bool(row[15]),
-        resumed=bool(row[16]),
-    )
-
-
 async def _stored(
     db: asyncpg.Connection, key: SyncKey, ids: Sequence[str]
 ) -> dict[str, StoredRecord]:
     rows = await db.fetch(
         "SELECT record_id, content_hash, updated_ts, deleted FROM records"  # noqa: S608
         f" WHERE {_KEY} AND record_id = ANY($4::text[])",
-        *_key(key),
+        *sync_key_values(key),
         list(dict.fromkeys(ids)),
     )
     return {r[0]: StoredRecord(r[0], r[1], r[2], bool(r[3])) for r in rows}
@@ -94,13 +70,13 @@ class SyncTables(PostgresBase):
             await db.execute(
                 "INSERT INTO sync_state (integration, tenant, sync, updated_at)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                *_key(key),
+                *sync_key_values(key),
                 now,
             )
             row = await db.fetchrow(
                 f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}"  # noqa: S608
                 " FOR UPDATE",
-                *_key(key),
+                *sync_key_values(key),
             )
             cursor, resume, holder, until = row
             if holder is not None and until is not None and until > now:
@@ -116,7 +92,7 @@ class SyncTables(PostgresBase):
             await db.execute(
                 "UPDATE sync_state SET run_id = $4, lease_until = $5, updated_at = $6"  # noqa: S608
                 f" WHERE {_KEY}",
-                *_key(key),
+                *sync_key_values(key),
                 run_id,
                 lease_until,
                 now,
@@ -125,7 +101,7 @@ class SyncTables(PostgresBase):
                 "INSERT INTO sync_runs (id, integration, tenant, sync, started, status)"
                 " VALUES ($1, $2, $3, $4, $5, 'running')",
                 run_id,
-                *_key(key),
+                *sync_key_values(key),
                 now,
             )
         return SyncState(cursor, resume, run_id, lease_until)
@@ -137,7 +113,7 @@ class SyncTables(PostgresBase):
         async with self.transaction() as db:
             holder = await db.fetchval(
                 f"SELECT run_id FROM sync_state WHERE {_KEY} FOR UPDATE",  # noqa: S608
-                *_key(key),
+                *sync_key_values(key),
             )
             if holder != commit.run_id:
                 raise LeaseLost(f"sync {key}: run {commit.run_id} lost its lease")
@@ -147,7 +123,7 @@ class SyncTables(PostgresBase):
                     _UPSERT_RECORD,
                     [
                         (
-                            *_key(key),
+                            *sync_key_values(key),
                             w.record_id,
                             w.content_hash,
                             w.updated_at,
@@ -180,7 +156,7 @@ class SyncTables(PostgresBase):
                 await db.execute(
                     "UPDATE sync_state SET cursor = $4, resume = NULL, run_id = NULL,"  # noqa: S608
                     f" lease_until = NULL, updated_at = $5 WHERE {_KEY}",
-                    *_key(key),
+                    *sync_key_values(key),
                     commit.cursor,
                     commit.now,
                 )
@@ -188,7 +164,7 @@ class SyncTables(PostgresBase):
                 await db.execute(
                     "UPDATE sync_state SET resume = $4, lease_until = $5, updated_at = $6"  # noqa: S608
                     f" WHERE {_KEY}",
-                    *_key(key),
+                    *sync_key_values(key),
                     commit.resume,
                     commit.lease_until,
                     commit.now,
@@ -222,7 +198,7 @@ class SyncTables(PostgresBase):
             await db.execute(
                 "UPDATE sync_state SET run_id = NULL, lease_until = NULL, updated_at = $4"  # noqa: S608
                 f" WHERE {_KEY} AND run_id = $5",
-                *_key(key),
+                *sync_key_values(key),
                 now,
                 run_id,
             )
@@ -230,7 +206,7 @@ class SyncTables(PostgresBase):
     async def get_sync_state(self, key: SyncKey) -> SyncState | None:
         row = await self.pool.fetchrow(
             f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
-            *_key(key),
+            *sync_key_values(key),
         )
         return SyncState(*row) if row is not None else None
 
@@ -245,18 +221,18 @@ class SyncTables(PostgresBase):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         args.append(query.limit)
         rows = await self.pool.fetch(
-            f"SELECT {_RUN_COLUMNS} FROM sync_runs {where}"  # noqa: S608
+            f"SELECT {RUN_COLUMNS} FROM sync_runs {where}"  # noqa: S608
             f" ORDER BY started DESC, id DESC LIMIT ${len(args)}",
             *args,
         )
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     async def get_sync_run(self, run_id: str) -> SyncRun | None:
         row = await self.pool.fetchrow(
-            f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE id = $1",  # noqa: S608
+            f"SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1",  # noqa: S608
             run_id,
         )
-        return _run(row) if row is not None else None
+        return run_from_row(row) if row is not None else None
 
     async def last_sync_starts(self) -> dict[SyncKey, float]:
         """When each sync (per tenant) last started a run."""
@@ -270,7 +246,7 @@ class SyncTables(PostgresBase):
         row = await self.pool.fetchrow(
             "SELECT record_id, content_hash, updated_ts, deleted, updated_at, data"  # noqa: S608
             f" FROM records WHERE {_KEY} AND record_id = $4",
-            *_key(key),
+            *sync_key_values(key),
             record_id,
         )
         if row is None:
@@ -282,6 +258,6 @@ class SyncTables(PostgresBase):
         row = await self.pool.fetchrow(
             "SELECT count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted)"  # noqa: S608
             f" FROM records WHERE {_KEY}",
-            *_key(key),
+            *sync_key_values(key),
         )
         return int(row[0]), int(row[1])

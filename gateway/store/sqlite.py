@@ -8,16 +8,15 @@ group-commit writer (writer.py) shares one commit among many concurrent requests
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
 from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.store.rows import EVENT_COLUMNS, event_from_row
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 from gateway.store.sqlite_thread import WriterThread
@@ -50,9 +49,6 @@ CREATE TABLE IF NOT EXISTS credentials (
     PRIMARY KEY (tenant, integration, name)
 );
 """
-_EVENT_COLUMNS = (
-    "id, integration, tenant, provider_id, type, received_at, status, headers, body, replays, error"
-)
 
 
 def sqlite_path(url: str) -> str:
@@ -97,22 +93,6 @@ def _insert_events(db: sqlite3.Connection, events: Sequence[NewEvent]) -> list[I
         first = stored[(e.integration, e.tenant, e.dedup_key)]
         results.append(Inserted(first, duplicate=first != e.id))
     return results
-
-
-def _row_to_event(row: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(
-        id=row[0],
-        integration=row[1],
-        tenant=row[2],
-        provider_id=row[3],
-        type=row[4],
-        received_at=row[5],
-        status=row[6],
-        headers=json.loads(row[7]),
-        body=bytes(row[8]),
-        replays=row[9],
-        error=row[10],
-    )
 
 
 class SQLiteStore(JobTables, SyncTables):
@@ -162,25 +142,25 @@ class SQLiteStore(JobTables, SyncTables):
             args.append(query.before)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
             [*args, query.limit],
         )
-        return [_row_to_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def get_event(self, event_id: str) -> StoredEvent | None:
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
             [event_id],
         )
-        return _row_to_event(next(iter(rows))) if rows else None
+        return event_from_row(next(iter(rows))) if rows else None
 
     async def pending_events(self, limit: int) -> list[StoredEvent]:
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE status = 'pending'"  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE status = 'pending'"  # noqa: S608
             " ORDER BY id LIMIT ?",
             [limit],
         )
-        return [_row_to_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def count_events(self) -> int:
         rows = await self.reader.execute_fetchall("SELECT count(*) FROM events")

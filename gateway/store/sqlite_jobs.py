@@ -7,7 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery
+from gateway.store.rows import JOB_COLUMNS, job_from_row, job_query_fields, new_job_values
 from gateway.store.sqlite_base import SQLiteBase
 
 JOBS_SCHEMA = """
@@ -44,14 +45,6 @@ CREATE TABLE IF NOT EXISTS oauth_tokens (
     PRIMARY KEY (integration, tenant)
 );
 """
-_JOB_COLUMNS = (
-    "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
-    " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
-)
-
-
-def _job(row: Sequence[Any]) -> Job:
-    return Job(*row)
 
 
 class JobTables(SQLiteBase):
@@ -128,21 +121,21 @@ class JobTables(SQLiteBase):
         clauses, args = _job_filters(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",  # noqa: S608
             [*args, query.limit],
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def get_job(self, job_id: str) -> Job | None:
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?",  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",  # noqa: S608
             [job_id],
         )
-        return _job(next(iter(rows))) if rows else None
+        return job_from_row(next(iter(rows))) if rows else None
 
     async def retry_jobs(self, query: JobQuery) -> int:
         """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
-        clauses, args = _job_filters(JobQuery(**{**_fields(query), "status": "dead"}))
+        clauses, args = _job_filters(JobQuery(**{**job_query_fields(query), "status": "dead"}))
         now = time.time()
         async with self.transaction() as db:
             cursor = await db.execute(
@@ -195,10 +188,10 @@ def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list
         (now + lease, now, *ids),
     )
     rows = db.execute(
-        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks}) ORDER BY run_at",  # noqa: S608
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks}) ORDER BY run_at",  # noqa: S608
         ids,
     )
-    return [_job(r) for r in rows]
+    return [job_from_row(r) for r in rows]
 
 
 def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) -> None:
@@ -224,10 +217,10 @@ def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
 
 def _commit_dispatches(db: sqlite3.Connection, dispatches: Sequence[Dispatch], now: float) -> None:
     db.executemany(
-        f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES"  # noqa: S608
+        f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES"  # noqa: S608
         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, ?, ?)"
         " ON CONFLICT (idempotency_key) DO NOTHING",
-        [_job_row(job) for d in dispatches for job in d.jobs],
+        [new_job_values(job) for d in dispatches for job in d.jobs],
     )
     db.executemany(
         "UPDATE jobs SET status = 'cancelled', updated_at = ?"
@@ -238,18 +231,6 @@ def _commit_dispatches(db: sqlite3.Connection, dispatches: Sequence[Dispatch], n
         "UPDATE events SET status = ?, error = ? WHERE id = ?",
         [(d.status, d.error, d.event_id) for d in dispatches],
     )
-
-
-def _job_row(job: NewJob) -> tuple[Any, ...]:
-    return (
-        job.id, job.idempotency_key, job.event_id, job.flow, job.action, job.kind,
-        job.integration, job.tenant, job.schedule_key, job.spec, job.context,
-        job.max_attempts, job.run_at, job.created_at, job.created_at,
-    )  # fmt: skip
-
-
-def _fields(query: JobQuery) -> dict[str, Any]:
-    return {name: getattr(query, name) for name in JobQuery.__dataclass_fields__}
 
 
 def _job_filters(query: JobQuery) -> tuple[list[str], list[Any]]:

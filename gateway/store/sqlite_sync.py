@@ -4,17 +4,16 @@ sync log) and records (what the syncs pulled, one row per record)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import aiosqlite
 
+from gateway.store.rows import RUN_COLUMNS, run_from_row, sync_key_values
 from gateway.store.sqlite_base import SQLiteBase
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,
     PagePlan,
     StoredRecord,
-    SyncCounts,
     SyncKey,
     SyncRun,
     SyncRunQuery,
@@ -67,32 +66,8 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (integration, tenant, sync, record_id)
 );
 """
-_RUN_COLUMNS = (
-    "id, integration, tenant, sync, started, finished, fetched, created, updated, unchanged,"
-    " deleted, conflicts, pages, status, error, full, resumed"
-)
 _KEY = "integration = ? AND tenant = ? AND sync = ?"
 _CHUNK = 500  # record ids per SELECT (well under SQLite's limit of bound parameters)
-
-
-def _key(key: SyncKey) -> tuple[str, str, str]:
-    return (key.integration, key.tenant, key.sync)
-
-
-def _run(row: Sequence[Any]) -> SyncRun:
-    return SyncRun(
-        id=row[0],
-        integration=row[1],
-        tenant=row[2],
-        sync=row[3],
-        started=row[4],
-        finished=row[5],
-        counts=SyncCounts(*row[6:13]),
-        status=row[13],
-        error=row[14],
-        full=bool(row[15]),
-        resumed=bool(row[16]),
-    )
 
 
 async def _stored(
@@ -105,7 +80,7 @@ async def _stored(
         rows = await db.execute_fetchall(
             "SELECT record_id, content_hash, updated_ts, deleted FROM records"  # noqa: S608
             f" WHERE {_KEY} AND record_id IN ({','.join('?' * len(chunk))})",
-            [*_key(key), *chunk],
+            [*sync_key_values(key), *chunk],
         )
         for r in rows:
             found[r[0]] = StoredRecord(r[0], r[1], r[2], bool(r[3]))
@@ -125,11 +100,11 @@ class SyncTables(SQLiteBase):
             await db.execute(
                 "INSERT INTO sync_state (integration, tenant, sync, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (*_key(key), now),
+                (*sync_key_values(key), now),
             )
             rows = await db.execute_fetchall(
                 f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
-                _key(key),
+                sync_key_values(key),
             )
             cursor, resume, holder, until = next(iter(rows))
             if holder is not None and until is not None and until > now:
@@ -144,12 +119,12 @@ class SyncTables(SQLiteBase):
             await db.execute(
                 "UPDATE sync_state SET run_id = ?, lease_until = ?, updated_at = ?"  # noqa: S608
                 f" WHERE {_KEY}",
-                (run_id, lease_until, now, *_key(key)),
+                (run_id, lease_until, now, *sync_key_values(key)),
             )
             await db.execute(
                 "INSERT INTO sync_runs (id, integration, tenant, sync, started, status)"
                 " VALUES (?, ?, ?, ?, ?, 'running')",
-                (run_id, *_key(key), now),
+                (run_id, *sync_key_values(key), now),
             )
         return SyncState(cursor, resume, run_id, lease_until)
 
@@ -160,7 +135,7 @@ class SyncTables(SQLiteBase):
         async with self.transaction() as db:
             rows = await db.execute_fetchall(
                 f"SELECT run_id FROM sync_state WHERE {_KEY}",  # noqa: S608
-                _key(key),
+                sync_key_values(key),
             )
             if not rows or next(iter(rows))[0] != commit.run_id:
                 raise LeaseLost(f"sync {key}: run {commit.run_id} lost its lease")
@@ -175,7 +150,7 @@ class SyncTables(SQLiteBase):
                 " data = excluded.data, synced_at = excluded.synced_at",
                 [
                     (
-                        *_key(key),
+                        *sync_key_values(key),
                         w.record_id,
                         w.content_hash,
                         w.updated_at,
@@ -231,13 +206,13 @@ class SyncTables(SQLiteBase):
                 await db.execute(
                     "UPDATE sync_state SET cursor = ?, resume = NULL, run_id = NULL,"  # noqa: S608
                     f" lease_until = NULL, updated_at = ? WHERE {_KEY}",
-                    (commit.cursor, commit.now, *_key(key)),
+                    (commit.cursor, commit.now, *sync_key_values(key)),
                 )
             else:
                 await db.execute(
                     "UPDATE sync_state SET resume = ?, lease_until = ?, updated_at = ?"  # noqa: S608
                     f" WHERE {_KEY}",
-                    (commit.resume, commit.lease_until, commit.now, *_key(key)),
+                    (commit.resume, commit.lease_until, commit.now, *sync_key_values(key)),
                 )
         return plan
 
@@ -263,13 +238,13 @@ class SyncTables(SQLiteBase):
             await db.execute(
                 "UPDATE sync_state SET run_id = NULL, lease_until = NULL, updated_at = ?"  # noqa: S608
                 f" WHERE {_KEY} AND run_id = ?",
-                (now, *_key(key), run_id),
+                (now, *sync_key_values(key), run_id),
             )
 
     async def get_sync_state(self, key: SyncKey) -> SyncState | None:
         rows = await self.reader.execute_fetchall(
             f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
-            _key(key),
+            sync_key_values(key),
         )
         row = next(iter(rows), None)
         return SyncState(*row) if row is not None else None
@@ -283,19 +258,19 @@ class SyncTables(SQLiteBase):
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM sync_runs {where}"  # noqa: S608
+            f"SELECT {RUN_COLUMNS} FROM sync_runs {where}"  # noqa: S608
             " ORDER BY started DESC, id DESC LIMIT ?",
             [*args, query.limit],
         )
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     async def get_sync_run(self, run_id: str) -> SyncRun | None:
         rows = await self.reader.execute_fetchall(
-            f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE id = ?",  # noqa: S608
+            f"SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = ?",  # noqa: S608
             [run_id],
         )
         row = next(iter(rows), None)
-        return _run(row) if row is not None else None
+        return run_from_row(row) if row is not None else None
 
     async def last_sync_starts(self) -> dict[SyncKey, float]:
         """When each sync (per tenant) last started a run."""
@@ -309,7 +284,7 @@ class SyncTables(SQLiteBase):
         rows = await self.reader.execute_fetchall(
             "SELECT record_id, content_hash, updated_ts, deleted, updated_at, data"  # noqa: S608
             f" FROM records WHERE {_KEY} AND record_id = ?",
-            [*_key(key), record_id],
+            [*sync_key_values(key), record_id],
         )
         row = next(iter(rows), None)
         if row is None:
@@ -321,7 +296,7 @@ class SyncTables(SQLiteBase):
         rows = await self.reader.execute_fetchall(
             "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted), 0)"  # noqa: S608
             f" FROM records WHERE {_KEY}",
-            _key(key),
+            sync_key_values(key),
         )
         live, deleted = next(iter(rows))
         return int(live), int(deleted)

@@ -1,0 +1,75 @@
+"""Rows as both backends read and write them: column lists and row <-> dataclass mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.store.base import Job, JobQuery, NewJob, StoredEvent
+from gateway.store.sync_model import SyncCounts, SyncKey, SyncRun
+
+EVENT_COLUMNS = (
+    "id, integration, tenant, provider_id, type, received_at, status, headers, body, replays, error"
+)
+JOB_COLUMNS = (
+    "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
+    " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
+)
+RUN_COLUMNS = (  # "full" is quoted: a reserved word in PostgreSQL
+    "id, integration, tenant, sync, started, finished, fetched, created, updated, unchanged,"
+    ' deleted, conflicts, pages, status, error, "full", resumed'
+)
+
+
+def event_from_row(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        id=row[0],
+        integration=row[1],
+        tenant=row[2],
+        provider_id=row[3],
+        type=row[4],
+        received_at=row[5],
+        status=row[6],
+        headers=json.loads(row[7]),
+        body=bytes(row[8]),
+        replays=row[9],
+        error=row[10],
+    )
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    return Job(*row)
+
+
+def new_job_values(job: NewJob) -> tuple[Any, ...]:
+    """The values a new job's INSERT takes (see the backends' statements)."""
+    return (
+        job.id, job.idempotency_key, job.event_id, job.flow, job.action, job.kind,
+        job.integration, job.tenant, job.schedule_key, job.spec, job.context,
+        job.max_attempts, job.run_at, job.created_at, job.created_at,
+    )  # fmt: skip
+
+
+def job_query_fields(query: JobQuery) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in JobQuery.__dataclass_fields__}
+
+
+def sync_key_values(key: SyncKey) -> tuple[str, str, str]:
+    return (key.integration, key.tenant, key.sync)
+
+
+def run_from_row(row: Sequence[Any]) -> SyncRun:
+    return SyncRun(
+        id=row[0],
+        integration=row[1],
+        tenant=row[2],
+        sync=row[3],
+        started=row[4],
+        finished=row[5],
+        counts=SyncCounts(*row[6:13]),
+        status=row[13],
+        error=row[14],
+        full=bool(row[15]),
+        resumed=bool(row[16]),
+    )
