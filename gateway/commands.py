@@ -15,7 +15,7 @@ from gateway.config import DEFAULT_TENANT, Config, load_config
 from gateway.credentials import Cipher, CredentialError, SecretLookup
 from gateway.diagnostics import ConfigError, render
 from gateway.durations import parse_duration
-from gateway.envsubst import SecretRef
+from gateway.envsubst import secret_names
 from gateway.lint import UsageError
 from gateway.settings import Settings
 from gateway.signing import SigningError, signed_example
@@ -147,23 +147,6 @@ async def _tenant_values(args: argparse.Namespace) -> dict[tuple[str, str], str]
     return {(integration, name): cipher.decrypt(token) for integration, name, token in rows}
 
 
-def _secret_names(integration: Any) -> set[str]:
-    names: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretRef):
-            names.add(value.name)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(dict(integration.spec))
-    return names
-
-
 def cmd_credentials(args: argparse.Namespace) -> int:
     return asyncio.run(_credentials(args))
 
@@ -194,7 +177,7 @@ async def _credentials(args: argparse.Namespace) -> int:
             return 0
         config = _config(args)
         integration = _integration(config, args.integration)
-        names = _secret_names(integration)
+        names = secret_names(integration.spec)
         if args.name not in names:
             listed = ", ".join(sorted(names)) or "none"
             raise UsageError(

@@ -109,6 +109,21 @@ def substitute(value: Any, environ: Mapping[str, str]) -> Any:
     return value
 
 
+def secret_names(value: Any) -> set[str]:
+    """The names of every secret a (substituted) config value refers to."""
+    names: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, SecretRef):
+            names.add(item.name)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return names
+
+
 def resolve_secret(ref: SecretRef | str | None, lookup: Mapping[str, str]) -> Secret | None:
     """The secret a config value stands for, or None when it is not set anywhere."""
     if ref is None:

@@ -18,7 +18,8 @@ _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
 
 
-def _zone(name: str | None) -> Any:
+def zone_or_utc(name: str | None) -> Any:
+    """The IANA time zone `name`, or UTC when none is given or it is unknown."""
     if not name:
         return UTC
     try:
@@ -31,7 +32,7 @@ def to_datetime(value: Any, zone: str | None = None) -> datetime:
     """Parse an ISO 8601 string or epoch seconds (or milliseconds) into an aware datetime.
     A time written without an offset is read in the IANA time zone `zone` (UTC by default)."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=_zone(zone))
+        return value if value.tzinfo else value.replace(tzinfo=zone_or_utc(zone))
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 1e11 else value
         return datetime.fromtimestamp(seconds, tz=UTC)
@@ -40,13 +41,13 @@ def to_datetime(value: Any, zone: str | None = None) -> datetime:
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=_zone(zone))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone_or_utc(zone))
     raise ValueError(f"cannot read a date and time from {value!r}")
 
 
 def localtime(value: Any, zone: str | None = None) -> datetime:
     """The moment in the IANA time zone `zone` (UTC when none or unknown)."""
-    return to_datetime(value).astimezone(_zone(zone))
+    return to_datetime(value).astimezone(zone_or_utc(zone))
 
 
 def strftime(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:

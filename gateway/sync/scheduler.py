@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.config import DEFAULT_TENANT, Config
-from gateway.envsubst import SecretRef
+from gateway.envsubst import secret_names
+from gateway.filters import zone_or_utc
 from gateway.store.base import Store
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
@@ -38,20 +38,11 @@ log = logging.getLogger("gateway.sync")
 REFRESH_EVERY = 300.0
 
 
-def zone(name: str | None) -> Any:
-    if not name:
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 def build_trigger(schedule: Schedule, start: datetime, timezone: str | None = None) -> Any:
     """The APScheduler trigger of a schedule; an interval counts from `start`."""
     if schedule.every is not None:
         return IntervalTrigger(seconds=schedule.every, start_date=start, timezone=UTC)
-    return CronTrigger.from_crontab(str(schedule.cron), timezone=zone(timezone))
+    return CronTrigger.from_crontab(str(schedule.cron), timezone=zone_or_utc(timezone))
 
 
 def next_run(
@@ -61,7 +52,7 @@ def next_run(
     if schedule.every is not None:
         every = timedelta(seconds=schedule.every)
         return now + every if last_run is None else max(now, last_run + every)
-    trigger = CronTrigger.from_crontab(str(schedule.cron), timezone=zone(timezone))
+    trigger = CronTrigger.from_crontab(str(schedule.cron), timezone=zone_or_utc(timezone))
     if last_run is not None:
         missed = trigger.get_next_fire_time(None, last_run + timedelta(microseconds=1))
         if missed is not None and missed <= now:
@@ -74,20 +65,7 @@ def next_run(
 
 def api_secrets(config: Config, integration: str) -> set[str]:
     """The names of the secrets an integration's ``api`` section reads."""
-    names: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretRef):
-            names.add(value.name)
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(config.integrations[integration].spec.get("api"))
-    return names
+    return secret_names(config.integrations[integration].spec.get("api"))
 
 
 def eligible_tenants(
