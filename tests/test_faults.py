@@ -197,7 +197,12 @@ def test_worker_killed_mid_job_runs_it_again_with_the_same_idempotency_key(
             return found
 
         job = _wait_sms_done(jobs, timeout=20)
+        reminders = [j for j in jobs() if j["action"] == "schedule-reminder"]
     assert job["status"] == "succeeded"
+    # the reminder due in 2 days survived the kill: still queued, exactly once
+    assert [(r["status"], r["schedule_key"]) for r in reminders] == [
+        ("queued", "reminder-uid-kill")
+    ]
     sent = sandbox.requests("/twilio/", "POST")
     assert len(sent) == 2  # sent again after the restart ...
     tokens = {r.headers["i-twilio-idempotency-token"] for r in sent}
