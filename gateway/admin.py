@@ -54,7 +54,7 @@ def _event_json(event: StoredEvent) -> dict[str, object]:
 
 
 def _limit(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
+    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
 
 
 def _time(raw: str | None) -> float | None:

@@ -73,6 +73,7 @@ class Webhook:
     handshakes: tuple[Handshake, ...]
     respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
     needs_url: bool  # the scheme signs the public URL (building it costs on every request)
+    secret_body_path: str | None  # a token scheme's body path: what it points at is a secret
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Webhook:
@@ -90,6 +91,7 @@ class Webhook:
             handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
             respond=MappingProxyType(dict(respond)) if respond else None,
             needs_url=verify["scheme"] == "url_params" or "{url}" in str(verify.get("signed", "")),
+            secret_body_path=verify.get("body_path") if verify["scheme"] == "token" else None,
         )
 
 

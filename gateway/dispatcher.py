@@ -135,18 +135,22 @@ class Dispatcher:
                 return Dispatch(event.id, "ignored")
             jobs: list[NewJob] = []
             cancels: list[tuple[str, str]] = []
-            for made in normalised:
+            for index, made in enumerate(normalised):
                 for flow in self.flows.get(made["name"], ()):
-                    self._run_flow(flow, made, event, jobs, cancels)
+                    self._run_flow(flow, made, index, event, jobs, cancels)
         except (DispatchError, ValueError) as exc:
             log.warning("event %s could not be dispatched: %s", event.id, exc)
             return Dispatch(event.id, "failed", error=str(exc))
+        except Exception as exc:  # the edge: one event never holds up the ones behind it
+            log.exception("event %s could not be dispatched", event.id)
+            return Dispatch(event.id, "failed", error=f"{type(exc).__name__}: {exc}")
         return Dispatch(event.id, "dispatched", jobs, cancels)
 
     def _run_flow(
         self,
         flow: Mapping[str, Any],
         made: dict[str, Any],
+        made_index: int,
         event: StoredEvent,
         jobs: list[NewJob],
         cancels: list[tuple[str, str]],
@@ -162,7 +166,7 @@ class Dispatcher:
             return
         context = json.dumps(made, default=str)
         for index, action in enumerate(flow["actions"]):
-            label = action.get("name", str(index))
+            label = action.get("name", f"#{index}")  # names start with a letter: no clash
             where = f"flow {name} action {label}"
             if "condition" in action and not evaluate(action["condition"], variables, where):
                 continue
@@ -181,7 +185,7 @@ class Dispatcher:
                 schedule_key = str(evaluate(schedule["key"], variables, f"{where} key"))
                 run_at = self._when(schedule, variables, now, where)
             target = _target_integration(kind, spec)
-            key = f"{event.id}/{event.replays}/{name}/{label}"
+            key = f"{event.id}/{event.replays}/{made_index}/{name}/{label}"
             jobs.append(
                 NewJob(
                     id=new_id("job"),

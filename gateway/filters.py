@@ -35,7 +35,10 @@ def to_datetime(value: Any, zone: str | None = None) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=zone_or_utc(zone))
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError) as exc:
+            raise ValueError(f"{value!r} is not a time the calendar can hold") from exc
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("Z"):

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,6 +33,7 @@ from gateway.verify.base import VerificationFailed, WebhookRequest
 
 log = logging.getLogger("gateway.ingress")
 
+MASK = "**********"
 # Never stored: they carry credentials. A token scheme's own header is added per integration.
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
@@ -45,10 +47,9 @@ def _query(raw: bytes) -> list[tuple[str, str]]:
 
 
 async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise BodyTooLarge
-        return await request.body()  # the server stops reading at the declared length
+    """The body, never more than `limit` bytes read, whatever Content-Length claims."""
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -152,8 +153,11 @@ class Ingress:
             return error_response(401, f"verification failed: {failed.reason}", "invalid_signature")
         try:
             payload = _parse(webhook, body, form)
-        except ValueError:
+        except (ValueError, RecursionError):
             return error_response(400, "body is not valid JSON", "invalid_body")
+        if webhook.secret_body_path:  # the token is the secret: never stored
+            payload = _masked(payload, webhook.secret_body_path.split("."))
+            incoming = replace(incoming, body=json.dumps(payload).encode())
         return await self._store(integration, tenant, incoming, payload)
 
     def _handshake(
@@ -224,7 +228,7 @@ class Ingress:
             raw = json.dumps(item, separators=(",", ":")).encode() if split else incoming.body
             provider_id = _evaluate(webhook.event_id, item_vars)
             event_type = _evaluate(webhook.event_type, item_vars)
-            provider_id = str(provider_id) if provider_id not in (None, "") else None
+            provider_id = _text(provider_id)
             dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
             events.append(
                 NewEvent(
@@ -233,7 +237,7 @@ class Ingress:
                     tenant=tenant,
                     dedup_key=dedup,
                     provider_id=provider_id,
-                    type=str(event_type) if event_type not in (None, "") else None,
+                    type=_text(event_type),
                     received_at=now,
                     headers=kept,
                     body=raw,
@@ -260,6 +264,34 @@ class Ingress:
             for r in results
         ]
         return JSONResponse({"status": status, "event_id": results[0].event_id, "events": each})
+
+
+def _masked(value: Any, path: list[str]) -> Any:
+    """A copy of `value` with what `path` (dotted, [*] for every item) points at masked."""
+    if not path:
+        return MASK
+    head, rest = path[0], path[1:]
+    key, each = head.removesuffix("[*]"), head.endswith("[*]")
+    if not isinstance(value, dict) or key not in value:
+        return value
+    inner = value[key]
+    if each and isinstance(inner, list):
+        replaced: Any = [_masked(item, rest) for item in inner]
+    else:
+        replaced = _masked(inner, rest)
+    return {**value, key: replaced}
+
+
+def _text(value: Any) -> str | None:
+    """An id or type as storable text: JSON may carry lone surrogates UTF-8 cannot hold."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _matches(handshake: Handshake, incoming: WebhookRequest) -> bool:

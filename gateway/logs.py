@@ -38,6 +38,7 @@ def init_sentry(dsn: str) -> None:
         dsn=dsn,
         send_default_pii=False,
         max_request_body_size="never",
+        include_local_variables=False,  # frame locals hold raw headers: tokens, signatures
         before_send=_scrub,
         traces_sample_rate=0.0,
     )

@@ -74,6 +74,7 @@ class Worker:
                 outcomes = await asyncio.gather(*(self.execute(job) for job in jobs))
             finally:
                 heartbeat.cancel()
+            # whatever happened to one job, the batch's outcomes are recorded
             await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
         return len(jobs)
 
@@ -98,17 +99,22 @@ class Worker:
             return self._dead(job, f"{reason}: {body}" if body else reason)
         except RENDER_ERRORS as exc:
             return self._dead(job, f"rendering failed: {exc}")
-        return JobOutcome(job.id, "succeeded", result=result)
+        except Exception as exc:  # the edge: anything else is retried, then dead, never lost
+            log.exception("job %s (%s/%s) failed unexpectedly", job.id, job.flow, job.action)
+            return self._retry_or_bury(job, RetryableError(f"{type(exc).__name__}: {exc}"))
+        return JobOutcome(job.id, "succeeded", result=result, attempt=job.attempts)
 
     def _dead(self, job: Job, reason: str) -> JobOutcome:
         log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, reason)
-        return JobOutcome(job.id, "dead", error=reason[:RESULT_LIMIT])
+        return JobOutcome(job.id, "dead", error=reason[:RESULT_LIMIT], attempt=job.attempts)
 
     def _retry_or_bury(self, job: Job, exc: RetryableError) -> JobOutcome:
         if job.attempts >= job.max_attempts:
             return self._dead(job, f"gave up after {job.attempts} attempts: {exc.reason}")
         delay = retry_delay(exc, job.attempts, self.policy(job.integration), self.rng)
-        return JobOutcome(job.id, "queued", run_at=self.clock() + delay, error=exc.reason)
+        return JobOutcome(
+            job.id, "queued", run_at=self.clock() + delay, error=exc.reason, attempt=job.attempts
+        )
 
     async def _attempt(self, job: Job) -> str:
         spec = json.loads(job.spec)

@@ -152,6 +152,7 @@ class JobOutcome:
     run_at: float | None = None
     error: str | None = None
     result: str | None = None
+    attempt: int | None = None  # the claim's attempt: a stale worker's outcome is not recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,13 @@ from typing import Any
 
 from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery
 from gateway.store.postgres_base import PostgresBase, affected
-from gateway.store.rows import JOB_COLUMNS, job_from_row, job_query_fields, new_job_values
+from gateway.store.rows import (
+    JOB_COLUMNS,
+    LOST_JOBS,
+    job_from_row,
+    job_query_fields,
+    new_job_values,
+)
 
 _CLAIM = (  # jobs.id: `due` has an id too
     "WITH due AS (SELECT id FROM jobs"  # noqa: S608
@@ -29,8 +35,9 @@ _CLAIM = (  # jobs.id: `due` has an id too
 _FINISH = (
     "UPDATE jobs SET status = o.status, run_at = COALESCE(o.run_at, jobs.run_at),"
     " last_error = o.error, result = COALESCE(o.result, jobs.result), locked_until = NULL,"
-    " updated_at = $6 FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[])"
-    " AS o (id, status, run_at, error, result) WHERE jobs.id = o.id"
+    " updated_at = $6 FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[],"
+    " $7::int[]) AS o (id, status, run_at, error, result, attempt) WHERE jobs.id = o.id"
+    " AND (o.attempt IS NULL OR (jobs.status = 'running' AND jobs.attempts = o.attempt))"
 )
 _INSERT_JOB = (
     f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES"  # noqa: S608
@@ -95,6 +102,7 @@ class JobTables(PostgresBase):
     async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]:
         """Take due jobs (and jobs whose worker died: lease expired) and mark them running;
         a job locked by another claim at that moment is skipped, never taken twice."""
+        await self.pool.execute(LOST_JOBS.replace("?", "$1"), now)
         rows = await self.pool.fetch(_CLAIM, now, limit, now + lease)
         return sorted((job_from_row(r) for r in rows), key=lambda j: (j.run_at, j.id))
 
@@ -121,6 +129,7 @@ class JobTables(PostgresBase):
             [o.error for o in outcomes],
             [o.result for o in outcomes],
             time.time(),
+            [o.attempt for o in outcomes],
         )
 
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None:

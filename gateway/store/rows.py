@@ -16,6 +16,12 @@ JOB_COLUMNS = (
     "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
     " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
 )
+# A job whose worker died during its last allowed attempt is dead, not run once more.
+LOST_JOBS = (
+    "UPDATE jobs SET status = 'dead', locked_until = NULL, updated_at = ?,"
+    " last_error = 'its worker stopped during the last allowed attempt'"
+    " WHERE status = 'running' AND locked_until < ? AND attempts >= max_attempts"
+)
 RUN_COLUMNS = (  # "full" is quoted: a reserved word in PostgreSQL
     "id, integration, tenant, sync, started, finished, fetched, created, updated, unchanged,"
     ' deleted, conflicts, pages, status, error, "full", resumed'

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery
-from gateway.store.rows import JOB_COLUMNS, job_from_row, job_query_fields, new_job_values
+from gateway.store.rows import (
+    JOB_COLUMNS,
+    LOST_JOBS,
+    job_from_row,
+    job_query_fields,
+    new_job_values,
+)
 from gateway.store.sqlite_base import SQLiteBase
 
 JOBS_SCHEMA = """
@@ -171,6 +177,7 @@ class JobTables(SQLiteBase):
 
 
 def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list[Job]:
+    db.execute(LOST_JOBS, (now, now))
     ids = [
         row[0]
         for row in db.execute(
@@ -197,8 +204,12 @@ def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list
 def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) -> None:
     db.executemany(
         "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
-        " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?",
-        [(o.status, o.run_at, o.error, o.result, now, o.job_id) for o in outcomes],
+        " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?"
+        " AND (? IS NULL OR (status = 'running' AND attempts = ?))",
+        [
+            (o.status, o.run_at, o.error, o.result, now, o.job_id, o.attempt, o.attempt)
+            for o in outcomes
+        ],
     )
 
 

@@ -74,7 +74,11 @@ class EventWriter:
         unique = _unique([event for events, _ in batch for event in events])
         try:
             results = await self._store.insert_events(unique)
-        except Exception as exc:  # the store failed: every waiter of this batch gets the error
+        except Exception as exc:
+            if len(batch) > 1:  # one request's bad event must not fail everyone else's
+                for waiter in batch:
+                    await self._commit([waiter])
+                return
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
