@@ -17,7 +17,7 @@ from gateway.config import load_config
 from gateway.dispatcher import Dispatcher
 from gateway.ingress import BodyTooLarge, read_body
 from gateway.store import SQLiteStore
-from gateway.store.base import Inserted, Job, JobOutcome, NewEvent, NewJob, StoredEvent
+from gateway.store.base import Dispatch, Inserted, Job, JobOutcome, NewEvent, NewJob, StoredEvent
 from gateway.store.writer import EventWriter
 from gateway.worker import Worker
 
@@ -153,31 +153,23 @@ def test_odd_but_genuine_requests_get_clear_answers(make_client: AppFactory) -> 
     assert odd.status_code == 400
 
 
+async def _store_with_one_job(tmp_path: Path, now: float, max_attempts: int) -> SQLiteStore:
+    """An open store holding one queued job (of event evt_1) allowed `max_attempts`."""
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'g.db'}")
+    await store.open()
+    job = NewJob(
+        "job_1", "k1", "evt_1", "f", "a", "call", "acme", "default", None, "{}", "{}",
+        now, max_attempts, now,
+    )  # fmt: skip
+    await store.insert_events([_event("evt_1")])
+    await store.commit_dispatches([Dispatch("evt_1", "dispatched", [job])])
+    return store
+
+
 def test_a_stale_workers_outcome_is_not_recorded(tmp_path: Path) -> None:
     async def scenario() -> str:
-        store = SQLiteStore(f"sqlite:///{tmp_path / 'g.db'}")
-        await store.open()
         now = time.time()
-        job = NewJob(
-            "job_1",
-            "k1",
-            "evt_1",
-            "f",
-            "a",
-            "call",
-            "acme",
-            "default",
-            None,
-            "{}",
-            "{}",
-            now,
-            5,
-            now,
-        )
-        await store.insert_events([_event("evt_1")])
-        from gateway.store.base import Dispatch
-
-        await store.commit_dispatches([Dispatch("evt_1", "dispatched", [job])])
+        store = await _store_with_one_job(tmp_path, now, max_attempts=5)
         (first,) = await store.claim_jobs(now, 10, lease=1)  # attempt 1; its worker stalls
         (second,) = await store.claim_jobs(now + 2, 10, lease=60)  # lease ran out: attempt 2
         await store.finish_jobs([JobOutcome("job_1", "succeeded", attempt=second.attempts)])
@@ -194,29 +186,8 @@ def test_a_stale_workers_outcome_is_not_recorded(tmp_path: Path) -> None:
 
 def test_a_job_whose_worker_died_on_its_last_attempt_is_dead(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[Job], str | None]:
-        store = SQLiteStore(f"sqlite:///{tmp_path / 'g.db'}")
-        await store.open()
         now = time.time()
-        job = NewJob(
-            "job_1",
-            "k1",
-            "evt_1",
-            "f",
-            "a",
-            "call",
-            "acme",
-            "default",
-            None,
-            "{}",
-            "{}",
-            now,
-            1,
-            now,
-        )
-        await store.insert_events([_event("evt_1")])
-        from gateway.store.base import Dispatch
-
-        await store.commit_dispatches([Dispatch("evt_1", "dispatched", [job])])
+        store = await _store_with_one_job(tmp_path, now, max_attempts=1)
         await store.claim_jobs(now, 10, lease=1)  # its only attempt; the worker dies
         again = await store.claim_jobs(now + 2, 10, lease=60)
         found = await store.get_job("job_1")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from gateway.store import SQLiteStore
-from gateway.store.base import Dispatch, JobQuery, NewEvent, NewJob
+from gateway.store.base import Dispatch, JobOutcome, JobQuery, NewEvent, NewJob
 
 
 def _event(n: int, received_at: float) -> NewEvent:
@@ -45,7 +45,7 @@ def test_purge_forgets_only_finished_things_older_than_the_window(tmp_path: Path
             assert await store.get_event(kept) is not None
         again = await store.insert_events([_event(1, now)])  # a repeat after the window: new
         assert again[0].duplicate is False
-        await store.finish_job("job_0002", "succeeded")
+        await store.finish_jobs([JobOutcome("job_0002", "succeeded")])
         assert await store.purge(time.time() + 1) == (2, 1)  # finished ones; pending stay
         assert await store.list_jobs(JobQuery()) == []
         await store.close()

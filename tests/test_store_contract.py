@@ -303,10 +303,10 @@ def test_extend_leases_keeps_running_jobs(make_store: Factory) -> None:
             await store.extend_leases(["job_1"], NOW + 100)
             await store.extend_leases([], NOW + 100)
             assert [j.id for j in await store.claim_jobs(NOW + 50, 10, 10)] == ["job_2"]
-            await store.finish_job("job_2", "succeeded")
+            await store.finish_jobs([JobOutcome("job_2", "succeeded")])
             assert [j.id for j in await store.claim_jobs(NOW + 101, 10, 10)] == ["job_1"]
             # a finished job is not leased again by a late heartbeat
-            await store.finish_job("job_1", "succeeded", result="ok")
+            await store.finish_jobs([JobOutcome("job_1", "succeeded", result="ok")])
             await store.extend_leases(["job_1"], NOW + 1000)
             done = await store.get_job("job_1")
             assert done is not None and done.status == "succeeded"
@@ -349,7 +349,7 @@ def test_finish_retry_list_and_purge(make_store: Factory) -> None:
                 ],
             )
             assert len(await store.claim_jobs(NOW, 10, 60)) == 4
-            await store.finish_job("job_1", "succeeded", result='{"status": 200}')
+            await store.finish_jobs([JobOutcome("job_1", "succeeded", result='{"status": 200}')])
             await store.finish_jobs(  # a worker's batch of outcomes, in one write
                 [
                     JobOutcome("job_2", "dead", error="HTTP 400"),

@@ -229,16 +229,6 @@ class Store(Protocol):
 
     async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]: ...
 
-    async def finish_job(
-        self,
-        job_id: str,
-        status: str,
-        *,
-        run_at: float | None = None,
-        error: str | None = None,
-        result: str | None = None,
-    ) -> None: ...
-
     async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
         """Record the outcomes of a batch of jobs in one transaction."""
         ...

@@ -106,17 +106,6 @@ class JobTables(PostgresBase):
         rows = await self.pool.fetch(_CLAIM, now, limit, now + lease)
         return sorted((job_from_row(r) for r in rows), key=lambda j: (j.run_at, j.id))
 
-    async def finish_job(
-        self,
-        job_id: str,
-        status: str,
-        *,
-        run_at: float | None = None,
-        error: str | None = None,
-        result: str | None = None,
-    ) -> None:
-        await self.finish_jobs([JobOutcome(job_id, status, run_at, error, result)])
-
     async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
         """Record the outcomes of a batch of jobs: one statement, one transaction."""
         if not outcomes:

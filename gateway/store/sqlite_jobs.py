@@ -93,17 +93,6 @@ class JobTables(SQLiteBase):
         )
         return bool(rows)
 
-    async def finish_job(
-        self,
-        job_id: str,
-        status: str,
-        *,
-        run_at: float | None = None,
-        error: str | None = None,
-        result: str | None = None,
-    ) -> None:
-        await self.finish_jobs([JobOutcome(job_id, status, run_at, error, result)])
-
     async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
         await self.write(_finish, outcomes, time.time())
 
