@@ -14,13 +14,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import admin
+from gateway.asgi import route_path
 from gateway.config import Config
 from gateway.credentials import Cipher, CredentialError, SecretSource
 from gateway.dispatcher import Dispatcher
 from gateway.errors import http_exception, server_error
-from gateway.ingress import Ingress
+from gateway.ingress import PREFIX, Ingress
 from gateway.outbound.client import OutboundClient
 from gateway.settings import Settings
 from gateway.store.base import Store
@@ -32,8 +34,20 @@ from gateway.tokens import token_store
 from gateway.worker import Worker
 
 log = logging.getLogger("gateway")
-WEBHOOK_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ROLES = ("all", "ingest", "worker")
+
+
+class GatewayApp(Starlette):
+    """Starlette, with ``/webhooks/...`` answered by the ingress before any middleware or
+    routing runs: the hot path pays for none of it (see gateway/asgi.py)."""
+
+    webhooks: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and route_path(scope).startswith(PREFIX):
+            await self.webhooks(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 async def _purge_periodically(
@@ -60,7 +74,7 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     job_lease: float = 120.0,
     retention: float = 30 * 86400.0,
-) -> Starlette:
+) -> GatewayApp:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
     `transport` replaces the network for outbound calls (tests). A job whose worker died is
     taken again `job_lease` seconds after it was claimed. Finished events and jobs are kept
@@ -118,16 +132,15 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/webhooks/{integration}", ingress.handle, methods=WEBHOOK_METHODS),
-        Route("/webhooks/{integration}/{tenant}", ingress.handle, methods=WEBHOOK_METHODS),
         *admin.routes(store, settings.admin_token, outbound=outbound, wake=dispatcher.wake),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
     ]
-    app = Starlette(
+    app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception, Exception: server_error},
     )
+    app.webhooks = ingress
     app.state.writer = writer
     app.state.config = config
     app.state.dispatcher = dispatcher

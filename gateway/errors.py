@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("gateway")
 
-_CODES = {
+CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -26,7 +26,7 @@ _CODES = {
 
 def error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": code or _CODES.get(status, "error"), "message": message}},
+        {"error": {"code": code or CODES.get(status, "error"), "message": message}},
         status_code=status,
     )
 

@@ -18,13 +18,15 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from jinja2 import TemplateError
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import URL
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
+from gateway.asgi import BodyTooLarge, Reply, error_reply, read_body, route_path
 from gateway.config import DEFAULT_TENANT, Config, Handshake, Integration, Webhook
 from gateway.credentials import SecretLookup, SecretSource
-from gateway.errors import error_response
 from gateway.expressions import Expression
 from gateway.ids import new_id
 from gateway.store.base import NewEvent
@@ -33,31 +35,14 @@ from gateway.verify.base import VerificationFailed, WebhookRequest
 
 log = logging.getLogger("gateway.ingress")
 
+PREFIX = "/webhooks/"
 MASK = "**********"
 # Never stored: they carry credentials. A token scheme's own header is added per integration.
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 def _query(raw: bytes) -> list[tuple[str, str]]:
     return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
-
-
-async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
-    """The body, never more than `limit` bytes read, whatever Content-Length claims."""
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> Any:
@@ -70,15 +55,33 @@ def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> An
         return None
 
 
+def loads(body: bytes) -> Any:
+    """JSON from bytes: orjson, or the standard library for what orjson refuses but JSON
+    readers commonly accept (NaN, lone surrogates, integers beyond 64 bits, UTF-16)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _parse(webhook: Webhook, body: bytes, form: list[tuple[str, str]]) -> Any:
     if webhook.format == "form":
         return dict(form)
     if webhook.format == "empty" or not body.strip():
         return {}
-    return json.loads(body)
+    return loads(body)
+
+
+def _media_type(value: str) -> bytes:
+    """As Starlette sends it: text types get a charset unless they name one."""
+    if value.startswith("text/") and "charset" not in value.lower():
+        value += "; charset=utf-8"
+    return value.encode("latin-1")
 
 
 class Ingress:
+    """The ASGI app for every path under ``/webhooks/`` (mounted ahead of Starlette)."""
+
     def __init__(
         self,
         config: Config,
@@ -106,37 +109,51 @@ class Ingress:
             return declared.uses(integration)
         return tenant in self.known_tenants
 
-    def _url(self, request: Request) -> str:
+    def _url(self, scope: Scope) -> str:
+        url = URL(scope=scope)
         if self.public_url:
-            query = request.url.query
-            return self.public_url + request.url.path + (f"?{query}" if query else "")
-        return str(request.url)
+            return self.public_url + url.path + (f"?{url.query}" if url.query else "")
+        return str(url)
 
-    async def handle(self, request: Request) -> Response:
-        name = request.path_params["integration"]
-        tenant = request.path_params.get("tenant", DEFAULT_TENANT)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            reply = await self.handle(scope, receive)
+        except ClientDisconnect:
+            return  # nothing was stored: the provider will send it again
+        except Exception as exc:
+            # Caught here, not by Starlette: logged with its trace, answered without it.
+            log.error("unhandled error", exc_info=exc)
+            reply = error_reply(500, "internal error")
+        await reply.send(send)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Reply:
+        """The reply to one request whose path starts with ``/webhooks/``."""
+        name, _, tenant = route_path(scope)[len(PREFIX) :].partition("/")
+        tenant = tenant if _ else DEFAULT_TENANT
+        if not name or not tenant or "/" in tenant:
+            return error_reply(404, "not found")
         integration = self.config.integrations.get(name)
         if integration is None or integration.webhook is None:
-            return error_response(404, f"no integration '{name}' receives webhooks here")
+            return error_reply(404, f"no integration '{name}' receives webhooks here")
         if not self._tenant_ok(tenant, name):
-            return error_response(404, f"unknown tenant '{tenant}' for integration '{name}'")
+            return error_reply(404, f"unknown tenant '{tenant}' for integration '{name}'")
         webhook = integration.webhook
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            body = await read_body(request, webhook.max_body, headers.get("content-length"))
+            body = await read_body(receive, webhook.max_body, headers.get("content-length"))
         except BodyTooLarge:
-            return error_response(413, f"body larger than {webhook.max_body} bytes")
-        content_type = headers.get("content-type", "")
+            return error_reply(413, f"body larger than {webhook.max_body} bytes")
         form = (
             parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            if content_type.startswith("application/x-www-form-urlencoded")
+            if headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
             else []
         )
+        method: str = scope["method"]
         incoming = WebhookRequest(
-            method=request.method,
-            url=self._url(request) if webhook.needs_url else "",
+            method=method,
+            url=self._url(scope) if webhook.needs_url else "",
             headers=headers,
-            query=_query(request.scope["query_string"]),
+            query=_query(scope["query_string"]),
             body=body,
             form=form,
         )
@@ -144,17 +161,17 @@ class Ingress:
         for handshake in webhook.handshakes:
             if _matches(handshake, incoming):
                 return self._handshake(integration, handshake, incoming, secrets)
-        if request.method != "POST":
-            return error_response(405, f"{request.method} is not accepted here: use POST")
+        if method != "POST":
+            return error_reply(405, f"{method} is not accepted here: use POST")
         try:
             webhook.verifier.verify(incoming, secrets, time.time())
         except VerificationFailed as failed:
             log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
-            return error_response(401, f"verification failed: {failed.reason}", "invalid_signature")
+            return error_reply(401, f"verification failed: {failed.reason}", "invalid_signature")
         try:
             payload = _parse(webhook, body, form)
         except (ValueError, RecursionError):
-            return error_response(400, "body is not valid JSON", "invalid_body")
+            return error_reply(400, "body is not valid JSON", "invalid_body")
         if webhook.secret_body_path:  # the token is the secret: never stored
             payload = _masked(payload, webhook.secret_body_path.split("."))
             incoming = replace(incoming, body=json.dumps(payload).encode())
@@ -166,7 +183,7 @@ class Ingress:
         handshake: Handshake,
         incoming: WebhookRequest,
         secrets: SecretLookup,
-    ) -> Response:
+    ) -> Reply:
         assert integration.webhook is not None
         if handshake.token_query is not None:
             given = dict(incoming.query).get(handshake.token_query, "")
@@ -174,12 +191,12 @@ class Ingress:
             if not expected or not any(
                 hmac.compare_digest(given.encode(), e.encode()) for e in expected
             ):
-                return error_response(401, "handshake token does not match", "invalid_token")
+                return error_reply(401, "handshake token does not match", "invalid_token")
         if handshake.verified:
             try:
                 integration.webhook.verifier.verify(incoming, secrets, time.time())
             except VerificationFailed as failed:
-                return error_response(
+                return error_reply(
                     401, f"verification failed: {failed.reason}", "invalid_signature"
                 )
         variables = {
@@ -188,16 +205,16 @@ class Ingress:
             "integration": integration.name,
         }
         text = _evaluate(handshake.body, variables) if handshake.body else ""
-        return PlainTextResponse(
-            "" if text is None else str(text),
-            status_code=handshake.status,
-            media_type=handshake.content_type,
-            headers={"x-content-type-options": "nosniff"},
+        return Reply(
+            handshake.status,
+            ("" if text is None else str(text)).encode(),
+            _media_type(handshake.content_type),
+            ((b"x-content-type-options", b"nosniff"),),
         )
 
     async def _store(
         self, integration: Integration, tenant: str, incoming: WebhookRequest, payload: Any
-    ) -> Response:
+    ) -> Reply:
         webhook = integration.webhook
         assert webhook is not None
         variables: dict[str, Any] = {
@@ -214,21 +231,19 @@ class Ingress:
             items = found if isinstance(found, list) else [payload]
             split = isinstance(found, list)
         dropped = self._dropped_headers[integration.name]
-        kept = json.dumps(
+        kept = orjson.dumps(
             {
                 k: v
                 for k, v in incoming.headers.items()
                 if k not in dropped and not k.startswith("x-gateway-")  # only the gateway marks
             }
-        )
+        ).decode()
         now = time.time()
         events = []
         for item in items:
             item_vars = {**variables, "body": item} if split else variables
             raw = json.dumps(item, separators=(",", ":")).encode() if split else incoming.body
-            provider_id = _evaluate(webhook.event_id, item_vars)
-            event_type = _evaluate(webhook.event_type, item_vars)
-            provider_id = _text(provider_id)
+            provider_id = _text(_evaluate(webhook.event_id, item_vars))
             dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
             events.append(
                 NewEvent(
@@ -237,33 +252,33 @@ class Ingress:
                     tenant=tenant,
                     dedup_key=dedup,
                     provider_id=provider_id,
-                    type=_text(event_type),
+                    type=_text(_evaluate(webhook.event_type, item_vars)),
                     received_at=now,
                     headers=kept,
                     body=raw,
                 )
             )
         if not events:
-            return JSONResponse({"status": "accepted", "event_id": None, "events": []})
+            return Reply(200, b'{"status":"accepted","event_id":null,"events":[]}')
         results = await self.writer.submit(events)
         if webhook.respond is not None:
-            return Response(
-                webhook.respond.get("body", ""),
-                status_code=int(webhook.respond.get("status", 200)),
-                media_type=webhook.respond.get("content_type", "text/plain; charset=utf-8"),
-                headers={"x-gateway-event-id": results[0].event_id},
+            return Reply(
+                int(webhook.respond.get("status", 200)),
+                str(webhook.respond.get("body", "")).encode(),
+                _media_type(webhook.respond.get("content_type", "text/plain; charset=utf-8")),
+                ((b"x-gateway-event-id", results[0].event_id.encode()),),
             )
         status = "duplicate" if all(r.duplicate for r in results) else "accepted"
         if not split:  # the common case, written without the JSON encoder (ids are [a-z0-9_])
-            return Response(
-                f'{{"status":"{status}","event_id":"{results[0].event_id}"}}',
-                media_type="application/json",
-            )
+            text = f'{{"status":"{status}","event_id":"{results[0].event_id}"}}'
+            return Reply(200, text.encode())
         each = [
             {"event_id": r.event_id, "status": "duplicate" if r.duplicate else "accepted"}
             for r in results
         ]
-        return JSONResponse({"status": status, "event_id": results[0].event_id, "events": each})
+        return Reply(
+            200, orjson.dumps({"status": status, "event_id": results[0].event_id, "events": each})
+        )
 
 
 def _masked(value: Any, path: list[str]) -> Any:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import ADMIN_TOKEN, REPO, AppFactory, admin
+from starlette.requests import ClientDisconnect
 
+from gateway.asgi import BodyTooLarge, read_body
 from gateway.config import load_config
 from gateway.dispatcher import Dispatcher
-from gateway.ingress import BodyTooLarge, read_body
 from gateway.store import SQLiteStore
 from gateway.store.base import Dispatch, Inserted, Job, JobOutcome, NewEvent, NewJob, StoredEvent
 from gateway.store.writer import EventWriter
@@ -64,20 +65,30 @@ def test_one_event_that_breaks_dispatch_does_not_hold_up_the_others(
     assert (result.status, result.error) == ("failed", "OSError: unexpected")
 
 
-class _Request:
-    def __init__(self, chunks: Sequence[bytes]) -> None:
-        self._chunks = chunks
+def _receive(chunks: Sequence[bytes], *, complete: bool = True) -> Any:
+    """An ASGI receive giving `chunks`; then, unless `complete`, the client goes away."""
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1 or not complete}
+        for i, c in enumerate(chunks)
+    ]
 
-    async def stream(self) -> Any:
-        for chunk in self._chunks:
-            yield chunk
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    return receive
 
 
 def test_the_body_limit_counts_bytes_whatever_content_length_claims() -> None:
-    request = _Request([b"x" * 400, b"x" * 400])
     with pytest.raises(BodyTooLarge):
-        asyncio.run(read_body(request, 512, "10"))  # type: ignore[arg-type]
-    assert asyncio.run(read_body(_Request([b"ab", b"c"]), 512, None)) == b"abc"  # type: ignore[arg-type]
+        asyncio.run(read_body(_receive([b"x" * 400, b"x" * 400]), 512, "10"))
+    assert asyncio.run(read_body(_receive([b"ab", b"c"]), 512, None)) == b"abc"
+    with pytest.raises(BodyTooLarge):  # a declared length over the limit: nothing is read
+        asyncio.run(read_body(_receive([b"ab"]), 512, "513"))
+
+
+def test_a_client_that_goes_away_mid_body_is_not_an_error() -> None:
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(read_body(_receive([b"ab", b"c"], complete=False), 512))
 
 
 class _PickyStore:

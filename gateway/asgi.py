@@ -1,0 +1,83 @@
+"""Plain ASGI for the one hot route: reading a bounded body and sending a finished reply.
+
+The webhook route is served without Starlette's middleware stack, routing and Request and
+Response objects: they cost about as much CPU per request as verifying, parsing and storing
+the event does (see the README's Performance section). Everything else stays on Starlette.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import CODES
+
+JSON = b"application/json"
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: bytes = JSON
+    headers: Headers = ()
+
+    async def send(self, send: Send) -> None:
+        headers = [
+            (b"content-type", self.content_type),
+            (b"content-length", str(len(self.body)).encode()),
+            *self.headers,
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def error_reply(status: int, message: str, code: str | None = None) -> Reply:
+    """The gateway's one error shape, ``{"error": {"code": ..., "message": ...}}``."""
+    error = {"code": code or CODES.get(status, "error"), "message": message}
+    return Reply(status, json.dumps({"error": error}).encode())
+
+
+async def read_body(receive: Receive, limit: int | None, declared: str | None = None) -> bytes:
+    """The request body, never more than `limit` bytes read, whatever Content-Length claims.
+    Raises BodyTooLarge, or ClientDisconnect when the client goes away first."""
+    if (
+        limit is not None
+        and declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > limit
+    ):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: the request path without a mount's `root_path`."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
