@@ -55,7 +55,8 @@ class SecretSource:
     """Resolves config secrets: a tenant's stored credential first, then the environment.
 
     Stored credentials are read per tenant and kept for `ttl` seconds, so a change made with
-    `gateway credentials set` reaches running servers within that time.
+    `gateway credentials set` reaches running servers within that time. The environment is
+    read once, when the source is made, as a process's environment does not change.
     """
 
     def __init__(
@@ -65,11 +66,12 @@ class SecretSource:
         cipher: Cipher | None = None,
         ttl: float = 10.0,
     ) -> None:
-        self._environ = environ
+        self._environ = dict(environ)
         self._store = store
         self._cipher = cipher
         self._ttl = ttl
         self._cache: dict[str, tuple[float, dict[tuple[str, str], str]]] = {}
+        self._lookups: dict[tuple[str, str], tuple[float, SecretLookup]] = {}
 
     async def tenant_values(self, tenant: str) -> dict[tuple[str, str], str]:
         """(integration, name) -> value for a tenant's stored credentials."""
@@ -87,14 +89,22 @@ class SecretSource:
         return values
 
     async def lookup(self, tenant: str, integration: str) -> SecretLookup:
+        """The secrets of one tenant and integration; the same object until the tenant's
+        stored credentials are read again (it remembers what it resolved)."""
+        cached = self._lookups.get((tenant, integration))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         stored = await self.tenant_values(tenant)
-        return SecretLookup(integration, stored, self._environ)
+        lookup = SecretLookup(integration, stored, self._environ)
+        expires = self._cache[tenant][0] if tenant in self._cache else float("inf")
+        self._lookups[(tenant, integration)] = (expires, lookup)
+        return lookup
 
 
 class SecretLookup:
     """The secrets config values stand for, for one tenant and integration."""
 
-    __slots__ = ("_environ", "_integration", "_stored")
+    __slots__ = ("_environ", "_integration", "_resolved", "_stored")
 
     def __init__(
         self, integration: str, stored: Mapping[tuple[str, str], str], environ: Mapping[str, str]
@@ -102,6 +112,7 @@ class SecretLookup:
         self._integration = integration
         self._stored = stored
         self._environ = environ
+        self._resolved: dict[Any, list[str]] = {}
 
     def one(self, value: Any) -> str | None:
         if isinstance(value, SecretRef):
@@ -112,5 +123,17 @@ class SecretLookup:
         return value if isinstance(value, str) and value else None
 
     def __call__(self, value: Any) -> list[str]:
-        items = value if isinstance(value, list | tuple) else [value]
-        return [found for found in (self.one(v) for v in items) if found]
+        if isinstance(value, list):  # several secrets (rotation): a list is not hashable
+            value = tuple(value)
+        try:
+            return list(self._resolved[value])
+        except KeyError:
+            found = self._resolve(value)
+            self._resolved[value] = found
+            return list(found)
+        except TypeError:  # unhashable, so not a secret reference: not worth remembering
+            return self._resolve(value)
+
+    def _resolve(self, value: Any) -> list[str]:
+        items = value if isinstance(value, tuple) else (value,)
+        return [one for one in (self.one(v) for v in items) if one]

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -174,7 +173,7 @@ class Ingress:
             return error_reply(400, "body is not valid JSON", "invalid_body")
         if webhook.secret_body_path:  # the token is the secret: never stored
             payload = _masked(payload, webhook.secret_body_path.split("."))
-            incoming = replace(incoming, body=json.dumps(payload).encode())
+            incoming = incoming._replace(body=json.dumps(payload).encode())
         return await self._store(integration, tenant, incoming, payload)
 
     def _handshake(

@@ -121,6 +121,34 @@ def test_a_batch_that_fails_is_retried_request_by_request() -> None:
     assert second == [Inserted("evt_2", duplicate=False)]
 
 
+def test_requests_repeating_each_other_in_one_commit_store_one_event(tmp_path: Path) -> None:
+    """A provider retrying while its first delivery is still being committed: both requests
+    land in the same group commit; one event is stored and both name it."""
+
+    async def scenario() -> tuple[list[list[Inserted]], int]:
+        store = SQLiteStore(f"sqlite:///{tmp_path / 'g.db'}")
+        await store.open()
+        writer = EventWriter(store)
+        writer.start()
+        results = await asyncio.gather(
+            writer.submit([_event("evt_a")]),
+            writer.submit([_event("evt_b")._replace(dedup_key="evt_a")]),
+            writer.submit([_event("evt_c"), _event("evt_d")._replace(dedup_key="evt_c")]),
+        )
+        await writer.stop()
+        count = await store.count_events()
+        await store.close()
+        return results, count
+
+    results, count = asyncio.run(scenario())
+    assert results == [
+        [Inserted("evt_a", duplicate=False)],
+        [Inserted("evt_a", duplicate=True)],
+        [Inserted("evt_c", duplicate=False), Inserted("evt_c", duplicate=True)],
+    ]
+    assert count == 2
+
+
 OUTLOOKISH = """\
 kind: integration
 name: graphy

@@ -251,3 +251,46 @@ def test_admin_pages_through_events(make_client: AppFactory) -> None:
 def test_healthz(make_client: AppFactory) -> None:
     client = make_client({"acme.yaml": ACME}, ENV)
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_paths_the_webhook_route_does_not_match_are_404_json(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME, "t.yaml": TENANTS, "b.yaml": BATCH}, ENV)
+    for path in ("/webhooks/", "/webhooks/acme/", "/webhooks/acme/clinic/extra", "/webhooks//x"):
+        response = post_acme(client, {"id": "a"}, path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+    assert admin(client, "/admin/api/events") == {"events": []}
+
+
+def test_methods_other_than_post_are_405_json(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    for method in ("GET", "PUT", "DELETE", "OPTIONS", "PATCH"):
+        response = client.request(method, "/webhooks/acme")
+        assert response.status_code == 405, method
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_error_is_a_500_json_without_its_trace(
+    make_client: AppFactory, caplog: Any
+) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    webhook = client.app.state.config.integrations["acme"].webhook
+
+    class Broken:
+        def verify(self, *_: Any) -> None:
+            raise RuntimeError("disk on fire")
+
+    object.__setattr__(webhook, "verifier", Broken())
+    response = post_acme(client, {"id": "evt_500"})
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+    assert "disk on fire" not in response.text
+    assert any("disk on fire" in str(r.exc_info) for r in caplog.records if r.exc_info)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_webhook_reply_carries_its_length_and_type(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    response = post_acme(client, {"id": "evt_len"})
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)

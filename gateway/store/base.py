@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # sync_model imports NewEvent from here
     from gateway.store.sync_model import (
@@ -18,9 +18,9 @@ if TYPE_CHECKING:  # sync_model imports NewEvent from here
     )
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event verified and ready to be stored."""
+class NewEvent(NamedTuple):
+    """An event verified and ready to be stored. A tuple in the events table's column order:
+    it is made on every request and bound to the INSERT as it is."""
 
     id: str
     integration: str
@@ -33,8 +33,7 @@ class NewEvent:
     body: bytes  # the event's bytes: the raw body, or one item of a split batch as JSON
 
 
-@dataclass(frozen=True, slots=True)
-class Inserted:
+class Inserted(NamedTuple):
     event_id: str  # the stored event's id: the new one, or the first one's for a duplicate
     duplicate: bool
 

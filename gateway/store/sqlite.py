@@ -68,13 +68,9 @@ def _insert_events(db: sqlite3.Connection, events: Sequence[NewEvent]) -> list[I
         "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
         " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
-        [
-            (e.id, e.integration, e.tenant, e.dedup_key, e.provider_id, e.type,
-             e.received_at, e.headers, e.body)
-            for e in events
-        ],
-    )  # fmt: skip
-    if db.total_changes - before == len(events):  # all new (the writer sends no repeats)
+        events,  # NewEvent is a tuple in this column order
+    )
+    if db.total_changes - before == len(events):  # all new: the common case
         return [Inserted(e.id, duplicate=False) for e in events]
     groups: dict[tuple[str, str], set[str]] = {}
     for e in events:

@@ -31,8 +31,6 @@ class EventWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self.batches = 0
-        self.events = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-writer")
@@ -71,9 +69,11 @@ class EventWriter:
                 return
 
     async def _commit(self, batch: list[_Waiter]) -> None:
-        unique = _unique([event for events, _ in batch for event in events])
+        # Requests may repeat each other within a batch: the store answers those as
+        # duplicates of the first, as it does for repeats of what it already holds.
+        flat = [event for events, _ in batch for event in events]
         try:
-            results = await self._store.insert_events(unique)
+            results = await self._store.insert_events(flat)
         except Exception as exc:
             if len(batch) > 1:  # one request's bad event must not fail everyone else's
                 for waiter in batch:
@@ -83,28 +83,11 @@ class EventWriter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        self.batches += 1
-        self.events += len(unique)
         if self._on_commit is not None:
             self._on_commit()
-        first = {_key(e): r.event_id for e, r in zip(unique, results, strict=True)}
+        start = 0
         for events, future in batch:
+            end = start + len(events)
             if not future.done():  # a request that went away: its events are stored all the same
-                future.set_result(
-                    [Inserted(first[_key(e)], duplicate=first[_key(e)] != e.id) for e in events]
-                )
-
-
-def _key(event: NewEvent) -> tuple[str, str, str]:
-    return (event.integration, event.tenant, event.dedup_key)
-
-
-def _unique(events: list[NewEvent]) -> list[NewEvent]:
-    """The first event of each dedup key in a batch (two requests may repeat each other)."""
-    seen: set[tuple[str, str, str]] = set()
-    unique = []
-    for event in events:
-        if _key(event) not in seen:
-            seen.add(_key(event))
-            unique.append(event)
-    return unique
+                future.set_result(results[start:end])
+            start = end

@@ -14,6 +14,7 @@ from gateway.verify.encoding import decode_base64_unpadded, text_bytes
 from gateway.verify.signed_message import SignedMessage
 
 ALGORITHMS = ("sha256", "sha1", "sha512")
+_KNOWN_KEYS = 1024
 _KEYS = frozenset(
     {
         "scheme",
@@ -32,17 +33,24 @@ _KEYS = frozenset(
 class SecretKeys:
     """Turns configured secret text into HMAC keys: strip a prefix, then maybe base64-decode."""
 
-    __slots__ = ("_base64", "_prefix")
+    __slots__ = ("_base64", "_known", "_prefix")
 
     def __init__(self, spec: Mapping[str, Any], where: str = "verify") -> None:
         self._prefix = config.text(spec, "secret_prefix", where) or ""
         self._base64 = config.choice(spec, "secret_encoding", where, ("utf8", "base64")) == "base64"
+        self._known: dict[tuple[str, ...], list[bytes]] = {}  # secrets -> keys, per request
 
     def keys(self, secrets: list[str]) -> list[bytes]:
         """One key per configured secret (empty ones count as not configured)."""
-        keys = [self._key(secret) for secret in secrets if secret]
-        if not keys:
-            raise VerificationFailed("no secret configured for this integration")
+        given = tuple(secrets)
+        keys = self._known.get(given)
+        if keys is None:
+            keys = [self._key(secret) for secret in secrets if secret]
+            if not keys:
+                raise VerificationFailed("no secret configured for this integration")
+            if len(self._known) >= _KNOWN_KEYS:  # rotated secrets, many tenants: start over
+                self._known.clear()
+            self._known[given] = keys
         return keys
 
     def _key(self, secret: str) -> bytes:
