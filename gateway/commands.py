@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import os
 import sys
@@ -21,6 +22,7 @@ from gateway.settings import Settings
 from gateway.signing import SigningError, signed_example
 from gateway.store import open_store
 
+GC_YOUNG_THRESHOLD = 50_000
 AddConfigArgs = Callable[[argparse.ArgumentParser], None]
 
 
@@ -40,6 +42,20 @@ def _seconds(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def tune_gc() -> None:
+    """Garbage collection for a server that allocates for every request it holds.
+
+    The config, compiled templates and schemas, and every module live as long as the process:
+    frozen, they are left out of every later collection (a full one walked them all). And a
+    young-generation collection walks every object of every request still in flight, so
+    after 700 allocations (the default) it ran every few requests; reference counting frees
+    nearly all of a request's objects anyway, and cycles wait a little longer instead.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -64,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         job_lease=args.job_lease,
         retention=args.retention,
     )
+    tune_gc()
     uvicorn.run(
         app,
         host=args.host,

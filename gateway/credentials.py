@@ -88,12 +88,19 @@ class SecretSource:
         self._cache[tenant] = (now + self._ttl, values)
         return values
 
-    async def lookup(self, tenant: str, integration: str) -> SecretLookup:
-        """The secrets of one tenant and integration; the same object until the tenant's
-        stored credentials are read again (it remembers what it resolved)."""
+    def cached(self, tenant: str, integration: str) -> SecretLookup | None:
+        """The lookup `lookup` would return, when it needs nothing read (no await)."""
         cached = self._lookups.get((tenant, integration))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        return None
+
+    async def lookup(self, tenant: str, integration: str) -> SecretLookup:
+        """The secrets of one tenant and integration; the same object until the tenant's
+        stored credentials are read again (it remembers what it resolved)."""
+        cached = self.cached(tenant, integration)
+        if cached is not None:
+            return cached
         stored = await self.tenant_values(tenant)
         lookup = SecretLookup(integration, stored, self._environ)
         expires = self._cache[tenant][0] if tenant in self._cache else float("inf")

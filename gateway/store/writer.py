@@ -30,10 +30,12 @@ class EventWriter:
         self._pending: deque[_Waiter] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-writer")
+        self._loop = asyncio.get_running_loop()  # asked once: each ask is a getpid() on 3.11
+        self._task = self._loop.create_task(self._run(), name="event-writer")
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
@@ -42,11 +44,12 @@ class EventWriter:
         if self._task is not None:
             await self._task
             self._task = None
+            self._loop = None
 
     async def submit(self, events: Sequence[NewEvent]) -> list[Inserted]:
-        if self._closing or self._task is None:
+        if self._closing or self._loop is None:
             raise RuntimeError("event writer is not running")
-        future: asyncio.Future[list[Inserted]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Inserted]] = self._loop.create_future()
         self._pending.append((events, future))
         self._wake.set()
         return await future

@@ -11,6 +11,7 @@ from typing import Any
 from gateway.verify import config
 from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
 from gateway.verify.encoding import decode_base64_unpadded, text_bytes
+from gateway.verify.mac import Mac
 from gateway.verify.signed_message import SignedMessage
 
 ALGORITHMS = ("sha256", "sha1", "sha512")
@@ -31,21 +32,23 @@ _KEYS = frozenset(
 
 
 class SecretKeys:
-    """Turns configured secret text into HMAC keys: strip a prefix, then maybe base64-decode."""
+    """Turns configured secret text into HMAC keys: strip a prefix, then maybe base64-decode.
+    Each key is made once and kept: the same secrets sign request after request."""
 
-    __slots__ = ("_base64", "_known", "_prefix")
+    __slots__ = ("_algorithm", "_base64", "_known", "_prefix")
 
-    def __init__(self, spec: Mapping[str, Any], where: str = "verify") -> None:
+    def __init__(self, spec: Mapping[str, Any], algorithm: str, where: str = "verify") -> None:
+        self._algorithm = algorithm
         self._prefix = config.text(spec, "secret_prefix", where) or ""
         self._base64 = config.choice(spec, "secret_encoding", where, ("utf8", "base64")) == "base64"
-        self._known: dict[tuple[str, ...], list[bytes]] = {}  # secrets -> keys, per request
+        self._known: dict[tuple[str, ...], list[Mac]] = {}
 
-    def keys(self, secrets: list[str]) -> list[bytes]:
+    def keys(self, secrets: list[str]) -> list[Mac]:
         """One key per configured secret (empty ones count as not configured)."""
         given = tuple(secrets)
         keys = self._known.get(given)
         if keys is None:
-            keys = [self._key(secret) for secret in secrets if secret]
+            keys = [Mac(self._key(secret), self._algorithm) for secret in secrets if secret]
             if not keys:
                 raise VerificationFailed("no secret configured for this integration")
             if len(self._known) >= _KNOWN_KEYS:  # rotated secrets, many tenants: start over
@@ -69,14 +72,14 @@ class HmacVerifier:
         config.reject_unknown(spec, "verify", _KEYS)
         self._algorithm = algorithm(spec)
         self._secret = config.secret_value(spec, "secret", "verify")
-        self._keys = SecretKeys(spec)
+        self._keys = SecretKeys(spec, self._algorithm)
         size = hashlib.new(self._algorithm).digest_size
         self._message = SignedMessage(spec, signature_length=size)
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         keys = self._keys.keys(secrets(self._secret))
         candidates, message = self._message.read(request, now)
-        if not any_match(keys, message, candidates, self._algorithm):
+        if not any_match(keys, message, candidates):
             raise VerificationFailed("signature mismatch")
 
 
@@ -86,10 +89,10 @@ def algorithm(spec: Mapping[str, Any]) -> str:
     return config.choice(spec, "algorithm", "verify", ALGORITHMS)
 
 
-def any_match(keys: list[bytes], message: bytes, candidates: list[bytes], digest: str) -> bool:
+def any_match(keys: list[Mac], message: bytes, candidates: list[bytes]) -> bool:
     """True when the MAC of `message` under some key equals some candidate (constant-time)."""
     for key in keys:
-        expected = hmac.digest(key, message, digest)
+        expected = key.digest(message)
         for candidate in candidates:
             if hmac.compare_digest(expected, candidate):
                 return True

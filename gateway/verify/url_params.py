@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from gateway.verify import config
 from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
 from gateway.verify.encoding import text_bytes
-from gateway.verify.hmac_scheme import algorithm, any_match
+from gateway.verify.hmac_scheme import SecretKeys, algorithm, any_match
 from gateway.verify.signature_header import SignatureHeader
 
 _KEYS = frozenset(
@@ -29,12 +29,20 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 class UrlParamsVerifier:
-    __slots__ = ("_algorithm", "_body_hash_param", "_port_variants", "_secret", "_signature")
+    __slots__ = (
+        "_algorithm",
+        "_body_hash_param",
+        "_keys",
+        "_port_variants",
+        "_secret",
+        "_signature",
+    )
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         config.reject_unknown(spec, "verify", _KEYS)
         self._algorithm = algorithm(spec)
         self._secret = config.secret_value(spec, "secret", "verify")
+        self._keys = SecretKeys({}, self._algorithm)  # the secret is used as written
         signature_spec = config.mapping(spec, "signature", "verify")
         if signature_spec is None:
             raise config.VerifyConfigError("verify: missing required key 'signature'")
@@ -44,9 +52,7 @@ class UrlParamsVerifier:
         self._port_variants = config.flag(spec, "port_variants", "verify")
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
-        keys = [text_bytes(secret) for secret in secrets(self._secret) if secret]
-        if not keys:
-            raise VerificationFailed("no secret configured for this integration")
+        keys = self._keys.keys(secrets(self._secret))
         candidates = self._signature.read(request.headers).candidates
         body_hash = self._body_hash(request.query)
         if body_hash is not None:
@@ -60,7 +66,7 @@ class UrlParamsVerifier:
             params = sorted_params(request.form)
         urls = port_variants(request.url) if self._port_variants else (request.url,)
         for url in urls:
-            if any_match(keys, text_bytes(url) + params, candidates, self._algorithm):
+            if any_match(keys, text_bytes(url) + params, candidates):
                 return
         raise VerificationFailed("signature mismatch")
 
