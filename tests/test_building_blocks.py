@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
+
 import pytest
 from jinja2 import UndefinedError
 from jinja2.exceptions import SecurityError
@@ -10,6 +14,7 @@ from gateway.durations import parse_duration, parse_signed_duration, parse_size
 from gateway.envsubst import Secret, SecretRef, find_refs, substitute
 from gateway.expressions import analyse, compile_expression, context_for, render_value
 from gateway.filters import e164, localtime, strftime
+from gateway.ids import new_id
 from gateway.yamlsource import load_text
 
 
@@ -154,3 +159,24 @@ def test_fast_validators_agree_with_the_reference_ones() -> None:
         kind = data["kind"]
         reference = not any(True for _ in validators()[kind].iter_errors(data))
         assert fast_validators()[kind].is_valid(data) == reference, (kind, data.get("name"))
+
+
+def test_ids_are_time_ordered_unique_and_differ_in_a_forked_child() -> None:
+    ids = [new_id("evt") for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"evt_[0-9a-f]{32}", i) for i in ids)
+    assert [i[:16] for i in ids] == sorted(i[:16] for i in ids)  # milliseconds lead
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # 3.12+ warns about fork in a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its generator must not continue the parent's sequence
+        os.write(write, " ".join(new_id("evt") for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100_000).decode().split()
+    os.close(read)
+    mine = [new_id("evt") for _ in range(50)]
+    assert len(child) == 50
+    assert not {c[16:] for c in child} & {m[16:] for m in mine}
