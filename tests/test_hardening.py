@@ -149,6 +149,41 @@ def test_requests_repeating_each_other_in_one_commit_store_one_event(tmp_path: P
     assert count == 2
 
 
+class _CountingStore:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
+        self.batches.append(len(events))
+        await asyncio.sleep(0.01)  # a commit takes a while: requests keep arriving meanwhile
+        return [Inserted(e.id, duplicate=False) for e in events]
+
+
+def test_requests_still_on_their_way_join_the_commit_a_single_request_starts() -> None:
+    """Requests reach the writer a few loop turns apart (reading, verifying, parsing): one
+    commit takes all those already under way, and a lone request is not kept waiting."""
+
+    async def scenario() -> list[int]:
+        store = _CountingStore()
+        writer = EventWriter(store)  # type: ignore[arg-type]
+        writer.start()
+
+        async def request(turns: int, name: str) -> None:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            await writer.submit([_event(name)])
+
+        await asyncio.gather(*(request(turns, f"evt_{turns}") for turns in range(6)))
+        started = time.monotonic()
+        await request(0, "evt_alone")
+        alone = time.monotonic() - started
+        await writer.stop()
+        assert alone < 0.5
+        return store.batches
+
+    assert asyncio.run(scenario()) == [6, 1]
+
+
 OUTLOOKISH = """\
 kind: integration
 name: graphy

@@ -2,7 +2,7 @@
 
 Each request hands its events to `submit` and waits. One task drains everything that queued up
 while the previous commit ran and stores it in a single transaction, then answers every waiter.
-Under load the batch grows by itself; alone, a request is committed at once.
+Under load the batch grows by itself; alone, a request is committed after one turn of the loop.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.store.base import Inserted, NewEvent, Store
 
+_GATHER_TURNS = 16
 _Waiter = tuple[Sequence[NewEvent], "asyncio.Future[list[Inserted]]"]
 
 
@@ -67,8 +68,22 @@ class EventWriter:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                await self._gather()
                 await self._commit(self._take())
             if self._closing and not self._pending:
+                return
+
+    async def _gather(self) -> None:
+        """Let requests the loop is already working on join this commit: yield while each
+        turn of the loop adds to the queue (a few turns at most). Alone, a request waits one
+        turn; under load a commit carries about twice as many events, and each commit's
+        fixed cost (the WAL write and fsync) is shared by that many more."""
+        for _ in range(_GATHER_TURNS):
+            queued = len(self._pending)
+            if queued >= self._max_batch:
+                return
+            await asyncio.sleep(0)
+            if len(self._pending) == queued:
                 return
 
     async def _commit(self, batch: list[_Waiter]) -> None:
