@@ -94,8 +94,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _check_store(store: Any) -> None:
-    await store.open()
-    await store.close()
+    try:
+        await store.open()
+    finally:  # a store that failed half-way must not keep the process alive
+        await store.close()
 
 
 def _integration(config: Config, name: str) -> Any:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from gateway.lint import UsageError
+
 if TYPE_CHECKING:  # sync_model imports NewEvent from here
     from gateway.store.sync_model import (
         PageCommit,
@@ -16,6 +18,10 @@ if TYPE_CHECKING:  # sync_model imports NewEvent from here
         SyncRunQuery,
         SyncState,
     )
+
+
+class SchemaTooNew(UsageError):
+    """The database was set up by a newer gateway than this one."""
 
 
 class NewEvent(NamedTuple):

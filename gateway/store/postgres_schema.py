@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.lint import UsageError
+from gateway.store.base import SchemaTooNew
 
 if TYPE_CHECKING:
     import asyncpg
@@ -125,10 +125,6 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (integration, tenant, sync, record_id)
 );
 """
-
-
-class SchemaTooNew(UsageError):
-    """The database was set up by a newer gateway than this one."""
 
 
 async def create_schema(db: asyncpg.Connection) -> None:

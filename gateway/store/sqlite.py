@@ -15,13 +15,19 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.store.base import EventQuery, Inserted, NewEvent, SchemaTooNew, StoredEvent
 from gateway.store.rows import EVENT_COLUMNS, event_from_row
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 from gateway.store.sqlite_thread import WriterThread
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What a database of an older version needs before _SCHEMA brings it up to date.
+_MIGRATIONS = {
+    # v2: the pending-events index holds only pending events (as on PostgreSQL): smaller, and
+    # cheaper to keep up on every insert and every status change.
+    2: "DROP INDEX IF EXISTS events_pending;",
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
@@ -38,7 +44,7 @@ CREATE TABLE IF NOT EXISTS events (
     error TEXT,
     UNIQUE (integration, tenant, dedup_key)
 );
-CREATE INDEX IF NOT EXISTS events_pending ON events (status, id);
+CREATE INDEX IF NOT EXISTS events_pending ON events (id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS events_by_filter ON events (integration, tenant, type, id);
 CREATE TABLE IF NOT EXISTS credentials (
     tenant TEXT NOT NULL,
@@ -100,16 +106,35 @@ class SQLiteStore(JobTables, SyncTables):
     async def open(self) -> None:
         self._write_lock = asyncio.Lock()  # bound to this event loop: a store may be reopened
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._writer.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA)
-        await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._reader.execute("PRAGMA busy_timeout=5000")
-        self._thread = WriterThread(self.path, self.synchronous)
-        await self._thread.open()
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+            await self._writer.execute("PRAGMA busy_timeout=5000")
+            await self._migrate(self._writer)
+            await self._writer.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA)
+            await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+            self._thread = WriterThread(self.path, self.synchronous)
+            await self._thread.open()
+        except BaseException:
+            await self.close()  # the connections' threads would keep the process alive
+            raise
+
+    @staticmethod
+    async def _migrate(db: aiosqlite.Connection) -> None:
+        rows = await db.execute_fetchall("PRAGMA user_version")
+        version = int(next(iter(rows))[0])
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database's schema is version {version}, newer than this gateway's"
+                f" ({SCHEMA_VERSION}): upgrade the gateway"
+            )
+        if version == 0:  # a new database: _SCHEMA makes it whole
+            return
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            await db.executescript(_MIGRATIONS[step])
 
     async def close(self) -> None:
         if self._thread is not None:
