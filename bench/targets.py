@@ -55,8 +55,11 @@ class Target:
 
 
 def _uvicorn(app: str, port: int) -> list[str]:
+    """The reference apps on the server settings `gateway serve` uses (uvloop, httptools, no
+    access log, no proxy headers, no Server header), so only the app differs."""
     argv = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
     argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    argv += ["--no-proxy-headers", "--no-server-header"]
     return pinned(SERVER_CPU, argv)
 
 
