@@ -14,8 +14,9 @@ from bench import ingest, lint_speed, processing, report, sync_speed, targets
 from bench.signed import write_requests
 from bench.wrk import ensure_wrk
 
-SECTIONS = ("lint", "bare", "handwritten", "gateway", "gateway_all", "processing", "sync")
+SECTIONS = ("lint", "raw", "bare", "handwritten", "gateway", "gateway_all", "processing", "sync")
 MAKERS = {
+    "raw": targets.raw,
     "bare": targets.bare,
     "handwritten": targets.handwritten,
     "gateway": targets.gateway,
@@ -66,7 +67,7 @@ def main() -> int:
             }
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
-        servers = [s for s in ("bare", "handwritten", "gateway", "gateway_all") if s in only]
+        servers = [s for s in MAKERS if s in only]
         if servers:
             settings = ingest.LoadSettings(
                 wrk=ensure_wrk(),
@@ -90,6 +91,7 @@ def main() -> int:
                     error = f"{type(exc).__name__}: {exc}"
                     results["ingest"][key] = {"label": targets.LABELS[key], "error": error}
             results["ratios"] = report.ratios(results["ingest"])
+            results["app_us_per_request"] = report.app_costs(results["ingest"])
         for section, measure in (
             ("processing", _processing),
             ("sync", sync_speed.run),

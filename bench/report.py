@@ -10,7 +10,7 @@ from typing import Any
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {"c/a": 0.8, "c/b": 1.5, "p99_ms": 50.0, "lint_ms_per_file": 2.0}
-INGEST_KEYS = ("bare", "handwritten", "gateway", "gateway_all")
+INGEST_KEYS = ("raw", "bare", "handwritten", "gateway", "gateway_all")
 
 
 def machine() -> dict[str, Any]:
@@ -119,6 +119,7 @@ def render(results: dict[str, Any]) -> str:
         )
     lines.append("")
     lines.append("  " + "    ".join(_ratio(results.get("ratios", {}), key) for key in RATIOS))
+    lines.extend(_app_costs(ingest))
     gw = ingest.get("gateway", {})
     if "p99_ms" in gw:
         lines.append(
@@ -149,6 +150,29 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def app_costs(ingest: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Wall time per request each app adds to uvicorn alone (1/rate - 1/rate of (0)): the
+    server's own cost is the same for every app, so this is what each app's work costs."""
+    raw = ingest.get("raw", {}).get("requests_per_s")
+    if not raw:
+        return {}
+    costs = {}
+    for key in INGEST_KEYS[1:]:
+        rate = ingest.get(key, {}).get("requests_per_s")
+        if rate:
+            costs[key] = round(1e6 / rate - 1e6 / raw, 1)
+    return costs
+
+
+def _app_costs(ingest: dict[str, dict[str, Any]]) -> list[str]:
+    costs = app_costs(ingest)
+    if not costs:
+        return []
+    raw_us = 1e6 / ingest["raw"]["requests_per_s"]
+    parts = ", ".join(f"{ingest[k]['label'].split(' ')[0]} +{v:.0f}" for k, v in costs.items())
+    return [f"  us a request: uvicorn alone {raw_us:.0f}; what each app adds to it: {parts}"]
+
+
 def _processing(found: dict[str, Any] | None) -> list[str]:
     if not found:
         return []
@@ -162,7 +186,7 @@ def _processing(found: dict[str, Any] | None) -> list[str]:
         f" {e2e['events_per_s']} events/s ({e2e['jobs_succeeded']} jobs succeeded,"
         f" {e2e['calls_received']} calls received, {e2e['seconds']} s)",
         f"  outbound call, sequential: bare httpx {out['bare_httpx_us']} us, engine"
-        f" {out['engine_us']} us: +{out['overhead_us']} us per call ({out['ratio']}x)",
+        f" {out['engine_us']} us: {out['overhead_us']:+} us per call ({out['ratio']}x)",
     ]
 
 

@@ -36,6 +36,7 @@ webhook:
 
 
 LABELS = {
+    "raw": "(0) uvicorn alone (plain ASGI app)",
     "bare": "(a) bare Starlette",
     "handwritten": "(b) hand-written Stripe+aiosqlite",
     "gateway": "(c) gateway --role ingest",
@@ -66,6 +67,10 @@ def _uvicorn(app: str, port: int) -> list[str]:
 def _env(**extra: str) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, **extra}
+
+
+def raw(workdir: Path, port: int) -> Target:
+    return Target("raw", LABELS["raw"], _uvicorn("bench.servers.raw:app", port), _env())
 
 
 def bare(workdir: Path, port: int) -> Target:
