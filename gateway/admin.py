@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import metrics
 from gateway.envsubst import Secret
 from gateway.errors import error_response
 from gateway.filters import to_datetime
+from gateway.metrics import Counters
 from gateway.store.base import JOB_STATUSES, EventQuery, JobQuery, Store, StoredEvent
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -73,6 +75,7 @@ def routes(
     *,
     outbound: OutboundHealth | None = None,
     wake: asyncio.Event | None = None,
+    counters: Counters | None = None,
 ) -> list[Route]:
     async def list_events(request: Request) -> Response:
         params = request.query_params
@@ -172,6 +175,14 @@ def routes(
             }
         )
 
+    async def prometheus(_request: Request) -> Response:
+        text = metrics.render(
+            counters if counters is not None else Counters(),
+            job_counts=await store.job_counts(),
+            outbound=outbound.health() if outbound is not None else {},
+        )
+        return Response(text, media_type=metrics.CONTENT_TYPE)
+
     def guard(endpoint: Endpoint) -> Endpoint:
         return guarded(token, endpoint)
 
@@ -184,4 +195,5 @@ def routes(
         Route("/admin/api/jobs/{job_id}", guard(get_job), methods=["GET"]),
         Route("/admin/api/jobs/{job_id}/retry", guard(retry_job), methods=["POST"]),
         Route("/admin/api/health", guard(health), methods=["GET"]),
+        Route("/metrics", guard(prometheus), methods=["GET"]),
     ]

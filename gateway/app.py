@@ -23,6 +23,7 @@ from gateway.credentials import Cipher, CredentialError, SecretSource
 from gateway.dispatcher import Dispatcher
 from gateway.errors import http_exception, server_error
 from gateway.ingress import PREFIX, Ingress
+from gateway.metrics import Counters
 from gateway.outbound.client import OutboundClient
 from gateway.settings import Settings
 from gateway.store.base import Store
@@ -87,15 +88,23 @@ def create_app(
             log.error("%s; stored tenant credentials are not used", exc)
     secrets = SecretSource(environ, store, cipher)
     outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
-    worker = Worker(config, store, outbound, lease=job_lease)
+    counters = Counters()  # read by /metrics
+    worker = Worker(config, store, outbound, lease=job_lease, counters=counters)
     dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set)
     processing = role in ("all", "worker")
-    writer = EventWriter(store, on_commit=dispatcher.wake.set if processing else None)
+    writer = EventWriter(
+        store, on_commit=dispatcher.wake.set if processing else None, counters=counters
+    )
     syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
     sync_scheduler = SyncScheduler(config, store, syncs, environ)
     known_tenants: set[str] = set()
     ingress = Ingress(
-        config, writer, secrets, public_url=settings.public_url, known_tenants=known_tenants
+        config,
+        writer,
+        secrets,
+        public_url=settings.public_url,
+        known_tenants=known_tenants,
+        counters=counters,
     )
 
     @contextlib.asynccontextmanager
@@ -132,7 +141,13 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        *admin.routes(store, settings.admin_token, outbound=outbound, wake=dispatcher.wake),
+        *admin.routes(
+            store,
+            settings.admin_token,
+            outbound=outbound,
+            wake=dispatcher.wake,
+            counters=counters,
+        ),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
     ]
     app = GatewayApp(

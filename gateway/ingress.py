@@ -28,6 +28,7 @@ from gateway.config import DEFAULT_TENANT, Config, Handshake, Integration, Webho
 from gateway.credentials import SecretLookup, SecretSource
 from gateway.expressions import Expression
 from gateway.ids import new_id
+from gateway.metrics import Counters
 from gateway.store.base import NewEvent
 from gateway.store.writer import EventWriter
 from gateway.verify.base import VerificationFailed, WebhookRequest
@@ -89,8 +90,10 @@ class Ingress:
         *,
         public_url: str | None,
         known_tenants: set[str],
+        counters: Counters | None = None,
     ) -> None:
         self.config = config
+        self.counters = counters if counters is not None else Counters()
         self.writer = writer
         self.secrets = secrets
         self.public_url = public_url
@@ -115,20 +118,23 @@ class Ingress:
         return str(url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name, slash, tenant = route_path(scope)[len(PREFIX) :].partition("/")
         try:
-            reply = await self.handle(scope, receive)
+            reply = await self.handle(scope, receive, name, tenant if slash else DEFAULT_TENANT)
         except ClientDisconnect:
             return  # nothing was stored: the provider will send it again
         except Exception as exc:
             # Caught here, not by Starlette: logged with its trace, answered without it.
             log.error("unhandled error", exc_info=exc)
             reply = error_reply(500, "internal error")
+        # An integration this gateway does not have is counted under "": the name is the
+        # caller's, and any number of them would make as many series.
+        known = name if name in self.config.integrations else ""
+        self.counters.webhook_requests[(known, reply.status)] += 1
         await reply.send(send)
 
-    async def handle(self, scope: Scope, receive: Receive) -> Reply:
-        """The reply to one request whose path starts with ``/webhooks/``."""
-        name, _, tenant = route_path(scope)[len(PREFIX) :].partition("/")
-        tenant = tenant if _ else DEFAULT_TENANT
+    async def handle(self, scope: Scope, receive: Receive, name: str, tenant: str) -> Reply:
+        """The reply to a request under ``/webhooks/{name}[/{tenant}]``."""
         if not name or not tenant or "/" in tenant:
             return error_reply(404, "not found")
         integration = self.config.integrations.get(name)
@@ -250,6 +256,8 @@ class Ingress:
         if not events:
             return Reply(200, b'{"status":"accepted","event_id":null,"events":[]}')
         results = await self.writer.submit(events)
+        for result in results:
+            self.counters.webhook_events[(name, "duplicate" if result.duplicate else "stored")] += 1
         if webhook.respond is not None:
             return Reply(
                 int(webhook.respond.get("status", 200)),

@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.dispatcher import RENDER_ERRORS, DispatchError, evaluate
 from gateway.expressions import render_value
 from gateway.messaging import InvalidMessage, Messenger
+from gateway.metrics import Counters
 from gateway.outbound.caller import Caller
 from gateway.outbound.classify import RetryPolicy, retry_delay
 from gateway.outbound.errors import PermanentError, RetryableError
@@ -36,6 +37,9 @@ def _result_text(result: Any) -> str:
     return json.dumps({"status": status, "body": str(body)[:RESULT_LIMIT]})
 
 
+_OUTCOMES = {"succeeded": "succeeded", "queued": "retried", "dead": "dead"}
+
+
 class Worker:
     def __init__(
         self,
@@ -47,8 +51,10 @@ class Worker:
         lease: float = 120.0,
         concurrency: int = 16,
         rng: random.Random | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.config = config
+        self.counters = counters if counters is not None else Counters()
         self.store = store
         self.caller = caller
         self.messenger = Messenger(config)
@@ -76,6 +82,8 @@ class Worker:
                 heartbeat.cancel()
             # whatever happened to one job, the batch's outcomes are recorded
             await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
         return len(jobs)
 
     async def _heartbeat(self, job_ids: list[str]) -> None:

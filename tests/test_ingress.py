@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import AppFactory, admin, stripe_header
+from conftest import ADMIN_TOKEN, AppFactory, admin, stripe_header
+from prometheus_client.parser import text_string_to_metric_families
 
 SECRET = "whsec_test"
 ACME = """\
@@ -294,3 +295,48 @@ def test_the_webhook_reply_carries_its_length_and_type(make_client: AppFactory) 
     response = post_acme(client, {"id": "evt_len"})
     assert response.headers["content-type"] == "application/json"
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+def _metrics(client: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_count_webhook_requests_and_events(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME, "b.yaml": BATCH}, ENV)
+    post_acme(client, {"id": "evt_m1"})
+    post_acme(client, {"id": "evt_m1"})
+    post_acme(client, {"id": "evt_m2"}, headers={"Acme-Signature": "garbage"})
+    client.post("/webhooks/no-such-thing", content=b"{}")
+    client.post(
+        "/webhooks/batchy",
+        content=json.dumps([{"sg_event_id": "a"}, {"sg_event_id": "b"}, {"sg_event_id": "a"}]),
+        headers={"X-Token": "tok"},
+    )
+    found = _metrics(client)
+    requests = "gateway_webhook_requests_total"
+    assert found[(requests, (("integration", "acme"), ("status", "200")))] == 2
+    assert found[(requests, (("integration", "acme"), ("status", "401")))] == 1
+    assert found[(requests, (("integration", ""), ("status", "404")))] == 1  # not its name
+    assert found[(requests, (("integration", "batchy"), ("status", "200")))] == 1
+    events = "gateway_webhook_events_total"
+    assert found[(events, (("integration", "acme"), ("result", "stored")))] == 1
+    assert found[(events, (("integration", "acme"), ("result", "duplicate")))] == 1
+    assert found[(events, (("integration", "batchy"), ("result", "stored")))] == 2
+    assert found[(events, (("integration", "batchy"), ("result", "duplicate")))] == 1
+    assert found[("gateway_committed_events_total", ())] == 5
+    assert found[("gateway_jobs", (("status", "queued"),))] == 0
+
+
+def test_metrics_need_the_admin_token(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME}, ENV)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    off = make_client({"acme.yaml": ACME}, {**ENV, "GATEWAY_ADMIN_TOKEN": ""})
+    assert off.get("/metrics").status_code == 404

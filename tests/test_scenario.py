@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import ADMIN_TOKEN, REPO
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
@@ -254,3 +255,38 @@ def test_paid_checkout_sends_a_receipt_and_tracks_it(
 def test_scenario_left_no_dead_jobs(gateway: tuple[TestClient, Config], tmp_path: Path) -> None:
     client, _ = gateway
     assert admin_get(client, "/admin/api/jobs?status=dead")["jobs"] == []
+
+
+def test_metrics_count_what_the_scenario_did(gateway: tuple[TestClient, Config]) -> None:
+    client, _ = gateway
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            value
+            for (found, pairs), value in samples.items()
+            if found == name and labels.items() <= dict(pairs).items()
+        )
+
+    succeeded = admin_get(client, "/admin/api/jobs?status=succeeded&limit=500")["jobs"]
+    assert succeeded
+    for integration in {j["integration"] for j in succeeded}:
+        expected = sum(1 for j in succeeded if j["integration"] == integration)
+        attempts = total("gateway_job_attempts_total", integration=integration)
+        assert (
+            total("gateway_job_attempts_total", integration=integration, outcome="succeeded")
+            == expected
+        )
+        assert attempts == expected  # nothing was retried or buried in the scenario
+    events = admin_get(client, "/admin/api/events?limit=500")["events"]
+    assert total("gateway_webhook_events_total", result="stored") == len(events)
+    assert total("gateway_committed_events_total") >= len(events)
+    assert total("gateway_jobs", status="succeeded") == len(succeeded)
+    assert total("gateway_jobs", status="dead") == 0
+    assert total("gateway_circuit_state", integration="twilio", state="closed") == 1

@@ -11,6 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from gateway.metrics import Counters
 from gateway.store.base import Inserted, NewEvent, Store
 
 _GATHER_TURNS = 16
@@ -24,8 +25,10 @@ class EventWriter:
         *,
         max_batch: int = 1024,
         on_commit: Callable[[], None] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self._store = store
+        self._counters = counters if counters is not None else Counters()
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._pending: deque[_Waiter] = deque()
@@ -101,6 +104,8 @@ class EventWriter:
                 if not future.done():
                     future.set_exception(exc)
             return
+        self._counters.commits += 1
+        self._counters.committed_events += len(flat)
         if self._on_commit is not None:
             self._on_commit()
         start = 0

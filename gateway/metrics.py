@@ -1,0 +1,142 @@
+"""What `/metrics` reports, in Prometheus' text format.
+
+The hot paths only bump plain counters (a dict increment: no lock, no label lookup; the event
+loop is the only writer). A scrape reads them, the outbound engine's breakers and limiters, and
+the job queue's depth from storage, and renders them with prometheus-client. Counters are per
+process: sum them across replicas (`sum by (integration) (rate(...))`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.outbound.breaker import State
+from gateway.store.base import JOB_STATUSES
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BREAKER_STATES = tuple(State)
+
+
+class Counters:
+    """The counts the gateway keeps as it works."""
+
+    def __init__(self) -> None:
+        # (integration, HTTP status): every webhook request answered; an integration this
+        # gateway does not have is counted under "" (its name is the caller's, unbounded).
+        self.webhook_requests: Counter[tuple[str, int]] = Counter()
+        # (integration, "stored" | "duplicate"): events in accepted requests (a batch: several).
+        self.webhook_events: Counter[tuple[str, str]] = Counter()
+        # (integration, "succeeded" | "retried" | "dead"): job attempts, once recorded.
+        self.job_attempts: Counter[tuple[str, str]] = Counter()
+        self.commits = 0  # group commits of received events
+        self.committed_events = 0
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def render(
+    counters: Counters,
+    *,
+    job_counts: Mapping[str, int],
+    outbound: Mapping[str, Mapping[str, Any]],
+) -> bytes:
+    """The exposition text: `counters`, the job queue's `job_counts` (status -> jobs) and
+    `outbound` (the engine's per-integration health: breaker and limiter snapshots)."""
+    families: list[Metric] = []
+
+    requests = CounterMetricFamily(
+        "gateway_webhook_requests",
+        "Webhook requests answered, by integration and HTTP status.",
+        labels=["integration", "status"],
+    )
+    for (integration, status), count in sorted(counters.webhook_requests.items()):
+        requests.add_metric([integration, str(status)], count)
+    families.append(requests)
+
+    events = CounterMetricFamily(
+        "gateway_webhook_events",
+        "Events in accepted webhook requests: stored, or a duplicate of one stored before.",
+        labels=["integration", "result"],
+    )
+    for (integration, result), count in sorted(counters.webhook_events.items()):
+        events.add_metric([integration, result], count)
+    families.append(events)
+
+    families.append(
+        CounterMetricFamily(
+            "gateway_event_commits",
+            "Group commits of received events (committed events / commits = batch size).",
+            value=counters.commits,
+        )
+    )
+    families.append(
+        CounterMetricFamily(
+            "gateway_committed_events",
+            "Events written by group commits (new ones and repeats answered as duplicates).",
+            value=counters.committed_events,
+        )
+    )
+
+    attempts = CounterMetricFamily(
+        "gateway_job_attempts",
+        "Job attempts recorded by this process's workers, by integration and outcome.",
+        labels=["integration", "outcome"],
+    )
+    for (integration, outcome), count in sorted(counters.job_attempts.items()):
+        attempts.add_metric([integration, outcome], count)
+    families.append(attempts)
+
+    jobs = GaugeMetricFamily(
+        "gateway_jobs", "Jobs in the store, by status (all replicas).", labels=["status"]
+    )
+    for job_status in sorted(set(JOB_STATUSES) | set(job_counts)):
+        jobs.add_metric([job_status], job_counts.get(job_status, 0))
+    families.append(jobs)
+
+    families.extend(_outbound(outbound))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+def _outbound(health: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
+    state = GaugeMetricFamily(
+        "gateway_circuit_state",
+        "1 for the state each integration's circuit breaker is in (this process).",
+        labels=["integration", "state"],
+    )
+    opened = CounterMetricFamily(
+        "gateway_circuit_opened",
+        "Times each integration's circuit breaker opened (this process).",
+        labels=["integration"],
+    )
+    in_flight = GaugeMetricFamily(
+        "gateway_outbound_in_flight",
+        "Outbound calls under way, per integration (this process).",
+        labels=["integration"],
+    )
+    waiting = GaugeMetricFamily(
+        "gateway_outbound_waiting",
+        "Outbound calls waiting for their integration's rate limit (this process).",
+        labels=["integration"],
+    )
+    for integration, found in sorted(health.items()):
+        breaker, limiter = found["breaker"], found["limiter"]
+        for name in BREAKER_STATES:
+            state.add_metric([integration, name.value], 1.0 if breaker["state"] == name else 0.0)
+        opened.add_metric([integration], breaker["times_opened"])
+        in_flight.add_metric([integration], limiter["in_flight"])
+        waiting.add_metric([integration], limiter["waiting"])
+    return [state, opened, in_flight, waiting]
