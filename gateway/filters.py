@@ -81,6 +81,32 @@ def sha256(value: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def explode(parents: Any, path: str, **carry: str) -> list[Any]:
+    """The items of the list at `path` (dotted keys) in each parent, each given the fields
+    `carry` names, read from its parent: ``changes | explode('value.messages',
+    metadata='value.metadata')`` is every message, each with its change's metadata. Batched
+    webhooks (WhatsApp, Graph) put what their items share in the envelope: split them with
+    this and nothing is lost. A parent without the list gives no items; an item's own field of
+    the same name wins; an item that is not an object is given as it is."""
+    found: list[Any] = []
+    for parent in parents if isinstance(parents, list) else [parents]:
+        items = _at(parent, path)
+        if not isinstance(items, list):
+            continue
+        shared = {name: _at(parent, where) for name, where in carry.items()}
+        for item in items:
+            found.append({**shared, **item} if isinstance(item, dict) else item)
+    return found
+
+
+def _at(value: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "datetime": to_datetime,
     "localtime": localtime,
@@ -89,4 +115,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "shift": shift,
     "e164": e164,
     "sha256": sha256,
+    "explode": explode,
 }

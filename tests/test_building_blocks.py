@@ -180,3 +180,35 @@ def test_ids_are_time_ordered_unique_and_differ_in_a_forked_child() -> None:
     mine = [new_id("evt") for _ in range(50)]
     assert len(child) == 50
     assert not {c[16:] for c in child} & {m[16:] for m in mine}
+
+
+def test_explode_splits_nested_lists_carrying_the_parents_fields() -> None:
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {"value": {"metadata": {"id": "n1"}, "messages": [{"id": "m1"}, {"id": "m2"}]}},
+                    {"value": {"metadata": {"id": "n2"}, "statuses": [{"id": "s1"}]}},
+                    {
+                        "value": {
+                            "metadata": {"id": "n3"},
+                            "messages": [{"id": "m3", "metadata": "own"}, 7],
+                        }
+                    },
+                ]
+            }
+        ]
+    }
+    expression = compile_expression(
+        "{{ body.entry | map(attribute='changes') | sum(start=[])"
+        " | explode('value.messages', metadata='value.metadata', missing='value.nope') }}"
+    )
+    assert expression.render({"body": body}) == [
+        {"id": "m1", "metadata": {"id": "n1"}, "missing": None},
+        {"id": "m2", "metadata": {"id": "n1"}, "missing": None},
+        {"id": "m3", "metadata": "own", "missing": None},  # the item's own field wins
+        7,  # not an object: as it is
+    ]
+    single = compile_expression("{{ body.entry[0].changes[1] | explode('value.statuses') }}")
+    assert single.render({"body": body}) == [{"id": "s1"}]
+    assert body["entry"][0]["changes"][0]["value"]["messages"][0] == {"id": "m1"}  # untouched

@@ -7,7 +7,7 @@ import base64
 from typing import Any
 
 import pytest
-from conftest import REPO, AppFactory
+from conftest import REPO, AppFactory, admin
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +16,10 @@ from starlette.testclient import TestClient
 
 from gateway.config import Config, load_config
 from gateway.credentials import SecretLookup
+from gateway.dispatcher import normalise
 from gateway.lint import lint
 from gateway.signing import OutgoingRequest, signed_example
+from gateway.store.base import StoredEvent
 
 SHIPPED = REPO / "integrations.d"
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -177,3 +179,30 @@ def test_random_requests_never_500_and_never_accepted(
 def test_factory_loads_the_shipped_folder(make_client: AppFactory) -> None:
     client = make_client(SHIPPED, ENV)
     assert client.get("/healthz").json()["integrations"] == 10
+
+
+def test_whatsapp_items_keep_their_business_number_and_sender_name(
+    make_client: AppFactory,
+) -> None:
+    """A WhatsApp request batches messages under an envelope naming the business number and
+    the senders' profiles: each split item carries them into its mapping."""
+    client = make_client(SHIPPED, ENV)
+    response = _send(client, _signed("whatsapp", "text_message"))
+    event_id = response.json()["event_id"]
+    stored = admin(client, f"/admin/api/events/{event_id}")
+    assert isinstance(stored, dict)
+    integration = CONFIG.integrations["whatsapp"]
+    event = StoredEvent(
+        event_id, "whatsapp", "default", stored["provider_event_id"], stored["type"], 0.0,
+        "pending", {}, stored["body"].encode(),
+    )  # fmt: skip
+    (made,) = normalise(integration, event)
+    assert made["name"] == "message.received"
+    assert made["data"]["name"] == "Jane Doe"
+    assert made["data"]["business_number_id"] == "106540352242922"
+    assert made["data"]["text"] == "Can I move my appointment to Friday?"
+    statuses = _send(client, _signed("whatsapp", "statuses_batch")).json()["events"]
+    for each in statuses:
+        body = admin(client, f"/admin/api/events/{each['event_id']}")
+        assert isinstance(body, dict)
+        assert '"phone_number_id":"106540352242922"' in body["body"].replace(" ", "")
