@@ -137,6 +137,44 @@ def analyse(source: str) -> tuple[frozenset[str], tuple[Problem, ...]]:
     return free, tuple(problems)
 
 
+_GUARDS = frozenset({"default", "d"})
+
+
+@lru_cache(maxsize=4096)
+def tenant_vars_needed(source: str) -> frozenset[str]:
+    """The tenant variables (``tenant.vars.NAME`` or ``tenant.vars['NAME']``) a template reads
+    without a guard: a variable given a ``| default(...)`` or tested with ``is defined``
+    anywhere in the template counts as optional."""
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError:
+        return frozenset()  # lint reports it
+    guards = [f.node for f in tree.find_all(nodes.Filter) if f.name in _GUARDS]
+    guards += [t.node for t in tree.find_all(nodes.Test) if t.name in ("defined", "undefined")]
+    optional = {_tenant_var(node) for node in guards}
+    used = {_tenant_var(node) for node in tree.find_all((nodes.Getattr, nodes.Getitem))}
+    return frozenset(name for name in used - optional if name is not None)
+
+
+def _tenant_var(node: nodes.Node | None) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        key: Any = node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        key = node.arg.value
+    else:
+        return None
+    parent = node.node
+    if (
+        isinstance(key, str)
+        and isinstance(parent, nodes.Getattr)
+        and parent.attr == "vars"
+        and isinstance(parent.node, nodes.Name)
+        and parent.node.name == "tenant"
+    ):
+        return key
+    return None
+
+
 def _regex_problems(node: nodes.Test) -> list[Problem]:
     found = []
     for arg in node.args:

@@ -11,12 +11,14 @@ from typing import Any, ClassVar
 import apscheduler.schedulers.base
 import httpx
 import pytest
+from conftest import REPO
 from sync_harness import T0, Clock, Harness, thing
 
-from gateway.config import build_config
+from gateway.config import build_config, load_config
 from gateway.envsubst import SecretRef
+from gateway.expressions import tenant_vars_needed
 from gateway.sync.scheduler import SyncScheduler, eligible_tenants, next_run
-from gateway.sync.spec import Schedule
+from gateway.sync.spec import Schedule, declared_syncs
 
 NOW = datetime(2026, 11, 24, 10, 7, tzinfo=UTC)
 EVERY_15M = Schedule(every=900)
@@ -73,6 +75,44 @@ def test_tenants_with_credentials_for_the_integration() -> None:
 def test_an_api_without_secrets_syncs_for_every_declared_tenant() -> None:
     config = _config({"type": "none"}, [{"name": "demo"}])
     assert eligible_tenants(config, "acme", {}, {}) == ["default", "demo"]
+
+
+def test_a_tenant_without_the_variables_a_sync_reads_is_not_scheduled() -> None:
+    config = _config(
+        {"type": "none"},
+        [{"name": "demo", "vars": {"mailbox": "m@x"}}, {"name": "bare"}],
+    )
+    needs = frozenset({"mailbox"})
+    assert eligible_tenants(config, "acme", {}, {}, needs) == ["demo"]
+    assert eligible_tenants(config, "acme", {}, {}) == ["default", "bare", "demo"]
+
+
+@pytest.mark.parametrize(
+    ("source", "needed"),
+    [
+        ("{{ tenant.vars.mailbox }}", {"mailbox"}),
+        ("{{ tenant.vars['mailbox'] ~ tenant.vars.other }}", {"mailbox", "other"}),
+        ("{{ tenant.vars.start | default(now | isoformat) }}", set()),
+        ("{{ tenant.vars.x if tenant.vars.x is defined else 'y' }}", set()),
+        ("{{ tenant.name }} {{ body.vars.mailbox }}", set()),
+        ("{{ broken", set()),
+    ],
+)
+def test_tenant_vars_a_template_needs(source: str, needed: set[str]) -> None:
+    assert tenant_vars_needed(source) == needed
+
+
+def test_the_shipped_outlook_sync_runs_only_for_tenants_naming_a_mailbox() -> None:
+    env = {"OUTLOOK_CLIENT_SECRET": "s", "OUTLOOK_CLIENT_STATE": "state"}
+    config = load_config(REPO / "integrations.d", env)
+    (spec,) = [s for s in declared_syncs(config) if s.label == "outlook.events"]
+    assert spec.tenant_vars == {"outlook_user"}
+    # The environment's credentials are the default tenant's, which names no mailbox: it used
+    # to be scheduled, and failed every 30 minutes.
+    assert eligible_tenants(config, "outlook", env, {}) == ["default"]
+    assert eligible_tenants(config, "outlook", env, {}, spec.tenant_vars) == []
+    stored = {"demo": {"outlook"}}
+    assert eligible_tenants(config, "outlook", env, stored, spec.tenant_vars) == ["demo"]
 
 
 class FakeDatetime(datetime):

@@ -73,9 +73,23 @@ def eligible_tenants(
     integration: str,
     environ: Mapping[str, str],
     stored: Mapping[str, set[str]],
+    tenant_vars: frozenset[str] = frozenset(),
 ) -> list[str]:
     """The tenants a sync of `integration` runs for. `stored`: tenant -> the integrations it
-    has stored credentials for."""
+    has stored credentials for; `tenant_vars`: the variables a tenant must have."""
+    return [
+        tenant
+        for tenant in _with_credentials(config, integration, environ, stored)
+        if tenant_vars <= config.tenant_variables(tenant)["vars"].keys()
+    ]
+
+
+def _with_credentials(
+    config: Config,
+    integration: str,
+    environ: Mapping[str, str],
+    stored: Mapping[str, set[str]],
+) -> list[str]:
     needed = api_secrets(config, integration)
     found: list[str] = []
     if all(environ.get(name) for name in needed):
@@ -125,7 +139,9 @@ class SyncScheduler:
         return [
             (spec, tenant)
             for spec in declared_syncs(self.config)
-            for tenant in eligible_tenants(self.config, spec.integration, self.environ, stored)
+            for tenant in eligible_tenants(
+                self.config, spec.integration, self.environ, stored, spec.tenant_vars
+            )
         ]
 
     async def start(self) -> None:

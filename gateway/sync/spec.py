@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.config import Config, Integration
 from gateway.durations import parse_duration
-from gateway.expressions import Expression, compile_expression
+from gateway.expressions import Expression, compile_expression, tenant_vars_needed
 
 CHANGES = ("created", "updated", "deleted")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -112,6 +112,9 @@ class SyncSpec:
     params: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     query: Any = None
     body: Any = None
+    # Tenant variables the request templates read without a default: a tenant lacking one
+    # is not synced on schedule (the run could only fail).
+    tenant_vars: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, integration: str, name: str, spec: Mapping[str, Any]) -> SyncSpec:
@@ -132,11 +135,28 @@ class SyncSpec:
             params=MappingProxyType(dict(spec.get("params") or {})),
             query=spec.get("query"),
             body=spec.get("body"),
+            tenant_vars=frozenset().union(
+                *(
+                    tenant_vars_needed(text)
+                    for text in _strings([spec.get("params"), spec.get("query"), spec.get("body")])
+                )
+            ),
         )
 
     @property
     def label(self) -> str:
         return f"{self.integration}.{self.name}"
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def integration_syncs(integration: Integration) -> dict[str, SyncSpec]:
