@@ -19,18 +19,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from jinja2 import TemplateError
-
 from gateway.config import Config, Integration
 from gateway.durations import parse_duration, parse_signed_duration
-from gateway.expressions import compile_expression, is_template, render_value
+from gateway.expressions import RENDER_ERRORS, compile_expression, is_template, render_value
 from gateway.filters import to_datetime
 from gateway.ids import new_id
 from gateway.store.base import Dispatch, NewJob, Store, StoredEvent
 from gateway.sync import events as sync_events
 
 log = logging.getLogger("gateway.dispatcher")
-RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
 DEFAULT_MAX_ATTEMPTS = 5
 
 

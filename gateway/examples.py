@@ -9,10 +9,10 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from jinja2 import TemplateError, UndefinedError
+from jinja2 import UndefinedError
 
 from gateway.diagnostics import Diagnostic
-from gateway.expressions import analyse, compile_expression, is_template
+from gateway.expressions import RENDER_ERRORS, analyse, compile_expression, is_template
 from gateway.yamlsource import Document
 
 Path = tuple[str | int, ...]
@@ -57,7 +57,7 @@ def _evaluate(source: Any, path: Path, variables: dict[str, Any]) -> Any:
         raise _Failed(
             path, f"it has no field '{key}', which this expression reads", "example-missing-field"
         ) from exc
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except RENDER_ERRORS as exc:
         raise _Failed(path, str(exc)) from exc
 
 

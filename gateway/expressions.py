@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gateway.filters import FILTERS
+
+# What rendering an expression may raise on data it was not written for (a missing key, a
+# wrong type, a bad date): callers turn these into their own errors, never into a crash.
+RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 # A plain lookup: name, then .key or ['key'] steps (`body.data.id`, `headers['x-id']`).
@@ -70,6 +74,7 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("webhook", "handshakes"), frozenset({"query", "headers", "integration"})),
     (("webhook",), _WEBHOOK),
     (("api",), frozenset({"tenant"})),
+    (("api", "retry", "retryable"), frozenset({"status", "headers", "body"})),
     (
         ("channels",),
         frozenset({"to", "text", "html", "subject", "whatsapp_template", "tenant", "data"}),

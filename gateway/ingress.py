@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from jinja2 import TemplateError
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -26,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.asgi import BodyTooLarge, Reply, error_reply, read_body, route_path
 from gateway.config import DEFAULT_TENANT, Config, Handshake, Integration, Webhook
 from gateway.credentials import SecretLookup, SecretSource
-from gateway.expressions import Expression
+from gateway.expressions import RENDER_ERRORS, Expression
 from gateway.ids import new_id
 from gateway.metrics import Counters
 from gateway.store.base import NewEvent
@@ -50,7 +49,7 @@ def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> An
         return None
     try:  # a lookup of present keys is answered without Jinja (see Expression.render)
         return expression.render(variables)
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except RENDER_ERRORS as exc:
         log.warning("expression %r failed on a verified event: %s", expression.source, exc)
         return None
 

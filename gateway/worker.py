@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config import Config
-from gateway.dispatcher import RENDER_ERRORS, DispatchError, evaluate
-from gateway.expressions import render_value
+from gateway.dispatcher import DispatchError, evaluate
+from gateway.expressions import RENDER_ERRORS, render_value
 from gateway.messaging import InvalidMessage, Messenger
 from gateway.metrics import Counters
 from gateway.outbound.caller import Caller

@@ -242,3 +242,15 @@ def test_env_reference_in_a_comment_is_ignored(tmp_path: Path) -> None:
     text = BASE.replace("kind: integration\n", "kind: integration\n# uses ${1BAD} and ${NOPE}\n")
     found = run(tmp_path, {"a.yaml": text}, environ={"ACME_SECRET": "x"})
     assert found == []
+
+
+def test_retryable_reads_the_answer_not_the_event(tmp_path: Path) -> None:
+    retry = (
+        "api:\n  retry: {retryable: \"{{ body.error.code == 4 and headers['x'] == status }}\"}\n"
+    )
+    good = BASE.replace("api:\n", retry)
+    assert only(run(tmp_path, {"a.yaml": good}), "jinja-undefined-var") == []
+    bad = BASE.replace("api:\n", retry.replace("status", "event.status"))
+    assert only(
+        run(tmp_path, {"b.yaml": bad.replace("name: acme", "name: acme2")}), "jinja-undefined-var"
+    ) == [(4, 22, "error")]

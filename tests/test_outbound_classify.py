@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from conftest import REPO
 
+from gateway.config import load_config
 from gateway.outbound import RetryableError, RetryPolicy, backoff, parse_retry_after, retry_delay
 from gateway.outbound.breaker import Outcome
 from gateway.outbound.classify import MAX_ERROR_BODY, classify_exception, classify_response
@@ -156,3 +158,56 @@ def test_retry_delay_prefers_what_the_provider_asked() -> None:
     policy = RetryPolicy(jitter=False)
     assert retry_delay(RetryableError("429", 2.0, 429), 3, policy) == 2.0
     assert retry_delay(RetryableError("500", None, 500), 3, policy) == 4.0
+
+
+def _shipped_policy(name: str) -> RetryPolicy:
+    config = load_config(REPO / "integrations.d", {})
+    return RetryPolicy.from_spec(config.integrations[name].spec["api"]["retry"])
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "verdict"),
+    [
+        (400, {"Stripe-Should-Retry": "true"}, "retryable"),  # Stripe says so: retried
+        (500, {"Stripe-Should-Retry": "false"}, "permanent"),  # ... or not, whatever retry_on
+        (409, {}, "retryable"),  # no header: retry_on decides
+        (400, {}, "permanent"),
+    ],
+)
+def test_stripe_should_retry_overrides_retry_on(
+    status: int, headers: dict[str, str], verdict: str
+) -> None:
+    found = classify_response(response(status, b"{}", headers), _shipped_policy("stripe"))
+    assert found.verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (400, b'{"error": {"code": 130429, "message": "Rate limit hit"}}', "retryable"),
+        (400, b'{"error": {"code": 131056, "message": "Pair rate limit"}}', "retryable"),
+        (400, b'{"error": {"code": 131047, "message": "Re-engagement"}}', "permanent"),
+        (400, b'{"error": {"message": "no code"}}', "permanent"),  # the expression fails
+        (400, b"not json", "permanent"),
+        (503, b"not json", "retryable"),  # retry_on still applies
+    ],
+)
+def test_whatsapp_throttling_codes_in_the_body_are_retried(
+    status: int, body: bytes, verdict: str
+) -> None:
+    found = classify_response(response(status, body), _shipped_policy("whatsapp"))
+    assert found.verdict == verdict
+    assert found.breaker is (
+        Outcome.FAILURE
+        if status >= 500
+        else Outcome.NEUTRAL
+        if verdict == "retryable"
+        else Outcome.SUCCESS
+    )
+
+
+def test_a_retryable_expression_that_answers_text_or_nothing() -> None:
+    text = RetryPolicy.from_spec({"retryable": "{{ 'TRUE' if status == 418 else '' }}"})
+    assert classify_response(response(418), text).verdict == "retryable"
+    assert classify_response(response(429), text).verdict == "retryable"  # '' -> retry_on
+    assert classify_response(response(400), text).verdict == "permanent"

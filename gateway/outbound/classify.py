@@ -9,6 +9,8 @@ read or write timeout (the provider may have acted) is a "timeout".
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -20,9 +22,11 @@ from typing import Any, Literal
 import httpx
 
 from gateway.durations import parse_duration
+from gateway.expressions import RENDER_ERRORS, Expression, compile_expression
 from gateway.outbound.breaker import Outcome
 from gateway.outbound.errors import RetryableError
 
+log = logging.getLogger("gateway.outbound")
 MAX_ERROR_BODY = 4096
 DEFAULT_RETRY_ON: tuple[int | str, ...] = (429, "5xx", "network", "timeout")
 _SYSTEM_RANDOM = random.SystemRandom()
@@ -40,6 +44,7 @@ class RetryPolicy:
     max: float = 60.0
     jitter: bool = True
     retry_on: frozenset[int | str] = frozenset(DEFAULT_RETRY_ON)
+    retryable: Expression | None = None  # over status, headers, body: true, false or none
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any] | None) -> RetryPolicy:
@@ -52,10 +57,34 @@ class RetryPolicy:
             max=parse_duration(spec.get("max", 60.0)),
             jitter=spec.get("jitter", True),
             retry_on=frozenset(retry_on),
+            retryable=compile_expression(spec["retryable"]) if spec.get("retryable") else None,
         )
 
     def retries_status(self, status: int) -> bool:
         return status in self.retry_on or f"{status // 100}xx" in self.retry_on
+
+    def retries(self, status: int, headers: Mapping[str, str], body: str) -> bool:
+        """Whether an error answer is worth another attempt: what `retryable` says of it
+        (Stripe-Should-Retry, an error code in the body), else `retry_on`."""
+        if self.retryable is not None:
+            variables = {"status": status, "headers": headers, "body": _parsed(body)}
+            try:
+                verdict = self.retryable.render(variables)
+            except RENDER_ERRORS as exc:
+                log.warning("retry.retryable failed on a %d answer: %s", status, exc)
+                verdict = None
+            if isinstance(verdict, str):
+                verdict = {"true": True, "false": False}.get(verdict.strip().lower())
+            if isinstance(verdict, bool):
+                return verdict
+        return self.retries_status(status)
+
+
+def _parsed(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +133,8 @@ def classify_response(
     if 200 <= status < 300:
         return Classification("success", "status", Outcome.SUCCESS, status)
     body = error_body(response)
-    if policy.retries_status(status):
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    if policy.retries(status, headers, body):
         retry_after = parse_retry_after(response.headers.get("retry-after"), now)
         breaker = Outcome.FAILURE if status >= 500 else Outcome.NEUTRAL
         return Classification("retryable", "status", breaker, status, retry_after, body)

@@ -19,15 +19,13 @@ from urllib.parse import parse_qsl
 import anyio
 from starlette.types import Receive, Scope, Send
 
+from gateway.expressions import RENDER_ERRORS
 from gateway.sandbox.recording import RecordedRequest, decode_headers, parse_body
 from gateway.sandbox.rules import Answer, ResponseRule
 from gateway.sandbox.state import Sandbox
-from gateway.sandbox.templating import TemplateError, utc_iso
+from gateway.sandbox.templating import utc_iso
 
 log = logging.getLogger("gateway.sandbox")
-
-# What a broken template or filter raises while rendering; answered as a 500, not a crash.
-RENDER_ERRORS = (TemplateError, ValueError, TypeError, ArithmeticError, LookupError)
 
 
 async def serve_provider(sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:

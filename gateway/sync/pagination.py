@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urljoin
 
+from gateway.expressions import RENDER_ERRORS
 from gateway.sync.incremental import put
-from gateway.sync.records import RENDER_ERRORS, truthy
+from gateway.sync.records import truthy
 from gateway.sync.spec import Paginate, SyncError
 
 _LINK = re.compile(r"<([^>]*)>([^<]*)")

@@ -17,16 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import TemplateError
-
-from gateway.expressions import Expression
+from gateway.expressions import RENDER_ERRORS, Expression
 from gateway.filters import to_datetime
 from gateway.store.base import NewEvent
 from gateway.store.sync_model import PagePlan, RecordWrite, StoredRecord, SyncCounts
 from gateway.sync.spec import SyncError, SyncSpec
 
 log = logging.getLogger("gateway.sync")
-RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
 _FALSE_TEXT = frozenset({"", "0", "false", "no", "none", "null"})
 
 EventFactory = Callable[[str, "Incoming"], NewEvent]

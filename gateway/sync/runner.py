@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config import Config
-from gateway.expressions import render_value
+from gateway.expressions import RENDER_ERRORS, render_value
 from gateway.ids import new_id
 from gateway.outbound.caller import Caller, Response
 from gateway.outbound.classify import retry_delay
@@ -42,7 +42,7 @@ from gateway.sync import incremental, pagination
 from gateway.sync.events import event_factory
 from gateway.sync.incremental import Progress
 from gateway.sync.pagination import Position
-from gateway.sync.records import RENDER_ERRORS, page_records, plan_page, read_record
+from gateway.sync.records import page_records, plan_page, read_record
 from gateway.sync.spec import SyncError, SyncSpec, find_sync
 
 log = logging.getLogger("gateway.sync")
