@@ -7,12 +7,12 @@ import re
 import warnings
 
 import pytest
-from jinja2 import UndefinedError
+from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from gateway.durations import parse_duration, parse_signed_duration, parse_size
 from gateway.envsubst import Secret, SecretRef, find_refs, substitute
-from gateway.expressions import analyse, compile_expression, context_for, render_value
+from gateway.expressions import ENV, analyse, compile_expression, context_for, render_value
 from gateway.filters import e164, localtime, strftime
 from gateway.ids import new_id
 from gateway.yamlsource import load_text
@@ -212,3 +212,43 @@ def test_explode_splits_nested_lists_carrying_the_parents_fields() -> None:
     single = compile_expression("{{ body.entry[0].changes[1] | explode('value.statuses') }}")
     assert single.render({"body": body}) == [{"id": "s1"}]
     assert body["entry"][0]["changes"][0]["value"]["messages"][0] == {"id": "m1"}  # untouched
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "body.a.b + 1",
+        "body.a.b / (1 if body.c in ['x', 'eur'] else 100)",
+        "body.name or body.other or ''",
+        "body.phone | e164",
+        "body.created | isoformat",
+        "range(3) | list",
+        "dict(body.a, extra=1)",
+        "namespace(n=2).n * 2",
+        "body.missing | default('d')",
+        "body.list | map(attribute='id') | list",
+        "body.list | selectattr('id', 'equalto', 2) | first",
+        "'x' in body",
+        "[body.a.b, tenant]",
+    ],
+)
+def test_an_expression_gives_what_jinja_compile_expression_gives(source: str) -> None:
+    variables = {
+        "body": {
+            "a": {"b": 41},
+            "c": "eur",
+            "name": "",
+            "other": "Ann",
+            "phone": "0151 1234 5678",
+            "created": 1700000000,
+            "list": [{"id": 1}, {"id": 2}],
+        },
+        "tenant": "demo",
+    }
+    expected = ENV.compile_expression(source, undefined_to_none=False)(**variables)
+    assert compile_expression("{{ " + source + " }}").render(variables) == expected
+
+
+def test_an_expression_with_a_trailing_chunk_does_not_compile() -> None:
+    with pytest.raises(TemplateSyntaxError):
+        compile_expression("{{ body.a body.b }}")
