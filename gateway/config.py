@@ -6,7 +6,7 @@ reports as errors, with the same diagnostics.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -15,7 +15,7 @@ from typing import Any
 from gateway.diagnostics import ConfigError, Diagnostic
 from gateway.durations import parse_size
 from gateway.envsubst import substitute
-from gateway.expressions import Expression, compile_expression
+from gateway.expressions import Expression, compile_expression, compile_value
 from gateway.lint import default_templates_dir, lint
 from gateway.verify import build_verifier
 from gateway.verify.base import Verifier
@@ -74,6 +74,10 @@ class Webhook:
     respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
     needs_url: bool  # the scheme signs the public URL (building it costs on every request)
     secret_body_path: str | None  # a token scheme's body path: what it points at is a secret
+    # event type -> each mapping rule's `data`, compiled (render_value, once per event)
+    map_data: Mapping[str, tuple[Callable[[Mapping[str, Any]], Any], ...]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Webhook:
@@ -92,6 +96,15 @@ class Webhook:
             respond=MappingProxyType(dict(respond)) if respond else None,
             needs_url=verify["scheme"] == "url_params" or "{url}" in str(verify.get("signed", "")),
             secret_body_path=verify.get("body_path") if verify["scheme"] == "token" else None,
+            map_data=MappingProxyType(
+                {
+                    event_type: tuple(
+                        compile_value(rule.get("data") or {})
+                        for rule in (rules if isinstance(rules, list) else [rules])
+                    )
+                    for event_type, rules in (spec.get("map") or {}).items()
+                }
+            ),
         )
 
 

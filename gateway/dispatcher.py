@@ -21,9 +21,10 @@ from urllib.parse import parse_qsl
 
 from gateway.config import Config, Integration
 from gateway.durations import parse_duration, parse_signed_duration
-from gateway.expressions import RENDER_ERRORS, compile_expression, is_template, render_value
+from gateway.expressions import RENDER_ERRORS, compile_expression, is_template
 from gateway.filters import to_datetime
 from gateway.ids import new_id
+from gateway.jsontext import loads
 from gateway.store.base import Dispatch, NewJob, Store, StoredEvent
 from gateway.sync import events as sync_events
 
@@ -50,7 +51,7 @@ def event_payload(integration: Integration, event: StoredEvent) -> Any:
         return dict(parse_qsl(event.body.decode("utf-8", "replace"), keep_blank_values=True))
     if not event.body.strip():
         return {}
-    return json.loads(event.body)
+    return loads(event.body)
 
 
 def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, Any]]:
@@ -71,11 +72,12 @@ def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, An
         "tenant": event.tenant,
     }
     made = []
-    for rule in mapping if isinstance(mapping, list) else [mapping]:
+    rules = mapping if isinstance(mapping, list) else [mapping]
+    for rule, render in zip(rules, webhook.map_data[event.type], strict=True):
         if "condition" in rule and not evaluate(rule["condition"], variables, "condition"):
             continue
         try:
-            data = render_value(rule.get("data") or {}, variables)
+            data = render(variables)
         except RENDER_ERRORS as exc:
             raise DispatchError(f"mapping of {event.type} to {rule['emit']}: {exc}") from exc
         made.append(

@@ -271,6 +271,20 @@ def compile_expression(source: str) -> Expression:
     return Expression(source)
 
 
+def compile_value(value: Any) -> Callable[[Mapping[str, Any]], Any]:
+    """`render_value` of `value`, compiled once: what a mapping's `data` renders on every
+    event is walked and looked up at load, not per event."""
+    if isinstance(value, str):
+        return compile_expression(value).render if is_template(value) else lambda _: value
+    if isinstance(value, Mapping):
+        fields = [(key, compile_value(item)) for key, item in value.items()]
+        return lambda variables: {key: render(variables) for key, render in fields}
+    if isinstance(value, list):
+        items = [compile_value(item) for item in value]
+        return lambda variables: [render(variables) for render in items]
+    return lambda _: value
+
+
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
     """Render every template string inside a nested value (dicts, lists); others pass through."""
     if isinstance(value, str):

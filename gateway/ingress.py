@@ -27,6 +27,7 @@ from gateway.config import DEFAULT_TENANT, Config, Handshake, Integration, Webho
 from gateway.credentials import SecretLookup, SecretSource
 from gateway.expressions import RENDER_ERRORS, Expression
 from gateway.ids import new_id
+from gateway.jsontext import loads
 from gateway.metrics import Counters
 from gateway.store.base import NewEvent
 from gateway.store.writer import EventWriter
@@ -52,15 +53,6 @@ def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> An
     except RENDER_ERRORS as exc:
         log.warning("expression %r failed on a verified event: %s", expression.source, exc)
         return None
-
-
-def loads(body: bytes) -> Any:
-    """JSON from bytes: orjson, or the standard library for what orjson refuses but JSON
-    readers commonly accept (NaN, lone surrogates, integers beyond 64 bits, UTF-16)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
 
 
 def _parse(webhook: Webhook, body: bytes, form: list[tuple[str, str]]) -> Any:

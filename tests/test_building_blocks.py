@@ -12,7 +12,14 @@ from jinja2.exceptions import SecurityError
 
 from gateway.durations import parse_duration, parse_signed_duration, parse_size
 from gateway.envsubst import Secret, SecretRef, find_refs, substitute
-from gateway.expressions import ENV, analyse, compile_expression, context_for, render_value
+from gateway.expressions import (
+    ENV,
+    analyse,
+    compile_expression,
+    compile_value,
+    context_for,
+    render_value,
+)
 from gateway.filters import e164, localtime, strftime
 from gateway.ids import new_id
 from gateway.yamlsource import load_text
@@ -252,3 +259,26 @@ def test_an_expression_gives_what_jinja_compile_expression_gives(source: str) ->
 def test_an_expression_with_a_trailing_chunk_does_not_compile() -> None:
     with pytest.raises(TemplateSyntaxError):
         compile_expression("{{ body.a body.b }}")
+
+
+def test_a_compiled_value_renders_as_render_value_does_and_never_shares_containers() -> None:
+    value = {
+        "id": "{{ body.id }}",
+        "amount": "{{ body.total / 100 }}",
+        "label": "Order {{ body.id }}",
+        "fixed": 3,
+        "items": ["{{ body.id }}", {"nested": "{{ body.total }}"}, "plain"],
+    }
+    variables = {"body": {"id": "o_1", "total": 4500}}
+    render = compile_value(value)
+    first = render(variables)
+    assert first == render_value(value, variables)
+    assert first == {
+        "id": "o_1",
+        "amount": 45.0,
+        "label": "Order o_1",
+        "fixed": 3,
+        "items": ["o_1", {"nested": 4500}, "plain"],
+    }
+    first["items"].append("changed")
+    assert render(variables)["items"] == ["o_1", {"nested": 4500}, "plain"]
