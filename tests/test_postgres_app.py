@@ -4,7 +4,9 @@ PostgreSQL is reachable (see postgres_support.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +21,10 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.config import load_config
+from gateway.lint import UsageError
 from gateway.settings import Settings
 from gateway.store import open_store
+from gateway.store.postgres_base import pool_sizes
 
 SECRET = "whsec_pg"
 ACME = """\
@@ -121,3 +125,45 @@ def test_the_cli_works_on_postgres(database: str, capsys: pytest.CaptureFixture[
     assert main(["jobs", "--db", database]) == 0
     assert main(["replay", "evt_missing", "--db", database]) == 2
     assert "no event evt_missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p%40ss@h/db", ("postgresql://u:p%40ss@h/db", (1, 10))),
+        (
+            "postgresql://u@h/db?search_path=gw&pool_max=40&pool_min=4",
+            ("postgresql://u@h/db?search_path=gw", (4, 40)),
+        ),
+        ("postgres://h/db?pool_max=2", ("postgres://h/db", (1, 2))),
+    ],
+)
+def test_pool_bounds_come_off_the_url(url: str, expected: tuple[str, tuple[int, int]]) -> None:
+    assert pool_sizes(url, 1, 10) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("pool_max=0", "pool_max='0' in the database URL: expected 1 to 1000"),
+        ("pool_max=lots", "pool_max='lots'"),
+        ("pool_min=5&pool_max=2", "pool_min=5 is above pool_max=2"),
+    ],
+)
+def test_bad_pool_bounds_are_usage_errors(query: str, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        pool_sizes(f"postgresql://h/db?{query}", 1, 10)
+
+
+def test_the_pool_opens_with_the_bounds_of_the_url(database: str) -> None:
+    store = open_store(f"{database}&pool_min=2&pool_max=3")
+
+    async def sizes() -> tuple[int, int]:
+        await store.open()
+        try:
+            pool = store.pool  # type: ignore[attr-defined]
+            return pool.get_min_size(), pool.get_max_size()
+        finally:
+            await store.close()
+
+    assert asyncio.run(sizes()) == (2, 3)

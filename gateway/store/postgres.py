@@ -34,7 +34,8 @@ def shown_url(url: str) -> str:
 
 
 class PostgresStore(JobTables, SyncTables):
-    """`PostgresStore("postgresql://user@host/db")`; query parameters the driver does not know
+    """`PostgresStore("postgresql://user@host/db")`; ``pool_min`` and ``pool_max`` bound the
+    connection pool (1 and 10 by default); query parameters the driver does not know
     (``?search_path=gateway``) are session settings."""
 
     async def open(self) -> None:

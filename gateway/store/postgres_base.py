@@ -10,9 +10,35 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from gateway.lint import UsageError
 
 if TYPE_CHECKING:
     import asyncpg
+
+
+POOL_PARAMS = ("pool_min", "pool_max")
+
+
+def pool_sizes(url: str, min_size: int, max_size: int) -> tuple[str, tuple[int, int]]:
+    """The URL without ``pool_min``/``pool_max`` (the connection pool's bounds, which the
+    driver would take for session settings), and those bounds (defaults: the arguments)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    sizes = {"pool_min": min_size, "pool_max": max_size}
+    for name, value in query:
+        if name in POOL_PARAMS:
+            if not (value.isascii() and value.isdigit() and 0 < int(value) <= 1000):
+                raise UsageError(f"{name}={value!r} in the database URL: expected 1 to 1000")
+            sizes[name] = int(value)
+    if sizes["pool_min"] > sizes["pool_max"]:
+        raise UsageError(
+            f"pool_min={sizes['pool_min']} is above pool_max={sizes['pool_max']} in the"
+            " database URL"
+        )
+    rest = urlencode([(n, v) for n, v in query if n not in POOL_PARAMS])
+    return urlunsplit(parts._replace(query=rest)), (sizes["pool_min"], sizes["pool_max"])
 
 
 def affected(status: str) -> int:
@@ -30,10 +56,9 @@ class PostgresBase:
         min_size: int = 1,
         max_size: int = 10,
     ) -> None:
-        self.url = url
+        self.url, sizes = pool_sizes(url, min_size, max_size)
+        self.min_size, self.max_size = sizes
         self.server_settings = dict(server_settings or {})
-        self.min_size = min_size
-        self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
 
     @property
