@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.errors import CODES
 
 JSON = b"application/json"
+_NO_BODY = frozenset({204, 304})
 Headers = Sequence[tuple[bytes, bytes]]
 
 
@@ -31,13 +32,17 @@ class Reply(NamedTuple):
     headers: Headers = ()
 
     async def send(self, send: Send) -> None:
-        headers = [
-            (b"content-type", self.content_type),
-            (b"content-length", str(len(self.body)).encode()),
-            *self.headers,
-        ]
+        if self.status < 200 or self.status in _NO_BODY:  # nor length, nor type (RFC 9110)
+            headers, body = list(self.headers), b""
+        else:
+            headers = [
+                (b"content-type", self.content_type),
+                (b"content-length", str(len(self.body)).encode()),
+                *self.headers,
+            ]
+            body = self.body
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": self.body})
+        await send({"type": "http.response.body", "body": body})
 
 
 def error_reply(status: int, message: str, code: str | None = None) -> Reply:
@@ -76,7 +81,12 @@ async def read_body(receive: Receive, limit: int | None, declared: str | None = 
 
 
 def route_path(scope: Scope) -> str:
-    """The path the app routes on: the request path without a mount's `root_path`."""
+    """The path the app routes on: the request path without a mount's `root_path` (only at a
+    segment boundary: root "/web" is not a prefix of "/webhooks/...")."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+    if not root or not path.startswith(root):
+        return path
+    if len(path) == len(root):
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path

@@ -74,6 +74,7 @@ class Webhook:
     respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
     needs_url: bool  # the scheme signs the public URL (building it costs on every request)
     secret_body_path: str | None  # a token scheme's body path: what it points at is a secret
+    allow: bytes = b"POST"  # the methods answered, for a 405's Allow header
     # event type -> each mapping rule's `data`, compiled (render_value, once per event)
     map_data: Mapping[str, tuple[Callable[[Mapping[str, Any]], Any], ...]] = field(
         default_factory=dict
@@ -96,6 +97,9 @@ class Webhook:
             respond=MappingProxyType(dict(respond)) if respond else None,
             needs_url=verify["scheme"] == "url_params" or "{url}" in str(verify.get("signed", "")),
             secret_body_path=verify.get("body_path") if verify["scheme"] == "token" else None,
+            allow=", ".join(
+                sorted({"POST", *(h.get("method", "POST") for h in spec.get("handshakes") or ())})
+            ).encode(),
             map_data=MappingProxyType(
                 {
                     event_type: tuple(

@@ -157,9 +157,24 @@ def tenant_vars_needed(source: str) -> frozenset[str]:
         return frozenset()  # lint reports it
     guards = [f.node for f in tree.find_all(nodes.Filter) if f.name in _GUARDS]
     guards += [t.node for t in tree.find_all(nodes.Test) if t.name in ("defined", "undefined")]
-    optional = {_tenant_var(node) for node in guards}
-    used = {_tenant_var(node) for node in tree.find_all((nodes.Getattr, nodes.Getitem))}
+    optional = {_root_var(node) for node in guards}  # tenant.vars.x.y | default: x optional
+    methods = {id(call.node) for call in tree.find_all(nodes.Call)}  # tenant.vars.get(...)
+    used = {
+        _tenant_var(node)
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem))
+        if id(node) not in methods
+    }
     return frozenset(name for name in used - optional if name is not None)
+
+
+def _root_var(node: nodes.Node | None) -> str | None:
+    """The tenant variable a chain of lookups starts from: tenant.vars.x.y['z'] -> x."""
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        name = _tenant_var(node)
+        if name is not None:
+            return name
+        node = node.node
+    return None
 
 
 def _tenant_var(node: nodes.Node | None) -> str | None:

@@ -154,7 +154,8 @@ class Ingress:
             if _matches(handshake, incoming):
                 return self._handshake(integration, handshake, incoming, secrets)
         if method != "POST":
-            return error_reply(405, f"{method} is not accepted here: use POST")
+            refused = error_reply(405, f"{method} is not accepted here: use POST")
+            return refused._replace(headers=((b"allow", webhook.allow),))
         try:
             webhook.verifier.verify(incoming, secrets, time.time())
         except VerificationFailed as failed:
@@ -164,10 +165,13 @@ class Ingress:
             payload = _parse(webhook, body, form)
         except (ValueError, RecursionError):
             return error_reply(400, "body is not valid JSON", "invalid_body")
-        if webhook.secret_body_path:  # the token is the secret: never stored
-            payload = _masked(payload, webhook.secret_body_path.split("."))
-            incoming = incoming._replace(body=json.dumps(payload).encode())
-        return await self._store(integration, tenant, incoming, payload)
+        try:
+            if webhook.secret_body_path:  # the token is the secret: never stored
+                payload = _masked(payload, webhook.secret_body_path.split("."))
+                incoming = incoming._replace(body=_serialised(payload))
+            return await self._store(integration, tenant, incoming, payload)
+        except TooDeep:
+            return error_reply(400, "body nests too deeply to be stored", "invalid_body")
 
     def _handshake(
         self,
@@ -235,7 +239,7 @@ class Ingress:
         events = []
         for item in items:
             item_vars = {**variables, "body": item} if split else variables
-            raw = json.dumps(item, separators=(",", ":")).encode() if split else incoming.body
+            raw = _serialised(item) if split else incoming.body
             provider_id = _text(_evaluate(webhook.event_id, item_vars))
             dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
             event_type = _text(_evaluate(webhook.event_type, item_vars))
@@ -268,6 +272,18 @@ class Ingress:
         return Reply(
             200, orjson.dumps({"status": status, "event_id": results[0].event_id, "events": each})
         )
+
+
+class TooDeep(Exception):
+    """A verified body that parses but nests deeper than it can be written back."""
+
+
+def _serialised(value: Any) -> bytes:
+    """A parsed value as compact JSON (a split item, a masked body)."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode()
+    except RecursionError as exc:  # orjson reads 1024 levels; Python writes fewer
+        raise TooDeep from exc
 
 
 def _masked(value: Any, path: list[str]) -> Any:

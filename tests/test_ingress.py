@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from conftest import ADMIN_TOKEN, AppFactory, admin, stripe_header
 from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.asgi import Reply, route_path
 
 SECRET = "whsec_test"
 ACME = """\
@@ -340,3 +343,37 @@ def test_metrics_need_the_admin_token(make_client: AppFactory) -> None:
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     off = make_client({"acme.yaml": ACME}, {**ENV, "GATEWAY_ADMIN_TOKEN": ""})
     assert off.get("/metrics").status_code == 404
+
+
+def test_a_batch_nested_deeper_than_it_can_be_written_back_is_400(
+    make_client: AppFactory,
+) -> None:
+    client = make_client({"b.yaml": BATCH}, ENV)
+    deep = b"[" + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"]"
+    response = client.post("/webhooks/batchy", content=deep, headers={"X-Token": "tok"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_body"
+
+
+def test_a_405_names_the_methods_answered(make_client: AppFactory) -> None:
+    client = make_client({"acme.yaml": ACME, "shaky.yaml": HANDSHAKES}, ENV)
+    assert client.request("OPTIONS", "/webhooks/acme").headers["allow"] == "POST"
+    assert client.request("PUT", "/webhooks/shaky").headers["allow"] == "GET, POST"
+
+
+def test_the_root_path_is_taken_off_only_at_a_segment_boundary() -> None:
+    assert route_path({"path": "/gw/webhooks/acme", "root_path": "/gw"}) == "/webhooks/acme"
+    assert route_path({"path": "/webhooks/acme", "root_path": "/web"}) == "/webhooks/acme"
+    assert route_path({"path": "/gw", "root_path": "/gw"}) == ""
+    assert route_path({"path": "/webhooks/x", "root_path": ""}) == "/webhooks/x"
+
+
+def test_a_no_content_reply_has_no_body_nor_length() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(Reply(204, b"ignored", headers=((b"x-a", b"1"),)).send(send))
+    assert sent[0]["headers"] == [(b"x-a", b"1")]
+    assert sent[1]["body"] == b""

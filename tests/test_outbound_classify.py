@@ -190,6 +190,9 @@ def test_stripe_should_retry_overrides_retry_on(
         (400, b'{"error": {"message": "no code"}}', "permanent"),  # the expression fails
         (400, b"not json", "permanent"),
         (503, b"not json", "retryable"),  # retry_on still applies
+        (503, b'{"error": {"code": 2, "message": "Service unavailable"}}', "retryable"),
+        (429, b'{"error": {"code": 613}}', "retryable"),  # another code: retry_on decides
+        (400, b"[" * 4096, "permanent"),  # nested deeper than Python parses: text
     ],
 )
 def test_whatsapp_throttling_codes_in_the_body_are_retried(

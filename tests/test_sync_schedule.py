@@ -96,6 +96,10 @@ def test_a_tenant_without_the_variables_a_sync_reads_is_not_scheduled() -> None:
         ("{{ tenant.vars.x if tenant.vars.x is defined else 'y' }}", set()),
         ("{{ tenant.name }} {{ body.vars.mailbox }}", set()),
         ("{{ broken", set()),
+        ("{{ tenant.vars.get('region', 'eu') }}", set()),  # a method, not a variable
+        ("{{ tenant.vars.items() | list }}", set()),
+        ("{{ tenant.vars.account.id | default('') }}", set()),  # guarded deeper down
+        ("{{ tenant.vars.account.id }}", {"account"}),
     ],
 )
 def test_tenant_vars_a_template_needs(source: str, needed: set[str]) -> None:

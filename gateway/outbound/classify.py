@@ -83,7 +83,7 @@ class RetryPolicy:
 def _parsed(body: str) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         return body
 
 

@@ -80,8 +80,14 @@ def eligible_tenants(
     return [
         tenant
         for tenant in _with_credentials(config, integration, environ, stored)
-        if tenant_vars <= config.tenant_variables(tenant)["vars"].keys()
+        if not missing_vars(config, tenant, tenant_vars)
     ]
+
+
+def missing_vars(config: Config, tenant: str, needed: frozenset[str]) -> frozenset[str]:
+    """The variables of `needed` the tenant does not declare."""
+    declared: Mapping[str, Any] = config.tenant_variables(tenant)["vars"]
+    return frozenset(needed - declared.keys())
 
 
 def _with_credentials(
@@ -128,6 +134,7 @@ class SyncScheduler:
         self.refresh_every = refresh_every
         self.scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self._skipped: set[tuple[str, str]] = set()  # (sync, tenant) pairs already logged
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -136,13 +143,22 @@ class SyncScheduler:
         stored: dict[str, set[str]] = {}
         for tenant, integration, _name, _updated in await self.store.list_credentials():
             stored.setdefault(tenant, set()).add(integration)
-        return [
-            (spec, tenant)
-            for spec in declared_syncs(self.config)
-            for tenant in eligible_tenants(
-                self.config, spec.integration, self.environ, stored, spec.tenant_vars
-            )
-        ]
+        found = []
+        for spec in declared_syncs(self.config):
+            tenants = eligible_tenants(self.config, spec.integration, self.environ, stored)
+            for tenant in tenants:
+                missing = missing_vars(self.config, tenant, spec.tenant_vars)
+                if not missing:
+                    found.append((spec, tenant))
+                elif (spec.label, tenant) not in self._skipped:
+                    self._skipped.add((spec.label, tenant))
+                    log.info(
+                        "sync %s is not scheduled for tenant %s: it has no %s",
+                        spec.label,
+                        tenant,
+                        ", ".join(f"vars.{name}" for name in sorted(missing)),
+                    )
+        return found
 
     async def start(self) -> None:
         """Schedule every sync (call from inside the running event loop)."""
