@@ -54,50 +54,36 @@ def render(
 ) -> bytes:
     """The exposition text: `counters`, the job queue's `job_counts` (status -> jobs) and
     `outbound` (the engine's per-integration health: breaker and limiter snapshots)."""
-    families: list[Metric] = []
-
-    requests = CounterMetricFamily(
-        "gateway_webhook_requests",
-        "Webhook requests answered, by integration and HTTP status.",
-        labels=["integration", "status"],
-    )
-    for (integration, status), count in sorted(counters.webhook_requests.items()):
-        requests.add_metric([integration, str(status)], count)
-    families.append(requests)
-
-    events = CounterMetricFamily(
-        "gateway_webhook_events",
-        "Events in accepted webhook requests: stored, or a duplicate of one stored before.",
-        labels=["integration", "result"],
-    )
-    for (integration, result), count in sorted(counters.webhook_events.items()):
-        events.add_metric([integration, result], count)
-    families.append(events)
-
-    families.append(
+    families: list[Metric] = [
+        _counted(
+            "gateway_webhook_requests",
+            "Webhook requests answered, by integration and HTTP status.",
+            ["integration", "status"],
+            counters.webhook_requests,
+        ),
+        _counted(
+            "gateway_webhook_events",
+            "Events in accepted webhook requests: stored, or a duplicate of one stored before.",
+            ["integration", "result"],
+            counters.webhook_events,
+        ),
         CounterMetricFamily(
             "gateway_event_commits",
             "Group commits of received events (committed events / commits = batch size).",
             value=counters.commits,
-        )
-    )
-    families.append(
+        ),
         CounterMetricFamily(
             "gateway_committed_events",
             "Events written by group commits (new ones and repeats answered as duplicates).",
             value=counters.committed_events,
-        )
-    )
-
-    attempts = CounterMetricFamily(
-        "gateway_job_attempts",
-        "Job attempts recorded by this process's workers, by integration and outcome.",
-        labels=["integration", "outcome"],
-    )
-    for (integration, outcome), count in sorted(counters.job_attempts.items()):
-        attempts.add_metric([integration, outcome], count)
-    families.append(attempts)
-
+        ),
+        _counted(
+            "gateway_job_attempts",
+            "Job attempts recorded by this process's workers, by integration and outcome.",
+            ["integration", "outcome"],
+            counters.job_attempts,
+        ),
+    ]
     jobs = GaugeMetricFamily(
         "gateway_jobs", "Jobs in the store, by status (all replicas).", labels=["status"]
     )
@@ -109,6 +95,15 @@ def render(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     return generate_latest(registry)
+
+
+def _counted(
+    name: str, documentation: str, labels: list[str], counts: Counter[tuple[str, Any]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, count in sorted(counts.items()):
+        family.add_metric([str(part) for part in key], count)
+    return family
 
 
 def _outbound(health: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
