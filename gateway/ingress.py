@@ -148,7 +148,7 @@ class Ingress:
         method: str = scope["method"]
         query: bytes = scope["query_string"]
         url = self._url(scope) if webhook.needs_url else ""
-        incoming = WebhookRequest(method, url, headers, _query(query) if query else [], body, form)
+        incoming = WebhookRequest(method, url, headers, _query(query), body, form)
         secrets = self.secrets.cached(tenant, name) or await self.secrets.lookup(tenant, name)
         for handshake in webhook.handshakes:
             if _matches(handshake, incoming):
