@@ -10,16 +10,27 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, lint_speed, processing, report, sync_speed, targets
+from bench import ingest, lint_speed, postgres, processing, report, sync_speed, targets
 from bench.signed import write_requests
 from bench.wrk import ensure_wrk
 
-SECTIONS = ("lint", "raw", "bare", "handwritten", "gateway", "gateway_all", "processing", "sync")
+SECTIONS = (
+    "lint",
+    "raw",
+    "bare",
+    "handwritten",
+    "gateway",
+    "gateway_pg",
+    "gateway_all",
+    "processing",
+    "sync",
+)
 MAKERS = {
     "raw": targets.raw,
     "bare": targets.bare,
     "handwritten": targets.handwritten,
     "gateway": targets.gateway,
+    "gateway_pg": postgres.gateway_pg,
     "gateway_all": targets.gateway_all,
 }
 
@@ -87,6 +98,8 @@ def main() -> int:
                 print(f"bench: loading {key} ...", flush=True)
                 try:
                     results["ingest"][key] = ingest.measure(MAKERS[key], workdir, settings)
+                except postgres.Unavailable as exc:
+                    results["ingest"][key] = {"label": targets.LABELS[key], "skipped": str(exc)}
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
                     results["ingest"][key] = {"label": targets.LABELS[key], "error": error}

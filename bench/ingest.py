@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,12 +34,6 @@ class LoadSettings:
     connections: int = 64
 
 
-def _count_rows(db: Path) -> int:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-        return int(row[0])
-
-
 def _load(
     target: Target,
     url: str,
@@ -66,6 +59,14 @@ def measure(
     """Start the target, warm it up, load it, and return its figures (raises on failure)."""
     port = free_port()
     target = make_target(workdir, port)
+    try:
+        return _measure(target, port, workdir, settings)
+    finally:
+        if target.cleanup is not None:
+            target.cleanup()
+
+
+def _measure(target: Target, port: int, workdir: Path, settings: LoadSettings) -> dict[str, Any]:
     url = f"http://{HOST}:{port}/webhooks/stripe"
     log = workdir / f"{target.key}.log"
     warm_pool = int(MAX_WARM_RPS * settings.warmup)
@@ -93,21 +94,20 @@ def measure(
         result["notes"].append(
             f"the machine was {background:.0f}% busy before the run: other load skews the figures"
         )
-    if target.db is not None:
-        result["durability"] = _durability(target.db, warm, run)
+    if target.rows is not None:
+        result["durability"] = _durability(target.rows(), warm, run)
     result["wrk_output"] = run.output
     if warm.non_2xx or run.non_2xx or warm.socket_errors or run.socket_errors:
         result["server_log_tail"] = tail(log, 40)
     return result
 
 
-def _durability(db: Path, warm: WrkResult, run: WrkResult) -> dict[str, Any]:
+def _durability(rows: int, warm: WrkResult, run: WrkResult) -> dict[str, Any]:
     """Rows in the store against the 2xx answers wrk saw (warm-up and run share the store).
 
     wrk stops with up to one request per connection in flight: the server may commit those
     without wrk counting the answer, so acknowledged <= rows <= sent is the invariant.
     """
-    rows = _count_rows(db)
     acknowledged = warm.ok_2xx + run.ok_2xx - warm.duplicates - run.duplicates
     sent = warm.sent + run.sent
     return {

@@ -10,7 +10,7 @@ from typing import Any
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {"c/a": 0.8, "c/b": 1.5, "p99_ms": 50.0, "lint_ms_per_file": 2.0}
-INGEST_KEYS = ("raw", "bare", "handwritten", "gateway", "gateway_all")
+INGEST_KEYS = ("raw", "bare", "handwritten", "gateway", "gateway_pg", "gateway_all")
 
 
 def machine() -> dict[str, Any]:
@@ -105,6 +105,9 @@ def render(results: dict[str, Any]) -> str:
     for key in INGEST_KEYS:
         row = ingest.get(key)
         if row is None:
+            continue
+        if "skipped" in row:
+            lines.append(f"  {row['label']:<36}skipped: {row['skipped']}")
             continue
         if "error" in row:
             first, *rest = row["error"].splitlines() or [""]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,7 @@ LABELS = {
     "bare": "(a) bare Starlette",
     "handwritten": "(b) hand-written Stripe+aiosqlite",
     "gateway": "(c) gateway --role ingest",
+    "gateway_pg": "(c-pg) the same on PostgreSQL",
     "gateway_all": "(c') gateway --role all",
 }
 
@@ -51,8 +54,9 @@ class Target:
     argv: list[str]
     env: dict[str, str]
     health_path: str | None = None
-    db: Path | None = None
+    rows: Callable[[], int] | None = None  # events in the store, for the durability check
     notes: list[str] = field(default_factory=list)
+    cleanup: Callable[[], object] | None = None
 
 
 def _uvicorn(app: str, port: int) -> list[str]:
@@ -84,11 +88,16 @@ def handwritten(workdir: Path, port: int) -> Target:
         LABELS["handwritten"],
         _uvicorn("bench.servers.handwritten:app", port),
         _env(BENCH_DB=str(db)),
-        db=db,
+        rows=lambda: sqlite_rows(db),
     )
 
 
-def gateway(workdir: Path, port: int, role: str = "ingest") -> Target:
+def sqlite_rows(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def gateway(workdir: Path, port: int, role: str = "ingest", db_url: str | None = None) -> Target:
     """The gateway as an ingest node (webhooks only), or with its dispatcher and workers in
     the same process (`all`: every stored event is also mapped and its status committed)."""
     integrations = workdir / "integrations"
@@ -101,13 +110,15 @@ def gateway(workdir: Path, port: int, role: str = "ingest") -> Target:
         (integrations / "stripe.yaml").write_text(MINIMAL_STRIPE_YAML)
         notes.append("minimal stripe.yaml (integrations.d/stripe.yaml missing)")
     db = workdir / f"gateway-{role}.db"
+    url = db_url or f"sqlite:///{db}"
     binary = str(GATEWAY_BIN) if GATEWAY_BIN.exists() else shutil.which("gateway") or "gateway"
     argv = [binary, "serve", "--host", HOST, "--port", str(port)]
-    argv += ["--integrations", str(integrations), "--db", f"sqlite:///{db}"]
+    argv += ["--integrations", str(integrations), "--db", url]
     argv += ["--log-level", "warning", "--role", role]
     env = _env(STRIPE_API_KEY="sk_test_bench_unused")
     key = "gateway" if role == "ingest" else "gateway_all"
-    return Target(key, LABELS[key], pinned(SERVER_CPU, argv), env, "/healthz", db, notes)
+    rows = None if db_url else lambda: sqlite_rows(db)
+    return Target(key, LABELS[key], pinned(SERVER_CPU, argv), env, "/healthz", rows, notes)
 
 
 def gateway_all(workdir: Path, port: int) -> Target:
