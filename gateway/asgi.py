@@ -14,7 +14,7 @@ from typing import NamedTuple
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from gateway.errors import CODES
+from gateway.errors import error_body
 
 JSON = b"application/json"
 _NO_BODY = frozenset({204, 304})
@@ -46,9 +46,8 @@ class Reply(NamedTuple):
 
 
 def error_reply(status: int, message: str, code: str | None = None) -> Reply:
-    """The gateway's one error shape, ``{"error": {"code": ..., "message": ...}}``."""
-    error = {"code": code or CODES.get(status, "error"), "message": message}
-    return Reply(status, json.dumps({"error": error}).encode())
+    """`error_response` for the plain-ASGI route: the same shape, as a Reply."""
+    return Reply(status, json.dumps(error_body(status, message, code)).encode())
 
 
 async def read_body(receive: Receive, limit: int | None, declared: str | None = None) -> bytes:

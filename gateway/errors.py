@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,11 +25,13 @@ CODES = {
 }
 
 
+def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """``{"error": {"code": ..., "message": ...}}``: the shape every error answer has."""
+    return {"error": {"code": code or CODES.get(status, "error"), "message": message}}
+
+
 def error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code or CODES.get(status, "error"), "message": message}},
-        status_code=status,
-    )
+    return JSONResponse(error_body(status, message, code), status_code=status)
 
 
 async def http_exception(_request: Request, exc: Exception) -> Response:
