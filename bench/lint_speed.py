@@ -37,7 +37,7 @@ def _safe_load_all(paths: list[Path], loader: type[Any] | None = None) -> None:
 
 def measure(count: int = 500) -> dict[str, Any]:
     start = time.perf_counter()
-    from gateway.lint import lint  # import time is start-up, not lint speed
+    from gateway.config.lint import lint  # import time is start-up, not lint speed
 
     import_s = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="bench-lint-") as tmp:

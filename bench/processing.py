@@ -23,8 +23,8 @@ import yaml
 
 from bench.procs import HOST, free_port, pinned, server
 from bench.targets import GATEWAY_BIN, SERVER_CPU
-from gateway.config import load_config
-from gateway.credentials import SecretSource
+from gateway.config.model import load_config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound.client import OutboundClient
 from gateway.outbound.tokens import MemoryTokenStore
 from gateway.sandbox.server import running_sandbox

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from gateway.config import Config, build_config
-from gateway.credentials import SecretSource
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
+from gateway.config.model import Config, build_config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound import MemoryTokenStore, OutboundClient
 from gateway.store import SQLiteStore
 from gateway.sync.runner import RunSummary, SyncRunner

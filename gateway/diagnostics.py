@@ -30,15 +30,6 @@ class Diagnostic:
         )
 
 
-class ConfigError(Exception):
-    """The configuration has errors; `diagnostics` says where and what."""
-
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics = list(diagnostics)
-        errors = [d for d in self.diagnostics if d.severity == "error"]
-        super().__init__(f"configuration has {len(errors)} error(s)")
-
-
 def summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import Config, load_config
-from gateway.settings import Settings
+from gateway.config.model import Config, load_config
+from gateway.config.settings import Settings
 from gateway.store import SQLiteStore
+from gateway.web.application import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from gateway.config import Config, load_config
-from gateway.credentials import SecretSource
+from gateway.config.model import Config, load_config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound import MemoryTokenStore, OutboundClient
 from gateway.store import SQLiteStore
 from gateway.store.sync_model import StoredRecord, SyncKey, SyncRunQuery, SyncState

@@ -10,9 +10,10 @@ import pytest
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
+from gateway.config.envsubst import Secret, SecretRef, find_refs, substitute
+from gateway.config.yamlsource import load_text
 from gateway.durations import parse_duration, parse_signed_duration, parse_size
-from gateway.envsubst import Secret, SecretRef, find_refs, substitute
-from gateway.expressions import (
+from gateway.expr.expressions import (
     ENV,
     analyse,
     compile_expression,
@@ -20,9 +21,8 @@ from gateway.expressions import (
     context_for,
     render_value,
 )
-from gateway.filters import e164, localtime, strftime
+from gateway.expr.filters import e164, localtime, strftime
 from gateway.ids import new_id
-from gateway.yamlsource import load_text
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_yaml_refuses_arbitrary_objects() -> None:
 def test_fast_yaml_path_builds_what_the_positional_path_builds() -> None:
     from conftest import REPO
 
-    from gateway.yamlsource import _load_with_positions
+    from gateway.config.yamlsource import _load_with_positions
 
     for file in sorted((REPO / "integrations.d").glob("*.yaml")):
         text = file.read_text()
@@ -154,7 +154,7 @@ def test_fast_yaml_path_builds_what_the_positional_path_builds() -> None:
 def test_fast_validators_agree_with_the_reference_ones() -> None:
     from conftest import REPO
 
-    from gateway.schemas import fast_validators, validators
+    from gateway.config.schemas import fast_validators, validators
 
     documents = []
     for file in sorted((REPO / "integrations.d").glob("*.yaml")):

@@ -13,7 +13,7 @@ from conftest import REPO
 from cryptography.fernet import Fernet
 from servers import gateway_process
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 BAD = "kind: integration\nname: acme\napi: {base_url: https://x.test, timeout: soon}\n"
 WARN = "kind: flow\nname: f\nevent: never.emitted\nactions: [{cancel: {key: k}}]\n"

@@ -17,16 +17,16 @@ from conftest import ADMIN_TOKEN, REPO
 from servers import gateway_process
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import Config, load_config
-from gateway.credentials import SecretLookup, SecretSource
+from gateway.config.model import Config, load_config
+from gateway.config.settings import Settings
+from gateway.config.signing import OutgoingRequest, signed_example
+from gateway.credentials.secrets import SecretLookup, SecretSource
 from gateway.outbound.client import OutboundClient
-from gateway.outbound.errors import CircuitOpenError, RetryableError
+from gateway.outbound.failures import CircuitOpenError, RetryableError
 from gateway.outbound.tokens import MemoryTokenStore
 from gateway.sandbox.server import SandboxHandle, running_sandbox
-from gateway.settings import Settings
-from gateway.signing import OutgoingRequest, signed_example
 from gateway.store import SQLiteStore
+from gateway.web.application import create_app
 
 MESSAGES = "/twilio/2010-04-01/Accounts/*/Messages.json"
 ENV = {

@@ -14,13 +14,21 @@ import pytest
 from conftest import ADMIN_TOKEN, REPO, AppFactory, admin
 from starlette.requests import ClientDisconnect
 
-from gateway.asgi import BodyTooLarge, read_body
-from gateway.config import load_config
-from gateway.dispatcher import Dispatcher
+from gateway.config.model import load_config
+from gateway.ingress.replies import BodyTooLarge, read_body
+from gateway.processing.dispatcher import Dispatcher
+from gateway.processing.worker import Worker
 from gateway.store import SQLiteStore
-from gateway.store.base import Dispatch, Inserted, Job, JobOutcome, NewEvent, NewJob, StoredEvent
+from gateway.store.entities import (
+    Dispatch,
+    Inserted,
+    Job,
+    JobOutcome,
+    NewEvent,
+    NewJob,
+    StoredEvent,
+)
 from gateway.store.writer import EventWriter
-from gateway.worker import Worker
 
 CONFIG = load_config(REPO / "integrations.d", {})
 
@@ -57,7 +65,7 @@ def test_one_event_that_breaks_dispatch_does_not_hold_up_the_others(
     def explode(*_args: Any) -> Any:
         raise OSError("unexpected")
 
-    monkeypatch.setattr("gateway.dispatcher.normalise", explode)
+    monkeypatch.setattr("gateway.processing.dispatcher.normalise", explode)
     event = StoredEvent(
         "evt_1", "calcom", "default", None, "BOOKING_CREATED", 0.0, "pending", {}, b"{}"
     )

@@ -9,7 +9,7 @@ from typing import Any
 from conftest import ADMIN_TOKEN, AppFactory, admin, stripe_header
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.asgi import Reply, route_path
+from gateway.ingress.replies import Reply, route_path
 
 SECRET = "whsec_test"
 ACME = """\

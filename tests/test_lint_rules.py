@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.lint import lint
 from gateway.diagnostics import Diagnostic
-from gateway.lint import lint
 
 BASE = """\
 kind: integration

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from gateway.config import load_config
-from gateway.messaging import InvalidMessage, Messenger, normalise_recipient
-from gateway.store.base import Job
-from gateway.worker import Worker
+from gateway.config.model import load_config
+from gateway.processing.messaging import InvalidMessage, Messenger, normalise_recipient
+from gateway.processing.worker import Worker
+from gateway.store.entities import Job
 
 CONFIG = load_config(REPO / "integrations.d", {"TWILIO_FROM_NUMBER": "+15005550006"})
 VARIABLES = {

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from gateway.config import Config, build_config
-from gateway.credentials import Cipher, SecretSource
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
+from gateway.config.model import Config, build_config
+from gateway.credentials.secrets import Cipher, SecretSource
 from gateway.outbound import (
     MemoryTokenStore,
     MissingSecretError,

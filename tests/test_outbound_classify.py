@@ -9,7 +9,7 @@ import httpx
 import pytest
 from conftest import REPO
 
-from gateway.config import load_config
+from gateway.config.model import load_config
 from gateway.outbound import RetryableError, RetryPolicy, backoff, parse_retry_after, retry_delay
 from gateway.outbound.breaker import Outcome
 from gateway.outbound.classify import MAX_ERROR_BODY, classify_exception, classify_response

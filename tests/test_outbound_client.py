@@ -13,10 +13,11 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from virtualclock import VirtualClock
 
-from gateway.config import Config, build_config, load_config
-from gateway.credentials import SecretSource
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
+from gateway.config.model import Config, build_config, load_config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound import (
     CircuitOpenError,
     MemoryTokenStore,
@@ -26,7 +27,6 @@ from gateway.outbound import (
     RateLimitedError,
     RetryableError,
 )
-from gateway.outbound.virtualclock import VirtualClock
 
 REPO = Path(__file__).resolve().parent.parent
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -7,9 +7,9 @@ import random
 from collections.abc import Sequence
 
 import pytest
+from virtualclock import VirtualClock
 
 from gateway.outbound import RateLimitedError, RateLimiter
-from gateway.outbound.virtualclock import VirtualClock
 
 
 def most_in_any_window(starts: Sequence[float], seconds: float) -> int:

@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from gateway.config import Integration, build_config
-from gateway.credentials import SecretLookup
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
+from gateway.config.model import Integration, build_config
+from gateway.credentials.secrets import SecretLookup
 from gateway.outbound import MissingSecretError, RequestBuildError
 from gateway.outbound.api import Api
 from gateway.outbound.formencode import flatten

@@ -18,13 +18,13 @@ from conftest import ADMIN_TOKEN, stripe_header
 from postgres_support import fresh_schema
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.cli import main
-from gateway.config import load_config
-from gateway.lint import UsageError
-from gateway.settings import Settings
+from gateway.cli.main import main
+from gateway.config.model import load_config
+from gateway.config.settings import Settings
+from gateway.errors import UsageError
 from gateway.store import open_store
 from gateway.store.postgres_base import pool_sizes
+from gateway.web.application import create_app
 
 SECRET = "whsec_pg"
 ACME = """\

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.lint import lint
 from gateway.diagnostics import render
-from gateway.lint import lint
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from gateway.store import SQLiteStore
-from gateway.store.base import Dispatch, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.entities import Dispatch, JobOutcome, JobQuery, NewEvent, NewJob
 
 
 def _event(n: int, received_at: float) -> NewEvent:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from gateway.cli.cmd_sandbox import add_sandbox_command
 from gateway.sandbox import (
     ResponseRule,
     RuleError,
@@ -26,7 +27,6 @@ from gateway.sandbox import (
     run_sandbox,
     running_sandbox,
 )
-from gateway.sandbox.cli import add_sandbox_command
 from gateway.sandbox.provider import DroppedConnection
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,13 +23,13 @@ from conftest import ADMIN_TOKEN, REPO
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.config import Config, load_config
-from gateway.credentials import SecretLookup
+from gateway.config.model import Config, load_config
+from gateway.config.settings import Settings
+from gateway.config.signing import signed_example
+from gateway.credentials.secrets import SecretLookup
 from gateway.sandbox.server import SandboxHandle, running_sandbox
-from gateway.settings import Settings
-from gateway.signing import signed_example
 from gateway.store import SQLiteStore
+from gateway.web.application import create_app
 
 PROVIDERS = ("retell", "calcom", "stripe", "twilio", "sendgrid", "google_calendar", "segment")
 SECRETS = {

@@ -9,10 +9,10 @@ import time
 from conftest import stripe_header
 from cryptography.fernet import Fernet
 
-from gateway.credentials import Cipher, SecretSource
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
+from gateway.credentials.secrets import Cipher, SecretSource
 from gateway.verify import build_verifier
-from gateway.verify.base import VerificationFailed, WebhookRequest
+from gateway.verify.verifier import VerificationFailed, WebhookRequest
 
 REF = SecretRef("ACME_SECRET")
 SPEC = {

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from gateway.config import Config, load_config
-from gateway.credentials import SecretLookup
-from gateway.dispatcher import normalise
-from gateway.lint import lint
-from gateway.signing import OutgoingRequest, signed_example
-from gateway.store.base import StoredEvent
+from gateway.config.lint import lint
+from gateway.config.model import Config, load_config
+from gateway.config.signing import OutgoingRequest, signed_example
+from gateway.credentials.secrets import SecretLookup
+from gateway.processing.dispatcher import normalise
+from gateway.store.entities import StoredEvent
 
 SHIPPED = REPO / "integrations.d"
 _KEY = ec.generate_private_key(ec.SECP256R1())
@@ -92,9 +92,9 @@ def _send(client: TestClient, request: OutgoingRequest) -> Any:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from gateway.app import create_app
-    from gateway.settings import Settings
+    from gateway.config.settings import Settings
     from gateway.store import SQLiteStore
+    from gateway.web.application import create_app
 
     db = tmp_path_factory.mktemp("shipped") / "gateway.db"
     app = create_app(CONFIG, SQLiteStore(f"sqlite:///{db}"), Settings.from_env(ENV), ENV)

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 from gateway.store import SQLiteStore
-from gateway.store.base import SchemaTooNew
+from gateway.store.entities import SchemaTooNew
 from gateway.store.sqlite import SCHEMA_VERSION
 
 V1_EVENTS = """

@@ -18,17 +18,10 @@ from typing import Any, TypeVar
 import pytest
 from postgres_support import fresh_schema
 
-from gateway.lint import UsageError
+from gateway.errors import UsageError
 from gateway.store import SQLiteStore, open_store
-from gateway.store.base import (
-    Dispatch,
-    EventQuery,
-    JobOutcome,
-    JobQuery,
-    NewEvent,
-    NewJob,
-    Store,
-)
+from gateway.store.entities import Dispatch, EventQuery, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.interfaces import Store
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,

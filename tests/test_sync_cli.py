@@ -13,12 +13,12 @@ import pytest
 from starlette.testclient import TestClient
 from sync_harness import thing
 
-from gateway.app import create_app
-from gateway.cli import main
-from gateway.config import load_config
+from gateway.cli.main import main
+from gateway.config.model import load_config
+from gateway.config.settings import Settings
 from gateway.sandbox.server import SandboxHandle, running_sandbox
-from gateway.settings import Settings
 from gateway.store import SQLiteStore
+from gateway.web.application import create_app
 
 ACME = """\
 kind: integration

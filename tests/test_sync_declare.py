@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from sync_harness import acme_yaml
 
-from gateway.lint import lint_documents
+from gateway.config.lint import lint_documents
 from gateway.store.sync_model import StoredRecord
 from gateway.sync.incremental import Progress, put, set_path
 from gateway.sync.pagination import Position, link_target

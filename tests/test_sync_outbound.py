@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config import build_config
-from gateway.credentials import SecretSource
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
+from gateway.config.model import build_config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound import MemoryTokenStore, OutboundClient, RequestBuildError
 
 BASE = "https://graph.example.test/v1.0"

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from sync_harness import T0, Harness, query, thing
 
-from gateway.dispatcher import Dispatcher
-from gateway.store.base import EventQuery, JobQuery
+from gateway.processing.dispatcher import Dispatcher
+from gateway.store.entities import EventQuery, JobQuery
 
 CURSOR_SINCE = """
     endpoint: list_things
@@ -349,7 +349,7 @@ def test_sync_events_feed_flows_like_webhooks(tmp_path: Path) -> None:
 
 
 def test_a_webhook_event_named_like_a_sync_event_is_not_one(tmp_path: Path) -> None:
-    from gateway.store.base import StoredEvent
+    from gateway.store.entities import StoredEvent
     from gateway.sync.events import is_sync_event
 
     event = StoredEvent("evt_1", "acme", "default", None, "sync.things.created", T0, "pending",

@@ -14,9 +14,9 @@ import pytest
 from conftest import REPO
 from sync_harness import T0, Clock, Harness, thing
 
-from gateway.config import build_config, load_config
-from gateway.envsubst import SecretRef
-from gateway.expressions import tenant_vars_needed
+from gateway.config.envsubst import SecretRef
+from gateway.config.model import build_config, load_config
+from gateway.expr.expressions import tenant_vars_needed
 from gateway.sync.scheduler import SyncScheduler, eligible_tenants, next_run
 from gateway.sync.spec import Schedule, declared_syncs
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Config, load_config
-from gateway.credentials import SecretSource
+from gateway.config.model import Config, load_config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound import MemoryTokenStore, OutboundClient
 from gateway.sandbox.recording import RecordedRequest
 from gateway.sandbox.server import SandboxHandle, running_sandbox

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.envsubst import SecretRef
+from gateway.config.envsubst import SecretRef
 from gateway.verify import (
     VerificationFailed,
     VerifyConfigError,

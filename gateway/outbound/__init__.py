@@ -4,7 +4,7 @@ breaker, classified outcomes for the job queue's retries)."""
 from gateway.outbound.breaker import CircuitBreaker
 from gateway.outbound.classify import RetryPolicy, backoff, parse_retry_after, retry_delay
 from gateway.outbound.client import OutboundClient, OutboundResult
-from gateway.outbound.errors import (
+from gateway.outbound.failures import (
     CircuitOpenError,
     MissingSecretError,
     OutboundError,

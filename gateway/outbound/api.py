@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from gateway.config import Integration
+from gateway.config.model import Integration
 from gateway.durations import parse_duration
-from gateway.outbound.errors import RequestBuildError
+from gateway.outbound.failures import RequestBuildError
 
 DEFAULT_TIMEOUT = 30.0
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

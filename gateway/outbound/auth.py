@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from gateway.outbound.errors import RequestBuildError
+from gateway.outbound.failures import RequestBuildError
 from gateway.outbound.oauth import ClientCredentialsAuth, RefreshTokenAuth
 from gateway.outbound.redactor import Redactor
 from gateway.outbound.tokens import MemoryTokenStore, TokenStore

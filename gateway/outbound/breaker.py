@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.durations import parse_duration
-from gateway.outbound.errors import CircuitOpenError
+from gateway.outbound.failures import CircuitOpenError
 
 log = logging.getLogger("gateway.outbound")
 

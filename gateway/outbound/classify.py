@@ -22,9 +22,9 @@ from typing import Any, Literal
 import httpx
 
 from gateway.durations import parse_duration
-from gateway.expressions import RENDER_ERRORS, Expression, compile_expression
+from gateway.expr.expressions import RENDER_ERRORS, Expression, compile_expression
 from gateway.outbound.breaker import Outcome
-from gateway.outbound.errors import RetryableError
+from gateway.outbound.failures import RetryableError
 
 log = logging.getLogger("gateway.outbound")
 MAX_ERROR_BODY = 4096

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from gateway.config import Config
-from gateway.credentials import SecretSource
+from gateway.config.model import Config
+from gateway.credentials.secrets import SecretSource
 from gateway.outbound.api import Api, Endpoint
 from gateway.outbound.auth import Auth, build_auth
 from gateway.outbound.breaker import CircuitBreaker, Outcome
@@ -30,7 +30,7 @@ from gateway.outbound.classify import (
     classify_exception,
     classify_response,
 )
-from gateway.outbound.errors import PermanentError, RetryableError
+from gateway.outbound.failures import PermanentError, RetryableError
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.redactor import Redactor
 from gateway.outbound.request import build_request

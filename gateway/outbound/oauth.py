@@ -24,7 +24,7 @@ from gateway.outbound.classify import (
     error_body,
     parse_retry_after,
 )
-from gateway.outbound.errors import MissingSecretError, PermanentError, RetryableError
+from gateway.outbound.failures import MissingSecretError, PermanentError, RetryableError
 from gateway.outbound.formencode import form_encode
 from gateway.outbound.redactor import Redactor
 from gateway.outbound.tokens import TokenStore

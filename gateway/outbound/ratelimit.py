@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from gateway.durations import parse_duration
-from gateway.outbound.errors import RateLimitedError
+from gateway.outbound.failures import RateLimitedError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

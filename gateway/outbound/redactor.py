@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from gateway.credentials import SecretLookup
-from gateway.envsubst import SecretRef
-from gateway.outbound.errors import MissingSecretError
+from gateway.config.envsubst import SecretRef
+from gateway.credentials.secrets import SecretLookup
+from gateway.outbound.failures import MissingSecretError
 
 MASK = "***"
 _MIN_LENGTH = 4  # shorter values would mangle ordinary text; no real secret is that short

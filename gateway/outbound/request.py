@@ -18,9 +18,9 @@ from urllib.parse import quote
 import httpx
 from jinja2 import TemplateError
 
-from gateway.expressions import render_value
+from gateway.expr.expressions import render_value
 from gateway.outbound.api import Api, Endpoint
-from gateway.outbound.errors import RequestBuildError
+from gateway.outbound.failures import RequestBuildError
 from gateway.outbound.formencode import flatten, form_encode, scalar
 from gateway.outbound.redactor import Redactor
 

@@ -2,7 +2,7 @@
 
 A token is a dict: ``access_token``, ``expires_at`` (Unix time), ``refresh_token`` and
 ``initial_sha256`` (which configured refresh token it descends from). It holds secrets: a
-persistent store must encrypt it at rest (see `gateway.credentials.Cipher`).
+persistent store must encrypt it at rest (see `gateway.credentials.secrets.Cipher`).
 """
 
 from __future__ import annotations

@@ -26,11 +26,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.errors import error_response, http_exception
 from gateway.sandbox.loading import parse_rules
 from gateway.sandbox.provider import serve_provider
 from gateway.sandbox.rules import ResponseRule, RuleError
 from gateway.sandbox.state import RuleLike, Sandbox
+from gateway.web.error_handlers import error_response, http_exception
 
 __all__ = ["CONTROL_PREFIX", "Sandbox", "SandboxApp", "create_sandbox_app"]
 

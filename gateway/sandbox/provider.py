@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from gateway.expressions import RENDER_ERRORS
+from gateway.expr.expressions import RENDER_ERRORS
 from gateway.sandbox.recording import RecordedRequest, decode_headers, parse_body
 from gateway.sandbox.rules import Answer, ResponseRule
 from gateway.sandbox.state import Sandbox

@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import ChainableUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from gateway.filters import FILTERS, to_datetime
+from gateway.expr.filters import FILTERS, to_datetime
 
 __all__ = ["Renderer", "TemplateError", "compile_text", "compile_value", "jsonable", "utc_iso"]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.lint import UsageError
-from gateway.store.base import EventQuery, Inserted, NewEvent, Store, StoredEvent
+from gateway.errors import UsageError
+from gateway.store.entities import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.store.interfaces import Store
 from gateway.store.sqlite import SQLiteStore
 
 __all__ = [

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from gateway.lint import UsageError
-from gateway.store.base import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.errors import UsageError
+from gateway.store.entities import EventQuery, Inserted, NewEvent, StoredEvent
 from gateway.store.postgres_base import affected
 from gateway.store.postgres_events import insert_events
 from gateway.store.postgres_jobs import JobTables

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from gateway.lint import UsageError
+from gateway.errors import UsageError
 
 if TYPE_CHECKING:
     import asyncpg

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.store.base import Inserted, NewEvent
+from gateway.store.entities import Inserted, NewEvent
 
 if TYPE_CHECKING:
     import asyncpg

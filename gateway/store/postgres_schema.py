@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.store.base import SchemaTooNew
+from gateway.store.entities import SchemaTooNew
 
 if TYPE_CHECKING:
     import asyncpg

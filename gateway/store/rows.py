@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.base import Job, JobQuery, NewJob, StoredEvent
+from gateway.store.entities import Job, JobQuery, NewJob, StoredEvent
 from gateway.store.sync_model import SyncCounts, SyncKey, SyncRun
 
 EVENT_COLUMNS = (

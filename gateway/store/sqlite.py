@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from gateway.store.base import EventQuery, Inserted, NewEvent, SchemaTooNew, StoredEvent
+from gateway.store.entities import EventQuery, Inserted, NewEvent, SchemaTooNew, StoredEvent
 from gateway.store.rows import EVENT_COLUMNS, event_from_row
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables

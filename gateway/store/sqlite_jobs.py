@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.base import Dispatch, Job, JobOutcome, JobQuery
+from gateway.store.entities import Dispatch, Job, JobOutcome, JobQuery
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from gateway.store.base import NewEvent
+from gateway.store.entities import NewEvent
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 

@@ -11,8 +11,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from gateway.metrics import Counters
-from gateway.store.base import Inserted, NewEvent, Store
+from gateway.counters import Counters
+from gateway.store.entities import Inserted, NewEvent
+from gateway.store.interfaces import Store
 
 _GATHER_TURNS = 16
 _Waiter = tuple[Sequence[NewEvent], "asyncio.Future[list[Inserted]]"]

@@ -15,9 +15,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from gateway.config import Integration
+from gateway.config.model import Integration
 from gateway.ids import new_id
-from gateway.store.base import NewEvent, StoredEvent
+from gateway.store.entities import NewEvent, StoredEvent
 from gateway.sync.records import Incoming
 
 SYNC_HEADER = "x-gateway-sync"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gateway.expressions import RENDER_ERRORS
+from gateway.expr.expressions import RENDER_ERRORS
 from gateway.sync.records import Incoming
 from gateway.sync.spec import SyncError, SyncSpec
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from gateway.expressions import RENDER_ERRORS
+from gateway.expr.expressions import RENDER_ERRORS
 from gateway.sync.incremental import put
 from gateway.sync.records import truthy
 from gateway.sync.spec import Paginate, SyncError

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.expressions import RENDER_ERRORS, Expression
-from gateway.filters import to_datetime
-from gateway.store.base import NewEvent
+from gateway.expr.expressions import RENDER_ERRORS, Expression
+from gateway.expr.filters import to_datetime
+from gateway.store.entities import NewEvent
 from gateway.store.sync_model import PagePlan, RecordWrite, StoredRecord, SyncCounts
 from gateway.sync.spec import SyncError, SyncSpec
 

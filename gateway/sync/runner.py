@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.config import Config
-from gateway.expressions import RENDER_ERRORS, render_value
+from gateway.config.model import Config
+from gateway.expr.expressions import RENDER_ERRORS, render_value
 from gateway.ids import new_id
 from gateway.outbound.caller import Caller, Response
 from gateway.outbound.classify import retry_delay
-from gateway.outbound.errors import OutboundError, RetryableError
-from gateway.store.base import Store
+from gateway.outbound.failures import OutboundError, RetryableError
+from gateway.store.interfaces import Store
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,

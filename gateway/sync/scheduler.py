@@ -26,10 +26,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway.config import DEFAULT_TENANT, Config
-from gateway.envsubst import secret_names
-from gateway.filters import zone_or_utc
-from gateway.store.base import Store
+from gateway.config.envsubst import secret_names
+from gateway.config.model import DEFAULT_TENANT, Config
+from gateway.expr.filters import zone_or_utc
+from gateway.store.interfaces import Store
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import Schedule, SyncSpec, declared_syncs

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from gateway.config import Config, Integration
+from gateway.config.model import Config, Integration
 from gateway.durations import parse_duration
-from gateway.expressions import Expression, compile_expression, tenant_vars_needed
+from gateway.expr.expressions import Expression, compile_expression, tenant_vars_needed
 
 CHANGES = ("created", "updated", "deleted")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.verify.asymmetric import EcdsaVerifier, Ed25519Verifier
-from gateway.verify.base import SecretLookup, VerificationFailed, Verifier, WebhookRequest
-from gateway.verify.config import VerifyConfigError
 from gateway.verify.hmac_scheme import HmacVerifier
 from gateway.verify.none import NoVerification
+from gateway.verify.options import VerifyConfigError
 from gateway.verify.token import TokenVerifier
 from gateway.verify.url_params import UrlParamsVerifier
+from gateway.verify.verifier import SecretLookup, VerificationFailed, Verifier, WebhookRequest
 
 __all__ = [
     "SCHEMES",

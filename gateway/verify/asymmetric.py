@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from gateway.verify import config
-from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
+from gateway.verify import options
 from gateway.verify.encoding import decode_base64_unpadded
 from gateway.verify.signed_message import SignedMessage
+from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 _KEYS = frozenset(
     {"scheme", "public_key", "key_prefix", "signature", "signed", "id_header", "timestamp"}
@@ -74,9 +74,9 @@ class _AsymmetricVerifier:
     _signature_length: int | None
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        config.reject_unknown(spec, "verify", _KEYS)
-        self._public_key = config.secret_value(spec, "public_key", "verify")
-        prefix = config.text(spec, "key_prefix", "verify") or ""
+        options.reject_unknown(spec, "verify", _KEYS)
+        self._public_key = options.secret_value(spec, "public_key", "verify")
+        prefix = options.text(spec, "key_prefix", "verify") or ""
         self._load = partial(type(self)._loader, prefix=prefix)
         self._message = SignedMessage(spec, signature_length=self._signature_length)
 

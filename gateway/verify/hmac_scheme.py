@@ -8,11 +8,11 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.verify import config
-from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
+from gateway.verify import options
 from gateway.verify.encoding import decode_base64_unpadded, text_bytes
 from gateway.verify.mac import Mac
 from gateway.verify.signed_message import SignedMessage
+from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 ALGORITHMS = ("sha256", "sha1", "sha512")
 _KNOWN_KEYS = 1024
@@ -39,8 +39,10 @@ class SecretKeys:
 
     def __init__(self, spec: Mapping[str, Any], algorithm: str, where: str = "verify") -> None:
         self._algorithm = algorithm
-        self._prefix = config.text(spec, "secret_prefix", where) or ""
-        self._base64 = config.choice(spec, "secret_encoding", where, ("utf8", "base64")) == "base64"
+        self._prefix = options.text(spec, "secret_prefix", where) or ""
+        self._base64 = (
+            options.choice(spec, "secret_encoding", where, ("utf8", "base64")) == "base64"
+        )
         self._known: dict[tuple[str, ...], list[Mac]] = {}
 
     def keys(self, secrets: list[str]) -> list[Mac]:
@@ -69,9 +71,9 @@ class HmacVerifier:
     __slots__ = ("_algorithm", "_keys", "_message", "_secret")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        config.reject_unknown(spec, "verify", _KEYS)
+        options.reject_unknown(spec, "verify", _KEYS)
         self._algorithm = algorithm(spec)
-        self._secret = config.secret_value(spec, "secret", "verify")
+        self._secret = options.secret_value(spec, "secret", "verify")
         self._keys = SecretKeys(spec, self._algorithm)
         size = hashlib.new(self._algorithm).digest_size
         self._message = SignedMessage(spec, signature_length=size)
@@ -85,8 +87,8 @@ class HmacVerifier:
 
 def algorithm(spec: Mapping[str, Any]) -> str:
     if "algorithm" not in spec:
-        raise config.VerifyConfigError("verify: missing required key 'algorithm'")
-    return config.choice(spec, "algorithm", "verify", ALGORITHMS)
+        raise options.VerifyConfigError("verify: missing required key 'algorithm'")
+    return options.choice(spec, "algorithm", "verify", ALGORITHMS)
 
 
 def any_match(keys: list[Mac], message: bytes, candidates: list[bytes]) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.verify import config
-from gateway.verify.base import SecretLookup, WebhookRequest
+from gateway.verify import options
+from gateway.verify.verifier import SecretLookup, WebhookRequest
 
 _KEYS = frozenset({"scheme", "reason"})
 
@@ -17,8 +17,8 @@ class NoVerification:
     __slots__ = ("reason",)
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        config.reject_unknown(spec, "verify", _KEYS)
-        self.reason = config.required_text(spec, "reason", "verify")
+        options.reject_unknown(spec, "verify", _KEYS)
+        self.reason = options.required_text(spec, "reason", "verify")
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         return None

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from gateway.verify import config
-from gateway.verify.base import VerificationFailed
-from gateway.verify.config import VerifyConfigError
+from gateway.verify import options
 from gateway.verify.encoding import DECODERS
+from gateway.verify.options import VerifyConfigError
+from gateway.verify.verifier import VerificationFailed
 
 FORMATS = ("raw", "pairs", "list")
 ENCODINGS = ("hex", "base64")
@@ -56,13 +56,13 @@ class SignatureHeader:
         timestamp_param: str | None = None,
         length: int | None = None,
     ) -> None:
-        config.reject_unknown(spec, where, _KEYS)
-        self.header = config.required_text(spec, "header", where).lower()
-        self._format = config.choice(spec, "format", where, FORMATS)
-        self._decode = DECODERS[config.choice(spec, "encoding", where, ENCODINGS)]
-        self._prefix = config.text(spec, "prefix", where) or ""
-        separator = config.text(spec, "separator", where)
-        key = config.text(spec, "key", where)
+        options.reject_unknown(spec, where, _KEYS)
+        self.header = options.required_text(spec, "header", where).lower()
+        self._format = options.choice(spec, "format", where, FORMATS)
+        self._decode = DECODERS[options.choice(spec, "encoding", where, ENCODINGS)]
+        self._prefix = options.text(spec, "prefix", where) or ""
+        separator = options.text(spec, "separator", where)
+        key = options.text(spec, "key", where)
         # Options of other formats (separator for raw, key for list, ...) are ignored, as the
         # schema allows them; only combinations that cannot work are refused.
         if self._format == "pairs" and not key:
@@ -72,7 +72,7 @@ class SignatureHeader:
                 "verify.timestamp.param: reads the signature header, which needs format: pairs"
             )
         self._separator = separator or _DEFAULT_SEPARATOR.get(self._format, "")
-        self._assign = config.text(spec, "assign", where) or "="
+        self._assign = options.text(spec, "assign", where) or "="
         if self._format == "list" and self._prefix and self._separator in self._prefix:
             raise VerifyConfigError(f"{where}.prefix: contains the separator {self._separator!r}")
         overlap = self._assign in self._separator or self._separator in self._assign

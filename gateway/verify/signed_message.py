@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.verify import config
-from gateway.verify.base import WebhookRequest
-from gateway.verify.config import VerifyConfigError
+from gateway.verify import options
+from gateway.verify.options import VerifyConfigError
 from gateway.verify.signature_header import SignatureHeader
 from gateway.verify.signed_template import SignedTemplate
 from gateway.verify.timestamps import TimestampRule
+from gateway.verify.verifier import WebhookRequest
 
 
 class SignedMessage:
     __slots__ = ("_template", "_timestamp", "signature")
 
     def __init__(self, spec: Mapping[str, Any], *, signature_length: int | None) -> None:
-        timestamp_spec = config.mapping(spec, "timestamp", "verify")
+        timestamp_spec = options.mapping(spec, "timestamp", "verify")
         self._timestamp = TimestampRule(timestamp_spec) if timestamp_spec is not None else None
-        signature_spec = config.mapping(spec, "signature", "verify")
+        signature_spec = options.mapping(spec, "signature", "verify")
         if signature_spec is None:
             raise VerifyConfigError("verify: missing required key 'signature'")
         self.signature = SignatureHeader(
@@ -28,8 +28,8 @@ class SignedMessage:
             length=signature_length,
         )
         self._template = SignedTemplate(
-            config.required_text(spec, "signed", "verify"),
-            id_header=config.text(spec, "id_header", "verify"),
+            options.required_text(spec, "signed", "verify"),
+            id_header=options.text(spec, "id_header", "verify"),
         )
         if self._template.uses_timestamp and self._timestamp is None:
             raise VerifyConfigError("verify.signed: {timestamp} needs a 'timestamp' declaration")

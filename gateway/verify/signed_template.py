@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from gateway.verify.base import VerificationFailed, WebhookRequest
-from gateway.verify.config import VerifyConfigError
 from gateway.verify.encoding import text_bytes, wire_bytes
+from gateway.verify.options import VerifyConfigError
+from gateway.verify.verifier import VerificationFailed, WebhookRequest
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _HEADER = "header:"

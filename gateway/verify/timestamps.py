@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.verify import config
-from gateway.verify.base import VerificationFailed
-from gateway.verify.config import VerifyConfigError
+from gateway.verify import options
+from gateway.verify.options import VerifyConfigError
+from gateway.verify.verifier import VerificationFailed
 
 _KEYS = frozenset({"header", "param", "unit", "tolerance", "direction"})
 _SCALE = {"s": 1.0, "ms": 1000.0}
@@ -22,15 +22,15 @@ class TimestampRule:
     __slots__ = ("_scale", "_tolerance", "both_ways", "header", "param")
 
     def __init__(self, spec: Mapping[str, Any], where: str = "verify.timestamp") -> None:
-        config.reject_unknown(spec, where, _KEYS)
-        self.header = (config.text(spec, "header", where) or "").lower() or None
-        self.param = config.text(spec, "param", where) or None
+        options.reject_unknown(spec, where, _KEYS)
+        self.header = (options.text(spec, "header", where) or "").lower() or None
+        self.param = options.text(spec, "param", where) or None
         if (self.header is None) == (self.param is None):
             raise VerifyConfigError(f"{where}: give either 'header' or 'param'")
-        unit = config.choice(spec, "unit", where, ("s", "ms"))
+        unit = options.choice(spec, "unit", where, ("s", "ms"))
         self._scale = _SCALE[unit]
-        self._tolerance = config.duration(spec, "tolerance", where, "5m") * self._scale
-        self.both_ways = config.choice(spec, "direction", where, ("both", "past")) == "both"
+        self._tolerance = options.duration(spec, "tolerance", where, "5m") * self._scale
+        self.both_ways = options.choice(spec, "direction", where, ("both", "past")) == "both"
 
     def accept(self, headers: Mapping[str, str], from_signature: str | None, now: float) -> str:
         """The timestamp text as sent, once it is known to be fresh."""

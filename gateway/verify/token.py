@@ -9,10 +9,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.verify import config
-from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
-from gateway.verify.config import VerifyConfigError
+from gateway.verify import options
 from gateway.verify.encoding import text_bytes, wire_bytes
+from gateway.verify.options import VerifyConfigError
+from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 _KEYS = frozenset({"scheme", "secret", "header", "body_path"})
 _STAR = "[*]"
@@ -22,10 +22,10 @@ class TokenVerifier:
     __slots__ = ("_header", "_path", "_path_text", "_secret")
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        config.reject_unknown(spec, "verify", _KEYS)
-        self._secret = config.secret_value(spec, "secret", "verify")
-        header = config.text(spec, "header", "verify") or None
-        path = config.text(spec, "body_path", "verify") or None
+        options.reject_unknown(spec, "verify", _KEYS)
+        self._secret = options.secret_value(spec, "secret", "verify")
+        header = options.text(spec, "header", "verify") or None
+        path = options.text(spec, "body_path", "verify") or None
         if (header is None) == (path is None):
             raise VerifyConfigError("verify: a token check needs either 'header' or 'body_path'")
         self._header = header.lower() if header else None

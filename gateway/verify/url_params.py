@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.verify import config
-from gateway.verify.base import SecretLookup, VerificationFailed, WebhookRequest
+from gateway.verify import options
 from gateway.verify.encoding import text_bytes
 from gateway.verify.hmac_scheme import SecretKeys, algorithm, any_match
 from gateway.verify.signature_header import SignatureHeader
+from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 _KEYS = frozenset(
     {"scheme", "algorithm", "secret", "signature", "body_hash_param", "port_variants"}
@@ -39,17 +39,17 @@ class UrlParamsVerifier:
     )
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        config.reject_unknown(spec, "verify", _KEYS)
+        options.reject_unknown(spec, "verify", _KEYS)
         self._algorithm = algorithm(spec)
-        self._secret = config.secret_value(spec, "secret", "verify")
+        self._secret = options.secret_value(spec, "secret", "verify")
         self._keys = SecretKeys({}, self._algorithm)  # the secret is used as written
-        signature_spec = config.mapping(spec, "signature", "verify")
+        signature_spec = options.mapping(spec, "signature", "verify")
         if signature_spec is None:
-            raise config.VerifyConfigError("verify: missing required key 'signature'")
+            raise options.VerifyConfigError("verify: missing required key 'signature'")
         size = hashlib.new(self._algorithm).digest_size
         self._signature = SignatureHeader(signature_spec, length=size)
-        self._body_hash_param = config.text(spec, "body_hash_param", "verify") or None
-        self._port_variants = config.flag(spec, "port_variants", "verify")
+        self._body_hash_param = options.text(spec, "body_hash_param", "verify") or None
+        self._port_variants = options.flag(spec, "port_variants", "verify")
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         keys = self._keys.keys(secrets(self._secret))

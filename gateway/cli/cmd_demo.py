@@ -1,0 +1,127 @@
+"""`gateway demo`: the gateway and the provider sandbox together, to watch a scenario happen.
+
+Every shipped integration points at the sandbox; demo secrets are written to var/demo.env so
+that `gateway simulate` in a second shell signs with the same ones. Requests the providers
+receive are printed as they arrive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.sandbox.server import SandboxHandle, running_sandbox
+
+RULES = Path(__file__).resolve().parents[2] / "sandbox" / "responses.yaml"
+PROVIDERS = (
+    "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar", "outlook",
+    "segment", "sentry",
+)  # fmt: skip
+SECRETS = (
+    "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY",
+    "CALCOM_API_KEY", "CALCOM_WEBHOOK_SECRET", "RETELL_API_KEY", "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "SEGMENT_WRITE_KEY", "SEGMENT_SHARED_SECRET",
+    "SENTRY_CLIENT_SECRET", "GOOGLE_CALENDAR_CHANNEL_TOKEN", "OUTLOOK_CLIENT_STATE",
+    "GOOGLE_CLIENT_SECRET", "GOOGLE_REFRESH_TOKEN", "OUTLOOK_CLIENT_SECRET",
+)  # fmt: skip
+
+
+def _sendgrid_keys(folder: Path) -> str:
+    """A P-256 key pair standing in for SendGrid's: the private half signs simulated events."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (folder / "demo-sendgrid.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(public).decode()
+
+
+def demo_environment(sandbox: SandboxHandle, folder: Path) -> dict[str, str]:
+    env = {name: f"demo-{name.lower().replace('_', '-')}" for name in SECRETS}
+    env.update(
+        TWILIO_ACCOUNT_SID="ACdemo0000000000000000000000000000",
+        TWILIO_FROM_NUMBER="+15005550006",
+        SENDGRID_FROM_EMAIL="bookings@demo.example",
+        WHATSAPP_PHONE_NUMBER_ID="100000000000001",
+        SENDGRID_WEBHOOK_PUBLIC_KEY=_sendgrid_keys(folder),
+        GOOGLE_OAUTH_TOKEN_URL=sandbox.url_for("google_oauth/token"),
+        OUTLOOK_LOGIN_URL=sandbox.url_for("microsoft_login"),
+        OUTLOOK_TENANT_ID="demo",
+        GOOGLE_CLIENT_ID="demo-google-client",
+        OUTLOOK_CLIENT_ID="demo-outlook-client",
+        GATEWAY_ADMIN_TOKEN="demo-admin-token",  # noqa: S106 - the demo's own, printed
+        **sandbox.base_urls(*PROVIDERS),
+    )
+    return env
+
+
+def _watch(sandbox: SandboxHandle, stop: threading.Event) -> None:
+    seen = 0
+    while not stop.is_set():
+        for request in sandbox.requests()[seen:]:
+            body = request.body if len(request.body) <= 160 else request.body[:157] + "..."
+            print(f"  provider <- {request.method} {request.path} -> {request.status}  {body}")
+        seen = len(sandbox.requests())
+        time.sleep(0.2)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.config.model import load_config
+    from gateway.config.settings import Settings
+    from gateway.logs import configure_logging
+    from gateway.store import open_store
+    from gateway.web.application import create_app
+
+    configure_logging("warning")
+    folder = Path("var")
+    folder.mkdir(exist_ok=True)
+    with running_sandbox(RULES) as sandbox:
+        env = demo_environment(sandbox, folder)
+        (folder / "demo.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        os.environ.update(env)
+        config = load_config(args.integrations, os.environ)
+        store = open_store(f"sqlite:///{folder / 'demo.db'}")
+        app = create_app(config, store, Settings.from_env(os.environ), os.environ)
+        url = f"http://{args.host}:{args.port}"
+        print(
+            f"gateway on {url}, provider sandbox on {sandbox.url}\n"
+            "In a second shell, play the scenario:\n"
+            "  set -a; . var/demo.env; set +a\n"
+            f"  .venv/bin/gateway simulate retell call_analyzed_booking --tenant demo --url {url}\n"
+            f"  .venv/bin/gateway simulate calcom booking_created --tenant demo --url {url}\n"
+            f"  .venv/bin/gateway simulate stripe checkout_session_completed --url {url}\n"
+            f"  .venv/bin/gateway jobs --db sqlite:///var/demo.db\n"
+            "What the providers receive is printed below.\n"
+        )
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(sandbox, stop), daemon=True)
+        watcher.start()
+        try:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        finally:
+            stop.set()
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="the gateway wired to the provider sandbox, with demo secrets")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--integrations", default="integrations.d", metavar="DIR")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,120 @@
+"""Operator commands on storage: `gateway jobs` and `gateway replay`.
+
+They work beside a running server: SQLite in WAL mode lets another process write, and the
+server's workers pick queued jobs and pending events up on their next pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from gateway.errors import UsageError
+from gateway.store import open_store
+from gateway.store.entities import JOB_STATUSES, Job, JobQuery
+
+AddConfigArgs = Callable[[argparse.ArgumentParser], None]
+
+
+def _when(stamp: float) -> str:
+    return datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(
+            f"{text!r} is not a time: expected ISO 8601, like 2026-11-24T10:00Z"
+        ) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)).timestamp()
+
+
+def _line(job: Job) -> str:
+    error = f"  {job.last_error}" if job.last_error else ""
+    return (
+        f"{job.id}  {job.status:<9}  {job.integration}/{job.tenant}  {job.flow}/{job.action}"
+        f"  attempts={job.attempts}/{job.max_attempts}  run_at={_when(job.run_at)}{error}"
+    )
+
+
+async def _jobs(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    await store.open()
+    try:
+        query = JobQuery(
+            status=args.status,
+            integration=args.integration,
+            tenant=args.tenant,
+            event_id=args.event,
+            since=_time(args.since),
+            until=_time(args.until),
+            limit=args.limit,
+        )
+        if args.action == "retry":
+            if args.job:
+                job = await store.get_job(args.job)
+                if job is None:
+                    raise UsageError(f"no job {args.job}")
+                if job.status != "dead":
+                    raise UsageError(f"job {job.id} is {job.status}: only dead jobs are retried")
+                query = JobQuery(id=job.id)
+            elif not (args.integration or args.since or args.until or args.all_dead):
+                raise UsageError(
+                    "name a JOB, or filter with --integration/--since/--until, or --all"
+                )
+            count = await store.retry_jobs(query)
+            print(f"queued {count} dead job(s) again")
+            return 0
+        if args.job:
+            job = await store.get_job(args.job)
+            if job is None:
+                raise UsageError(f"no job {args.job}")
+            print(_line(job))
+            print(f"spec: {job.spec}")
+            print(f"result: {job.result}")
+            return 0
+        for job in await store.list_jobs(query):
+            print(_line(job))
+        return 0
+    finally:
+        await store.close()
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    await store.open()
+    try:
+        for event_id in args.event_ids:
+            if not await store.replay_event(event_id):
+                raise UsageError(f"no event {event_id}")
+            print(f"{event_id}: queued for dispatch again")
+        return 0
+    finally:
+        await store.close()
+
+
+def register(sub: Any, add_config_args: AddConfigArgs) -> None:
+    p = sub.add_parser("jobs", help="list, show and retry jobs of the durable queue")
+    p.add_argument("action", nargs="?", choices=("list", "show", "retry"), default="list")
+    p.add_argument("job", nargs="?", help="a job id (show, retry)")
+    p.add_argument("--status", choices=JOB_STATUSES)
+    p.add_argument("--integration")
+    p.add_argument("--tenant")
+    p.add_argument("--event", help="jobs of one event")
+    p.add_argument("--since", help="created at or after (ISO 8601)")
+    p.add_argument("--until", help="created before (ISO 8601)")
+    p.add_argument("--all", dest="all_dead", action="store_true", help="retry: every dead job")
+    p.add_argument("--limit", type=int, default=50)
+    add_config_args(p)
+    p.set_defaults(func=lambda args: asyncio.run(_jobs(args)))
+
+    p = sub.add_parser("replay", help="dispatch stored events again: their flows run anew")
+    p.add_argument("event_ids", nargs="+", metavar="EVENT_ID")
+    add_config_args(p)
+    p.set_defaults(func=lambda args: asyncio.run(_replay(args)))

@@ -1,0 +1,205 @@
+"""The configuration the server runs: the linted YAML, substituted and compiled, read-only.
+
+`load_config` goes through `lint` first, so the server refuses exactly what `gateway lint`
+reports as errors, with the same diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from gateway.config.envsubst import substitute
+from gateway.config.lint import default_templates_dir, lint
+from gateway.diagnostics import Diagnostic
+from gateway.durations import parse_size
+from gateway.errors import ConfigError
+from gateway.expr.expressions import Expression, compile_expression, compile_value
+from gateway.verify import build_verifier
+from gateway.verify.verifier import Verifier
+
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_TENANT = "default"
+
+
+def _expr(value: Any) -> Expression | None:
+    return compile_expression(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    name: str
+    method: str
+    query: Mapping[str, str | bool]
+    headers: Mapping[str, str]
+    token_query: str | None
+    token_secret: Any
+    verified: bool
+    status: int
+    content_type: str
+    body: Expression | None
+
+    @classmethod
+    def build(cls, spec: Mapping[str, Any]) -> Handshake:
+        respond = spec.get("respond") or {}
+        token = spec.get("token") or {}
+        return cls(
+            name=spec["name"],
+            method=spec["method"],
+            query=MappingProxyType(dict(spec.get("query") or {})),
+            headers=MappingProxyType(
+                {k.lower(): v for k, v in (spec.get("headers") or {}).items()}
+            ),
+            token_query=token.get("query"),
+            token_secret=token.get("secret"),
+            verified=bool(spec.get("verified", False)),
+            status=int(respond.get("status", 200)),
+            content_type=respond.get("content_type", "text/plain; charset=utf-8"),
+            body=_expr(respond.get("body")),
+        )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    verify_spec: Mapping[str, Any]
+    verifier: Verifier
+    format: str
+    max_body: int
+    split: Expression | None
+    event_id: Expression | None
+    event_type: Expression | None
+    handshakes: tuple[Handshake, ...]
+    respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
+    needs_url: bool  # the scheme signs the public URL (building it costs on every request)
+    secret_body_path: str | None  # a token scheme's body path: what it points at is a secret
+    allow: bytes = b"POST"  # the methods answered, for a 405's Allow header
+    # event type -> each mapping rule's `data`, compiled (render_value, once per event)
+    map_data: Mapping[str, tuple[Callable[[Mapping[str, Any]], Any], ...]] = field(
+        default_factory=dict
+    )
+
+    @classmethod
+    def build(cls, spec: Mapping[str, Any]) -> Webhook:
+        event = spec.get("event") or {}
+        respond = spec.get("respond")
+        verify = spec["verify"]
+        return cls(
+            verify_spec=MappingProxyType(dict(verify)),
+            verifier=build_verifier(verify),
+            format=spec.get("format", "json"),
+            max_body=parse_size(spec.get("max_body", DEFAULT_MAX_BODY)),
+            split=_expr(spec.get("split")),
+            event_id=_expr(event.get("id")),
+            event_type=_expr(event.get("type")),
+            handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
+            respond=MappingProxyType(dict(respond)) if respond else None,
+            needs_url=verify["scheme"] == "url_params" or "{url}" in str(verify.get("signed", "")),
+            secret_body_path=verify.get("body_path") if verify["scheme"] == "token" else None,
+            allow=", ".join(
+                sorted({"POST", *(h.get("method", "POST") for h in spec.get("handshakes") or ())})
+            ).encode(),
+            map_data=MappingProxyType(
+                {
+                    event_type: tuple(
+                        compile_value(rule.get("data") or {})
+                        for rule in (rules if isinstance(rules, list) else [rules])
+                    )
+                    for event_type, rules in (spec.get("map") or {}).items()
+                }
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    spec: Mapping[str, Any]
+    webhook: Webhook | None
+    source: str
+
+    def example(self, name: str) -> Mapping[str, Any] | None:
+        examples = self.spec.get("examples") or {}
+        found = examples.get(name)
+        return found if isinstance(found, Mapping) else None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    integrations: frozenset[str] | None  # None: all
+    timezone: str | None
+    vars: Mapping[str, Any]
+
+    def uses(self, integration: str) -> bool:
+        return self.integrations is None or integration in self.integrations
+
+
+@dataclass(frozen=True)
+class Config:
+    integrations: Mapping[str, Integration]
+    flows: tuple[Mapping[str, Any], ...]
+    tenants: Mapping[str, Tenant]
+    templates_dir: Path
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+    def tenant_variables(self, tenant: str) -> dict[str, Any]:
+        """What ``tenant`` is in templates: {name, vars, timezone} (empty for an undeclared one)."""
+        declared = self.tenants.get(tenant)
+        return {
+            "name": tenant,
+            "vars": dict(declared.vars) if declared else {},
+            "timezone": declared.timezone if declared else None,
+        }
+
+
+def build_config(
+    documents: list[tuple[str, str, Mapping[str, Any]]],
+    templates_dir: Path,
+    environ: Mapping[str, str],
+    warnings: tuple[Diagnostic, ...] = (),
+) -> Config:
+    """Compile linted documents: (kind, source path, data) each."""
+    integrations: dict[str, Integration] = {}
+    flows: list[Mapping[str, Any]] = []
+    tenants: dict[str, Tenant] = {}
+    for kind, source, raw in documents:
+        data = substitute(raw, environ)
+        if kind == "integration":
+            webhook = Webhook.build(data["webhook"]) if "webhook" in data else None
+            integrations[data["name"]] = Integration(data["name"], data, webhook, source)
+        elif kind == "flow":
+            flows.append(MappingProxyType(data))
+        elif kind == "tenant":
+            listed = data.get("integrations")
+            tenants[data["name"]] = Tenant(
+                data["name"],
+                frozenset(listed) if listed is not None else None,
+                data.get("timezone"),
+                MappingProxyType(dict(data.get("vars") or {})),
+            )
+    return Config(
+        MappingProxyType(integrations),
+        tuple(flows),
+        MappingProxyType(tenants),
+        templates_dir,
+        warnings,
+    )
+
+
+def load_config(
+    integrations_dir: str | Path,
+    environ: Mapping[str, str],
+    *,
+    templates_dir: Path | None = None,
+) -> Config:
+    """Lint and compile a folder of YAML files; raises ConfigError with every error found."""
+    paths = [str(integrations_dir)]
+    templates = templates_dir or default_templates_dir(paths)
+    result = lint(paths, templates_dir=templates)
+    if result.errors:
+        raise ConfigError(result.diagnostics)
+    documents = [(str(doc.data["kind"]), doc.path, doc.data) for doc in result.documents]
+    return build_config(documents, templates, environ, tuple(result.diagnostics))

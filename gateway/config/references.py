@@ -1,0 +1,255 @@
+"""Checks across documents: names that must resolve, names that must be unique."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError
+
+from gateway.config.yamlsource import Document
+from gateway.diagnostics import Diagnostic
+from gateway.expr.expressions import ENV, analyse
+
+TEMPLATE_VARIABLES = frozenset({"event", "tenant", "now", "data", "to", "subject"})
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _hint(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+class _Index:
+    """What the integration documents declare, by name."""
+
+    def __init__(self, integrations: Sequence[Document]) -> None:
+        self.integrations: dict[str, Document] = {}
+        self.emitted: set[str] = set()
+        for doc in integrations:
+            name = doc.data.get("name")
+            if isinstance(name, str):
+                self.integrations.setdefault(name, doc)
+            webhook = _dict(doc.data.get("webhook"))
+            for mapping in _dict(webhook.get("map")).values():
+                for item in mapping if isinstance(mapping, list) else [mapping]:
+                    if isinstance(item, dict) and isinstance(item.get("emit"), str):
+                        self.emitted.add(item["emit"])
+            for sync in _dict(doc.data.get("syncs")).values():
+                for event in _dict(_dict(sync).get("emit")).values():
+                    if isinstance(event, str):
+                        self.emitted.add(event)
+
+    def section(self, integration: str, key: str) -> dict[str, Any]:
+        doc = self.integrations[integration]
+        if key == "endpoints":
+            return _dict(_dict(doc.data.get("api")).get("endpoints"))
+        return _dict(doc.data.get(key))
+
+
+def _duplicates(typed: Sequence[tuple[Document, str]]) -> Iterator[Diagnostic]:
+    first: dict[tuple[str, str], Document] = {}
+    for doc, kind in typed:
+        name = doc.data.get("name")
+        if not isinstance(name, str):
+            continue
+        if (kind, name) in first:
+            other = first[(kind, name)]
+            line = other.where(("name",))[0]
+            yield doc.diagnostic(
+                ("name",),
+                f"{kind} name '{name}' is already used by {other.path}:{line}",
+                "duplicate-name",
+            )
+        else:
+            first[(kind, name)] = doc
+
+
+def _integration_checks(doc: Document) -> Iterator[Diagnostic]:
+    data = doc.data
+    endpoints = _dict(_dict(data.get("api")).get("endpoints"))
+    for section in ("channels", "syncs"):
+        for name, spec in _dict(data.get(section)).items():
+            endpoint = _dict(spec).get("endpoint")
+            if isinstance(endpoint, str) and endpoint not in endpoints:
+                yield doc.diagnostic(
+                    (section, name, "endpoint"),
+                    f"endpoint '{endpoint}' is not declared in api.endpoints"
+                    f"{_hint(endpoint, list(endpoints))}",
+                    "ref-endpoint",
+                )
+    webhook = data.get("webhook")
+    if isinstance(webhook, dict) and "verify" not in webhook:
+        yield doc.diagnostic(
+            ("webhook",),
+            "webhook has no verify section: requests would be accepted unverified; declare a "
+            "scheme, or `verify: {scheme: none, reason: ...}` to accept that explicitly",
+            "webhook-unverified",
+        )
+
+
+class _FlowChecker:
+    def __init__(self, index: _Index, templates_dir: Path | None) -> None:
+        self.index = index
+        self.templates_dir = templates_dir
+        self.checked_templates: set[Path] = set()
+
+    def flow(self, doc: Document) -> Iterator[Diagnostic]:
+        event = doc.data.get("event")
+        if isinstance(event, str) and event not in self.index.emitted:
+            yield doc.diagnostic(
+                ("event",),
+                f"no integration emits '{event}', so this flow never runs"
+                f"{_hint(event, sorted(self.index.emitted))}",
+                "event-not-emitted",
+                severity="warning",
+            )
+        actions = doc.data.get("actions")
+        for i, action in enumerate(actions if isinstance(actions, list) else []):
+            yield from self.action(doc, ("actions", i), _dict(action))
+
+    def action(
+        self, doc: Document, path: tuple[str | int, ...], action: dict[str, Any]
+    ) -> Iterator[Diagnostic]:
+        if "send" in action:
+            yield from self.send(doc, (*path, "send"), _dict(action["send"]))
+        if "call" in action:
+            yield from self.call(doc, (*path, "call"), _dict(action["call"]))
+        schedule = _dict(action.get("schedule"))
+        if schedule:
+            yield from self.action(
+                doc, (*path, "schedule", "action"), _dict(schedule.get("action"))
+            )
+
+    def _resolve(
+        self, doc: Document, path: tuple[str | int, ...], ref: Any, section: str, what: str
+    ) -> dict[str, Any] | Diagnostic | None:
+        """The declared item `ref` (INTEGRATION.NAME) names, or why it does not resolve."""
+        if not isinstance(ref, str) or "." not in ref:
+            return None  # the schema reports the shape
+        integration, name = ref.split(".", 1)
+        if integration not in self.index.integrations:
+            known = sorted(self.index.integrations)
+            return doc.diagnostic(
+                path,
+                f"integration '{integration}' is not declared{_hint(integration, known)}",
+                "ref-integration",
+            )
+        declared = self.index.section(integration, section)
+        if name not in declared:
+            listing = ", ".join(sorted(declared)) or "none"
+            return doc.diagnostic(
+                path,
+                f"{integration} declares no {what} '{name}'{_hint(name, sorted(declared))}"
+                f" ({what}s: {listing})",
+                f"ref-{what}",
+            )
+        return _dict(declared[name])
+
+    def send(
+        self, doc: Document, path: tuple[str | int, ...], send: dict[str, Any]
+    ) -> Iterator[Diagnostic]:
+        found = self._resolve(doc, (*path, "channel"), send.get("channel"), "channels", "channel")
+        if isinstance(found, Diagnostic):
+            yield found
+        for key in ("template", "html_template"):
+            name = send.get(key)
+            if isinstance(name, str):
+                yield from self.template(doc, (*path, key), name)
+
+    def call(
+        self, doc: Document, path: tuple[str | int, ...], call: dict[str, Any]
+    ) -> Iterator[Diagnostic]:
+        found = self._resolve(
+            doc, (*path, "endpoint"), call.get("endpoint"), "endpoints", "endpoint"
+        )
+        if not isinstance(found, dict):
+            if found is not None:
+                yield found
+            return
+        given = {**_dict(found.get("params")), **_dict(call.get("params"))}
+        for name in _PLACEHOLDER.findall(str(found.get("path", ""))):
+            if name not in given:
+                yield doc.diagnostic(
+                    (*path, "endpoint"),
+                    f"endpoint path {found.get('path')!r} needs params.{name}",
+                    "ref-param",
+                )
+
+    def template(
+        self, doc: Document, path: tuple[str | int, ...], name: str
+    ) -> Iterator[Diagnostic]:
+        if self.templates_dir is None:
+            return
+        file = self.templates_dir / name
+        if not file.is_file():
+            yield doc.diagnostic(
+                path, f"template '{name}' not found in {self.templates_dir}", "ref-template"
+            )
+            return
+        if file not in self.checked_templates:  # a template's own problems are reported once
+            self.checked_templates.add(file)
+            yield from _template_file(file)
+
+
+def _template_file(file: Path) -> Iterator[Diagnostic]:
+    source = file.read_text(encoding="utf-8")
+    try:
+        ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        yield Diagnostic(
+            str(file),
+            exc.lineno or 1,
+            1,
+            "error",
+            f"template does not compile: {exc.message}",
+            "jinja-syntax",
+        )
+        return
+    free, problems = analyse(source)
+    for problem in problems:
+        yield Diagnostic(str(file), 1, 1, "error", problem.message, problem.rule)
+    for name in sorted(free - TEMPLATE_VARIABLES):
+        yield Diagnostic(
+            str(file),
+            1,
+            1,
+            "error",
+            f"variable '{name}' is not available in templates"
+            f"{_hint(name, sorted(TEMPLATE_VARIABLES))} "
+            f"(available: {', '.join(sorted(TEMPLATE_VARIABLES))})",
+            "jinja-undefined-var",
+        )
+
+
+def _tenant_checks(doc: Document, index: _Index) -> Iterator[Diagnostic]:
+    listed = doc.data.get("integrations")
+    for i, name in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(name, str) and name not in index.integrations:
+            yield doc.diagnostic(
+                ("integrations", i),
+                f"integration '{name}' is not declared{_hint(name, sorted(index.integrations))}",
+                "ref-integration",
+            )
+
+
+def check_references(
+    typed: Sequence[tuple[Document, str]], templates_dir: Path | None
+) -> Iterator[Diagnostic]:
+    index = _Index([d for d, k in typed if k == "integration"])
+    flows = _FlowChecker(index, templates_dir)
+    yield from _duplicates(typed)
+    for doc, kind in typed:
+        if kind == "integration":
+            yield from _integration_checks(doc)
+        elif kind == "flow":
+            yield from flows.flow(doc)
+        elif kind == "tenant":
+            yield from _tenant_checks(doc, index)

@@ -1,0 +1,277 @@
+"""Signing a request the way a provider would, from the same YAML `verify` section.
+
+Used by `gateway simulate` and by tests. It is written apart from the verifier on purpose: two
+readings of one declaration that must agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from gateway.config.model import Integration
+
+_HASHES: dict[str, Callable[..., Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+}
+
+
+class SigningError(Exception):
+    pass
+
+
+@dataclass
+class OutgoingRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def example_request(example: Mapping[str, Any], url: str) -> OutgoingRequest:
+    """The unsigned request a declared example describes."""
+    method = str(example.get("method", "POST"))
+    headers = {str(k): str(v) for k, v in (example.get("headers") or {}).items()}
+    query = example.get("query") or {}
+    if query:
+        url += ("&" if "?" in url else "?") + urlencode(query)
+    body = b""
+    if "form" in example:
+        body = urlencode(example["form"]).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif "body" in example:
+        body = json.dumps(example["body"], separators=(",", ":")).encode()
+        headers.setdefault("Content-Type", "application/json")
+    return OutgoingRequest(method, url, headers, body)
+
+
+def _key(spec: Mapping[str, Any], secret: str) -> bytes:
+    if spec.get("secret_encoding") == "base64":
+        return base64.b64decode(secret.removeprefix(spec.get("secret_prefix", "")))
+    return secret.encode()
+
+
+def _encode(digest: bytes, encoding: str) -> str:
+    return base64.b64encode(digest).decode() if encoding == "base64" else digest.hex()
+
+
+def _signed_bytes(
+    template: str, request: OutgoingRequest, timestamp: str, spec: Mapping[str, Any]
+) -> bytes:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    out = b""
+    rest = template
+    while rest:
+        start = rest.find("{")
+        if start < 0:
+            out += rest.encode()
+            break
+        end = rest.index("}", start)
+        out += rest[:start].encode()
+        name = rest[start + 1 : end]
+        if name == "body":
+            out += request.body
+        elif name == "timestamp":
+            out += timestamp.encode()
+        elif name == "url":
+            out += request.url.encode()
+        elif name == "id":
+            out += headers.get(str(spec.get("id_header", "")).lower(), "").encode()
+        elif name.startswith("header:"):
+            out += headers.get(name[7:].lower(), "").encode()
+        rest = rest[end + 1 :]
+    return out
+
+
+def _stamp(spec: Mapping[str, Any], request: OutgoingRequest, now: float) -> str:
+    """Set the timestamp header (if declared) and the id header; return the timestamp text."""
+    stamp_spec = spec.get("timestamp") or {}
+    timestamp = str(int(now * 1000) if stamp_spec.get("unit") == "ms" else int(now))
+    if "header" in stamp_spec:
+        request.headers[stamp_spec["header"]] = timestamp
+    id_header = spec.get("id_header")
+    if id_header and not any(k.lower() == id_header.lower() for k in request.headers):
+        request.headers[id_header] = "msg_" + hashlib.sha256(request.body).hexdigest()[:24]
+    return timestamp
+
+
+def _asymmetric(
+    spec: Mapping[str, Any], request: OutgoingRequest, private_key_pem: bytes, now: float
+) -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = serialization.load_pem_private_key(private_key_pem, password=None)
+    timestamp = _stamp(spec, request, now)
+    signed = _signed_bytes(spec["signed"], request, timestamp, spec)
+    if spec["scheme"] == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
+        raw = key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    elif spec["scheme"] == "ed25519" and isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.sign(signed)
+    else:
+        raise SigningError(f"the private key does not fit scheme {spec['scheme']}")
+    signature = spec["signature"]
+    value = _encode(raw, signature.get("encoding", "base64"))
+    request.headers[signature["header"]] = f"{signature.get('prefix', '')}{value}"
+
+
+def _hmac(spec: Mapping[str, Any], request: OutgoingRequest, secret: str, now: float) -> None:
+    signature = spec["signature"]
+    stamp_spec = spec.get("timestamp") or {}
+    timestamp = _stamp(spec, request, now)
+    signed = _signed_bytes(spec["signed"], request, timestamp, spec)
+    digest = hmac.new(_key(spec, secret), signed, _HASHES[spec["algorithm"]]).digest()
+    value = _encode(digest, signature.get("encoding", "hex"))
+    fmt = signature.get("format", "raw")
+    if fmt == "pairs":
+        sep = signature.get("separator", ",")
+        assign = signature.get("assign", "=")
+        parts = []
+        if "param" in stamp_spec:
+            parts.append(f"{stamp_spec['param']}{assign}{timestamp}")
+        parts.append(f"{signature['key']}{assign}{value}")
+        header_value = sep.join(parts)
+    elif fmt == "list":
+        header_value = f"{signature.get('prefix', '')}{value}"
+    else:
+        header_value = f"{signature.get('prefix', '')}{value}"
+    request.headers[signature["header"]] = header_value
+
+
+def _url_params(spec: Mapping[str, Any], request: OutgoingRequest, secret: str) -> None:
+    signed = request.url
+    is_form = request.headers.get("Content-Type", "").startswith("application/x-www-form")
+    if is_form:
+        params = parse_qsl(request.body.decode(), keep_blank_values=True)
+        for name in sorted({k for k, _ in params}):
+            for value in sorted({v for k, v in params if k == name}):
+                signed += name + value
+    elif spec.get("body_hash_param"):
+        body_hash = hashlib.sha256(request.body).hexdigest()
+        sep = "&" if urlsplit(request.url).query else "?"
+        request.url += f"{sep}{spec['body_hash_param']}={body_hash}"
+        signed = request.url
+    digest = hmac.new(secret.encode(), signed.encode(), _HASHES[spec["algorithm"]]).digest()
+    signature = spec["signature"]
+    request.headers[signature["header"]] = _encode(digest, signature.get("encoding", "base64"))
+
+
+def _token(spec: Mapping[str, Any], request: OutgoingRequest, secret: str) -> None:
+    if "header" in spec:
+        request.headers[spec["header"]] = secret
+        return
+    path = str(spec["body_path"]).split(".")
+    data = json.loads(request.body or b"{}")
+
+    def put(node: Any, parts: list[str]) -> None:
+        head, rest = parts[0], parts[1:]
+        each = head.endswith("[*]")
+        key = head.removesuffix("[*]")
+        if not rest:
+            node[key] = secret
+            return
+        target = node.get(key)
+        for item in target if each and isinstance(target, list) else [target]:
+            if isinstance(item, dict):
+                put(item, rest)
+
+    put(data, path)
+    request.body = json.dumps(data, separators=(",", ":")).encode()
+
+
+def sign(
+    spec: Mapping[str, Any],
+    request: OutgoingRequest,
+    secret: str | None,
+    now: float | None = None,
+    *,
+    private_key: bytes | None = None,
+) -> OutgoingRequest:
+    """Add what the `verify` spec checks to `request` (in place), signed with `secret` (or,
+    for ecdsa and ed25519, with the PEM `private_key` matching the configured public key)."""
+    scheme = spec["scheme"]
+    when = time.time() if now is None else now
+    if scheme == "none":
+        return request
+    if scheme in ("ecdsa", "ed25519"):
+        if private_key is None:
+            raise SigningError(
+                f"{scheme} requests are signed with the provider's private key, which the gateway"
+                " does not hold: pass --private-key with the PEM key whose public half is"
+                " configured"
+            )
+        _asymmetric(spec, request, private_key, when)
+        return request
+    if not secret:
+        raise SigningError(f"no secret configured to sign a {scheme} request")
+    if scheme == "hmac":
+        _hmac(spec, request, secret, when)
+    elif scheme == "url_params":
+        _url_params(spec, request, secret)
+    elif scheme == "token":
+        _token(spec, request, secret)
+    else:
+        raise SigningError(
+            f"{scheme} requests are signed with the provider's private key, which the gateway"
+            " does not hold; send a request signed by the provider instead"
+        )
+    return request
+
+
+def _handshake_token(integration: Integration, request: OutgoingRequest, secrets: Any) -> None:
+    assert integration.webhook is not None
+    parts = urlsplit(request.url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    for handshake in integration.webhook.handshakes:
+        names = {k for k, _ in query}
+        if handshake.token_query and handshake.token_query in names:
+            found = secrets(handshake.token_secret)
+            if not found:
+                raise SigningError(f"no secret configured for {handshake.token_query}")
+            query = [(k, found[0] if k == handshake.token_query else v) for k, v in query]
+            request.url = urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def signed_example(
+    integration: Integration,
+    example: Mapping[str, Any],
+    url: str,
+    secrets: Callable[[Any], list[str]],
+    *,
+    public_url: str | None = None,
+    private_key: bytes | None = None,
+    now: float | None = None,
+) -> OutgoingRequest:
+    """The request a provider would send for a declared example, signed as it signs.
+
+    `url` is where it is sent; `public_url` (GATEWAY_PUBLIC_URL) replaces its base in what is
+    signed, since URL-signing providers sign the address they were given."""
+    assert integration.webhook is not None
+    request = example_request(example, url)
+    base = urlunsplit(urlsplit(url)._replace(path="", query="", fragment=""))
+    public = (public_url or "").rstrip("/")
+    if public:
+        request.url = public + request.url[len(base) :]
+    spec = integration.webhook.verify_spec
+    if example.get("handshake"):
+        _handshake_token(integration, request, secrets)
+        if not any(h.verified for h in integration.webhook.handshakes):
+            return _restore(request, public, base)
+    found = secrets(spec.get("secret"))
+    sign(spec, request, found[0] if found else None, now, private_key=private_key)
+    return _restore(request, public, base)
+
+
+def _restore(request: OutgoingRequest, public: str, base: str) -> OutgoingRequest:
+    if public:
+        request.url = base + request.url[len(public) :]
+    return request

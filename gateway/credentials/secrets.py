@@ -1,0 +1,143 @@
+"""Per-tenant credentials, encrypted at rest with Fernet; secrets resolved per request.
+
+GATEWAY_SECRET_KEY holds one or more Fernet keys separated by commas: the first encrypts, all
+decrypt, so a new key is put first and `gateway credentials rotate` re-encrypts everything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from gateway.config.envsubst import SecretRef
+from gateway.errors import CredentialError
+from gateway.store.interfaces import Store
+
+
+class Cipher:
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise CredentialError(
+                "GATEWAY_SECRET_KEY is not set: it must hold a Fernet key to encrypt credentials"
+                " (make one with: python -c 'from cryptography.fernet import Fernet;"
+                " print(Fernet.generate_key().decode())')"
+            )
+        try:
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+        except ValueError as exc:
+            raise CredentialError(
+                "GATEWAY_SECRET_KEY holds a key that is not a Fernet key"
+                " (32 url-safe base64-encoded bytes)"
+            ) from exc
+
+    def encrypt(self, value: str) -> bytes:
+        return self._fernet.encrypt(value.encode())
+
+    def decrypt(self, token: bytes) -> str:
+        try:
+            return self._fernet.decrypt(token).decode()
+        except InvalidToken as exc:
+            raise CredentialError(
+                "a stored credential cannot be decrypted with GATEWAY_SECRET_KEY"
+            ) from exc
+
+    def rotate(self, token: bytes) -> bytes:
+        return self._fernet.rotate(token)
+
+
+class SecretSource:
+    """Resolves config secrets: a tenant's stored credential first, then the environment.
+
+    Stored credentials are read per tenant and kept for `ttl` seconds, so a change made with
+    `gateway credentials set` reaches running servers within that time. The environment is
+    read once, when the source is made, as a process's environment does not change.
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        store: Store | None = None,
+        cipher: Cipher | None = None,
+        ttl: float = 10.0,
+    ) -> None:
+        self._environ = dict(environ)
+        self._store = store
+        self._cipher = cipher
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, dict[tuple[str, str], str]]] = {}
+        self._lookups: dict[tuple[str, str], tuple[float, SecretLookup]] = {}
+
+    async def tenant_values(self, tenant: str) -> dict[tuple[str, str], str]:
+        """(integration, name) -> value for a tenant's stored credentials."""
+        if self._store is None or self._cipher is None:
+            return {}
+        now = time.monotonic()
+        cached = self._cache.get(tenant)
+        if cached and cached[0] > now:
+            return cached[1]
+        rows = await self._store.credential_tokens(tenant)
+        values = {
+            (integration, name): self._cipher.decrypt(token) for integration, name, token in rows
+        }
+        self._cache[tenant] = (now + self._ttl, values)
+        return values
+
+    def cached(self, tenant: str, integration: str) -> SecretLookup | None:
+        """The lookup `lookup` would return, when it needs nothing read (no await)."""
+        cached = self._lookups.get((tenant, integration))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
+    async def lookup(self, tenant: str, integration: str) -> SecretLookup:
+        """The secrets of one tenant and integration; the same object until the tenant's
+        stored credentials are read again (it remembers what it resolved)."""
+        cached = self.cached(tenant, integration)
+        if cached is not None:
+            return cached
+        stored = await self.tenant_values(tenant)
+        lookup = SecretLookup(integration, stored, self._environ)
+        expires = self._cache[tenant][0] if tenant in self._cache else float("inf")
+        self._lookups[(tenant, integration)] = (expires, lookup)
+        return lookup
+
+
+class SecretLookup:
+    """The secrets config values stand for, for one tenant and integration."""
+
+    __slots__ = ("_environ", "_integration", "_resolved", "_stored")
+
+    def __init__(
+        self, integration: str, stored: Mapping[tuple[str, str], str], environ: Mapping[str, str]
+    ) -> None:
+        self._integration = integration
+        self._stored = stored
+        self._environ = environ
+        self._resolved: dict[Any, list[str]] = {}
+
+    def one(self, value: Any) -> str | None:
+        if isinstance(value, SecretRef):
+            found = self._stored.get((self._integration, value.name))
+            if found is None:
+                found = self._environ.get(value.name)
+            return found or None
+        return value if isinstance(value, str) and value else None
+
+    def __call__(self, value: Any) -> list[str]:
+        if isinstance(value, list):  # several secrets (rotation): a list is not hashable
+            value = tuple(value)
+        try:
+            return list(self._resolved[value])
+        except KeyError:
+            found = self._resolve(value)
+            self._resolved[value] = found
+            return list(found)
+        except TypeError:  # unhashable, so not a secret reference: not worth remembering
+            return self._resolve(value)
+
+    def _resolve(self, value: Any) -> list[str]:
+        items = value if isinstance(value, tuple) else (value,)
+        return [one for one in (self.one(v) for v in items) if one]

@@ -1,0 +1,336 @@
+"""The front door: ``/webhooks/{integration}[/{tenant}]``.
+
+find integration and tenant -> size limit -> handshake? -> verify (fail closed) -> parse ->
+split -> id/type -> durable insert through the group-commit writer -> 200 accepted|duplicate.
+An event whose id or type expression fails on a genuine request is stored all the same
+(deduplicated by a hash of its bytes): nothing verified is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.datastructures import URL
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from gateway.config.model import DEFAULT_TENANT, Config, Handshake, Integration, Webhook
+from gateway.counters import Counters
+from gateway.credentials.secrets import SecretLookup, SecretSource
+from gateway.expr.expressions import RENDER_ERRORS, Expression
+from gateway.ids import new_id
+from gateway.ingress.replies import BodyTooLarge, Reply, error_reply, read_body, route_path
+from gateway.jsontext import loads
+from gateway.store.entities import NewEvent
+from gateway.store.writer import EventWriter
+from gateway.verify.verifier import VerificationFailed, WebhookRequest
+
+log = logging.getLogger("gateway.ingress.webhooks")
+
+PREFIX = "/webhooks/"
+MASK = "**********"
+# Never stored: they carry credentials. A token scheme's own header is added per integration.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def _query(raw: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+
+
+def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> Any:
+    if expression is None:
+        return None
+    try:  # a lookup of present keys is answered without Jinja (see Expression.render)
+        return expression.render(variables)
+    except RENDER_ERRORS as exc:
+        log.warning("expression %r failed on a verified event: %s", expression.source, exc)
+        return None
+
+
+def _parse(webhook: Webhook, body: bytes, form: list[tuple[str, str]]) -> Any:
+    if webhook.format == "form":
+        return dict(form)
+    if webhook.format == "empty" or not body.strip():
+        return {}
+    return loads(body)
+
+
+def _media_type(value: str) -> bytes:
+    """As Starlette sends it: text types get a charset unless they name one."""
+    if value.startswith("text/") and "charset" not in value.lower():
+        value += "; charset=utf-8"
+    return value.encode("latin-1")
+
+
+class Ingress:
+    """The ASGI app for every path under ``/webhooks/`` (mounted ahead of Starlette)."""
+
+    def __init__(
+        self,
+        config: Config,
+        writer: EventWriter,
+        secrets: SecretSource,
+        *,
+        public_url: str | None,
+        known_tenants: set[str],
+        counters: Counters | None = None,
+    ) -> None:
+        self.config = config
+        self.counters = counters if counters is not None else Counters()
+        self.writer = writer
+        self.secrets = secrets
+        self.public_url = public_url
+        self.known_tenants = known_tenants
+        self._dropped_headers = {
+            name: _SECRET_HEADERS | _token_headers(integration)
+            for name, integration in config.integrations.items()
+        }
+
+    def _tenant_ok(self, tenant: str, integration: str) -> bool:
+        if tenant == DEFAULT_TENANT:
+            return True
+        declared = self.config.tenants.get(tenant)
+        if declared is not None:
+            return declared.uses(integration)
+        return tenant in self.known_tenants
+
+    def _url(self, scope: Scope) -> str:
+        url = URL(scope=scope)
+        if self.public_url:
+            return self.public_url + url.path + (f"?{url.query}" if url.query else "")
+        return str(url)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name, slash, tenant = route_path(scope)[len(PREFIX) :].partition("/")
+        try:
+            reply = await self.handle(scope, receive, name, tenant if slash else DEFAULT_TENANT)
+        except ClientDisconnect:
+            return  # nothing was stored: the provider will send it again
+        except Exception as exc:
+            # Caught here, not by Starlette: logged with its trace, answered without it.
+            log.error("unhandled error", exc_info=exc)
+            reply = error_reply(500, "internal error")
+        # An integration this gateway does not have is counted under "": the name is the
+        # caller's, and any number of them would make as many series.
+        known = name if name in self.config.integrations else ""
+        self.counters.webhook_requests[(known, reply.status)] += 1
+        await reply.send(send)
+
+    async def handle(self, scope: Scope, receive: Receive, name: str, tenant: str) -> Reply:
+        """The reply to a request under ``/webhooks/{name}[/{tenant}]``."""
+        if not name or not tenant or "/" in tenant:
+            return error_reply(404, "not found")
+        integration = self.config.integrations.get(name)
+        if integration is None or integration.webhook is None:
+            return error_reply(404, f"no integration '{name}' receives webhooks here")
+        if tenant != DEFAULT_TENANT and not self._tenant_ok(tenant, name):
+            return error_reply(404, f"unknown tenant '{tenant}' for integration '{name}'")
+        webhook = integration.webhook
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await read_body(receive, webhook.max_body, headers.get("content-length"))
+        except BodyTooLarge:
+            return error_reply(413, f"body larger than {webhook.max_body} bytes")
+        content_type = headers.get("content-type")
+        form = (
+            parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+            if content_type and content_type.startswith("application/x-www-form-urlencoded")
+            else []
+        )
+        method: str = scope["method"]
+        query: bytes = scope["query_string"]
+        url = self._url(scope) if webhook.needs_url else ""
+        incoming = WebhookRequest(method, url, headers, _query(query), body, form)
+        secrets = self.secrets.cached(tenant, name) or await self.secrets.lookup(tenant, name)
+        for handshake in webhook.handshakes:
+            if _matches(handshake, incoming):
+                return self._handshake(integration, handshake, incoming, secrets)
+        if method != "POST":
+            refused = error_reply(405, f"{method} is not accepted here: use POST")
+            return refused._replace(headers=((b"allow", webhook.allow),))
+        try:
+            webhook.verifier.verify(incoming, secrets, time.time())
+        except VerificationFailed as failed:
+            log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
+            return error_reply(401, f"verification failed: {failed.reason}", "invalid_signature")
+        try:
+            payload = _parse(webhook, body, form)
+        except (ValueError, RecursionError):
+            return error_reply(400, "body is not valid JSON", "invalid_body")
+        try:
+            if webhook.secret_body_path:  # the token is the secret: never stored
+                payload = _masked(payload, webhook.secret_body_path.split("."))
+                incoming = incoming._replace(body=_serialised(payload))
+            return await self._store(integration, tenant, incoming, payload)
+        except TooDeep:
+            return error_reply(400, "body nests too deeply to be stored", "invalid_body")
+
+    def _handshake(
+        self,
+        integration: Integration,
+        handshake: Handshake,
+        incoming: WebhookRequest,
+        secrets: SecretLookup,
+    ) -> Reply:
+        assert integration.webhook is not None
+        if handshake.token_query is not None:
+            given = dict(incoming.query).get(handshake.token_query, "")
+            expected = secrets(handshake.token_secret)
+            if not expected or not any(
+                hmac.compare_digest(given.encode(), e.encode()) for e in expected
+            ):
+                return error_reply(401, "handshake token does not match", "invalid_token")
+        if handshake.verified:
+            try:
+                integration.webhook.verifier.verify(incoming, secrets, time.time())
+            except VerificationFailed as failed:
+                return error_reply(
+                    401, f"verification failed: {failed.reason}", "invalid_signature"
+                )
+        variables = {
+            "query": dict(incoming.query),
+            "headers": dict(incoming.headers),
+            "integration": integration.name,
+        }
+        text = _evaluate(handshake.body, variables) if handshake.body else ""
+        return Reply(
+            handshake.status,
+            ("" if text is None else str(text)).encode(),
+            _media_type(handshake.content_type),
+            ((b"x-content-type-options", b"nosniff"),),
+        )
+
+    async def _store(
+        self, integration: Integration, tenant: str, incoming: WebhookRequest, payload: Any
+    ) -> Reply:
+        webhook = integration.webhook
+        assert webhook is not None
+        name = integration.name
+        variables: dict[str, Any] = {
+            "body": payload,
+            "headers": incoming.headers,
+            "query": dict(incoming.query) if incoming.query else {},
+            "integration": integration.name,
+            "tenant": tenant,
+        }
+        items: list[Any] = [payload]
+        split = webhook.split is not None
+        if split:
+            found = _evaluate(webhook.split, variables)
+            items = found if isinstance(found, list) else [payload]
+            split = isinstance(found, list)
+        dropped = self._dropped_headers[integration.name]
+        kept = orjson.dumps(
+            {
+                k: v
+                for k, v in incoming.headers.items()
+                if k not in dropped and not k.startswith("x-gateway-")  # only the gateway marks
+            }
+        ).decode()
+        now = time.time()
+        events = []
+        for item in items:
+            item_vars = {**variables, "body": item} if split else variables
+            raw = _serialised(item) if split else incoming.body
+            provider_id = _text(_evaluate(webhook.event_id, item_vars))
+            dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+            event_type = _text(_evaluate(webhook.event_type, item_vars))
+            events.append(
+                NewEvent(
+                    new_id("evt"), name, tenant, dedup, provider_id, event_type, now, kept, raw
+                )
+            )
+        if not events:
+            return Reply(200, b'{"status":"accepted","event_id":null,"events":[]}')
+        results = await self.writer.submit(events)
+        for result in results:
+            self.counters.webhook_events[(name, "duplicate" if result.duplicate else "stored")] += 1
+        if webhook.respond is not None:
+            return Reply(
+                int(webhook.respond.get("status", 200)),
+                str(webhook.respond.get("body", "")).encode(),
+                _media_type(webhook.respond.get("content_type", "text/plain; charset=utf-8")),
+                ((b"x-gateway-event-id", results[0].event_id.encode()),),
+            )
+        if not split:  # the common case, written without the JSON encoder (ids are [a-z0-9_])
+            (result,) = results
+            status = "duplicate" if result.duplicate else "accepted"
+            return Reply(200, f'{{"status":"{status}","event_id":"{result.event_id}"}}'.encode())
+        status = "duplicate" if all(r.duplicate for r in results) else "accepted"
+        each = [
+            {"event_id": r.event_id, "status": "duplicate" if r.duplicate else "accepted"}
+            for r in results
+        ]
+        return Reply(
+            200, orjson.dumps({"status": status, "event_id": results[0].event_id, "events": each})
+        )
+
+
+class TooDeep(Exception):
+    """A verified body that parses but nests deeper than it can be written back."""
+
+
+def _serialised(value: Any) -> bytes:
+    """A parsed value as compact JSON (a split item, a masked body)."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode()
+    except RecursionError as exc:  # orjson reads 1024 levels; Python writes fewer
+        raise TooDeep from exc
+
+
+def _masked(value: Any, path: list[str]) -> Any:
+    """A copy of `value` with what `path` (dotted, [*] for every item) points at masked."""
+    if not path:
+        return MASK
+    head, rest = path[0], path[1:]
+    key, each = head.removesuffix("[*]"), head.endswith("[*]")
+    if not isinstance(value, dict) or key not in value:
+        return value
+    inner = value[key]
+    if each and isinstance(inner, list):
+        replaced: Any = [_masked(item, rest) for item in inner]
+    else:
+        replaced = _masked(inner, rest)
+    return {**value, key: replaced}
+
+
+def _text(value: Any) -> str | None:
+    """An id or type as storable text: JSON may carry lone surrogates UTF-8 cannot hold."""
+    if type(value) is str and value.isascii():  # the common case: nothing to check
+        return value or None
+    if value in (None, ""):
+        return None
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _matches(handshake: Handshake, incoming: WebhookRequest) -> bool:
+    if handshake.method != incoming.method:
+        return False
+    query = dict(incoming.query)
+    for key, expected in handshake.query.items():
+        if (key in query) != (expected is not False):
+            return False
+        if isinstance(expected, str) and query[key] != expected:
+            return False
+    return all(incoming.headers.get(k) == v for k, v in handshake.headers.items())
+
+
+def _token_headers(integration: Integration) -> frozenset[str]:
+    webhook = integration.webhook
+    if webhook is None or webhook.verify_spec.get("scheme") != "token":
+        return frozenset()
+    header = webhook.verify_spec.get("header")
+    return frozenset({str(header).lower()}) if header else frozenset()

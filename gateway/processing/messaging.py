@@ -1,0 +1,120 @@
+"""Messages: a flow's `send` rendered from `templates/` into the request a channel declares.
+
+Phone recipients are normalised to E.164 and email recipients checked before anything is
+sent: an invalid recipient is a permanent failure with a clear reason, never a retry loop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from gateway.config.model import Config
+from gateway.expr.expressions import MissingValue, render_value
+from gateway.expr.filters import FILTERS, e164
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+class InvalidMessage(Exception):
+    """The message cannot be sent as declared (bad recipient, unknown channel): do not retry."""
+
+
+def template_environment(folder: Path) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(folder)),
+        undefined=MissingValue,
+        autoescape=select_autoescape(["html", "htm"]),
+        keep_trailing_newline=False,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@dataclass(frozen=True)
+class ChannelCall:
+    """The endpoint call that sends one message."""
+
+    integration: str
+    endpoint: str
+    params: Mapping[str, Any]
+    body: Any
+
+
+def normalise_recipient(kind: str, to: Any, default_country: str = "") -> str:
+    text = str(to or "").strip()
+    if kind in ("sms", "whatsapp"):
+        number = e164(text, default_country)
+        if not number:
+            raise InvalidMessage(f"recipient {text!r} is not a phone number in E.164 form")
+        return number if kind == "sms" else number.lstrip("+")  # WhatsApp wants digits only
+    if not _EMAIL.match(text):
+        raise InvalidMessage(f"recipient {text!r} is not an email address")
+    return text
+
+
+class Messenger:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.templates = template_environment(config.templates_dir)
+
+    def _render_file(self, name: str, variables: Mapping[str, Any]) -> str:
+        return self.templates.get_template(name).render(variables).strip()
+
+    def build(self, send: Mapping[str, Any], variables: Mapping[str, Any]) -> ChannelCall:
+        """The channel call for a `send` action; `variables` are the flow's (event, tenant, now)."""
+        integration_name, channel_name = str(send["channel"]).split(".", 1)
+        integration = self.config.integrations.get(integration_name)
+        channels = (integration.spec.get("channels") or {}) if integration else {}
+        channel = channels.get(channel_name)
+        if channel is None:
+            raise InvalidMessage(f"no channel {send['channel']}")
+        data = render_value(send.get("data") or {}, variables)
+        message_vars = {**variables, "data": data}
+        kind = channel["kind"]
+        tenant = variables.get("tenant") or {}
+        country = str((tenant.get("vars") or {}).get("default_country_code", ""))
+        to = normalise_recipient(kind, render_value(send["to"], message_vars), country)
+        message_vars["to"] = to
+        subject = render_value(send.get("subject", ""), message_vars)
+        message_vars["subject"] = subject
+        text = (
+            self._render_file(send["template"], message_vars)
+            if "template" in send
+            else str(render_value(send.get("text", ""), message_vars))
+        )
+        html = (
+            self._render_file(send["html_template"], message_vars)
+            if "html_template" in send
+            else ""
+        )
+        whatsapp = send.get("whatsapp_template")
+        if whatsapp:
+            whatsapp = {
+                "name": whatsapp["name"],
+                "language": whatsapp["language"],
+                "params": [
+                    str(p) for p in render_value(whatsapp.get("params") or [], message_vars)
+                ],
+            }
+        if not text and not html and not whatsapp:
+            raise InvalidMessage(f"the message to {to} would be empty")
+        body = render_value(
+            channel["body"],
+            {
+                "to": to,
+                "text": text,
+                "html": html,
+                "subject": subject,
+                "whatsapp_template": whatsapp,
+                "tenant": tenant,
+                "data": data,
+            },
+        )
+        return ChannelCall(integration_name, channel["endpoint"], channel.get("params") or {}, body)

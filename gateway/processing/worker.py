@@ -1,0 +1,179 @@
+"""Workers: run due jobs from the durable queue, retry with backoff, dead-letter at the end.
+
+A job is claimed with a lease; a worker that dies mid-job leaves it `running` with an expired
+lease and the next claim takes it again. Its idempotency key goes with every outbound call
+(as the endpoint's `idempotency_header`), so a provider that honours it acts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config.model import Config
+from gateway.counters import Counters
+from gateway.expr.expressions import RENDER_ERRORS, render_value
+from gateway.outbound.caller import Caller
+from gateway.outbound.classify import RetryPolicy, retry_delay
+from gateway.outbound.failures import PermanentError, RetryableError
+from gateway.processing.dispatcher import DispatchError, evaluate
+from gateway.processing.messaging import InvalidMessage, Messenger
+from gateway.store.entities import Job, JobOutcome
+from gateway.store.interfaces import Store
+
+log = logging.getLogger("gateway.processing.worker")
+RESULT_LIMIT = 2000
+
+
+def _result_text(result: Any) -> str:
+    status = getattr(result, "status", None)
+    text = getattr(result, "text", "")
+    body = text() if callable(text) else text
+    return json.dumps({"status": status, "body": str(body)[:RESULT_LIMIT]})
+
+
+_OUTCOMES = {"succeeded": "succeeded", "queued": "retried", "dead": "dead"}
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        caller: Caller,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease: float = 120.0,
+        concurrency: int = 16,
+        rng: random.Random | None = None,
+        counters: Counters | None = None,
+    ) -> None:
+        self.config = config
+        self.counters = counters if counters is not None else Counters()
+        self.store = store
+        self.caller = caller
+        self.messenger = Messenger(config)
+        self.clock = clock
+        self.lease = lease
+        self.concurrency = concurrency
+        self.rng = rng
+        self.wake = asyncio.Event()
+        self._policies: dict[str, RetryPolicy] = {}
+
+    def policy(self, integration: str) -> RetryPolicy:
+        if integration not in self._policies:
+            found = self.config.integrations.get(integration)
+            retry = ((found.spec.get("api") or {}).get("retry") or {}) if found else {}
+            self._policies[integration] = RetryPolicy.from_spec(retry)
+        return self._policies[integration]
+
+    async def run_once(self) -> int:
+        jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
+        if jobs:
+            heartbeat = asyncio.create_task(self._heartbeat([job.id for job in jobs]))
+            try:
+                outcomes = await asyncio.gather(*(self.execute(job) for job in jobs))
+            finally:
+                heartbeat.cancel()
+            # whatever happened to one job, the batch's outcomes are recorded
+            await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
+        return len(jobs)
+
+    async def _heartbeat(self, job_ids: list[str]) -> None:
+        """While jobs run, renew their lease: only a dead worker's jobs are taken again."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.store.extend_leases(job_ids, self.clock() + self.lease)
+            except Exception:
+                log.exception("could not renew job leases")
+
+    async def execute(self, job: Job) -> JobOutcome:
+        """Run one job's attempt and say what became of it (the caller records it)."""
+        try:
+            result = await self._attempt(job)
+        except RetryableError as exc:
+            return self._retry_or_bury(job, exc)
+        except (PermanentError, InvalidMessage, DispatchError) as exc:
+            reason = getattr(exc, "reason", str(exc))
+            body = getattr(exc, "body", None)
+            return self._dead(job, f"{reason}: {body}" if body else reason)
+        except RENDER_ERRORS as exc:
+            return self._dead(job, f"rendering failed: {exc}")
+        except Exception as exc:  # the edge: anything else is retried, then dead, never lost
+            log.exception("job %s (%s/%s) failed unexpectedly", job.id, job.flow, job.action)
+            return self._retry_or_bury(job, RetryableError(f"{type(exc).__name__}: {exc}"))
+        return JobOutcome(job.id, "succeeded", result=result, attempt=job.attempts)
+
+    def _dead(self, job: Job, reason: str) -> JobOutcome:
+        log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, reason)
+        return JobOutcome(job.id, "dead", error=reason[:RESULT_LIMIT], attempt=job.attempts)
+
+    def _retry_or_bury(self, job: Job, exc: RetryableError) -> JobOutcome:
+        if job.attempts >= job.max_attempts:
+            return self._dead(job, f"gave up after {job.attempts} attempts: {exc.reason}")
+        delay = retry_delay(exc, job.attempts, self.policy(job.integration), self.rng)
+        return JobOutcome(
+            job.id, "queued", run_at=self.clock() + delay, error=exc.reason, attempt=job.attempts
+        )
+
+    async def _attempt(self, job: Job) -> str:
+        spec = json.loads(job.spec)
+        variables = {
+            "event": json.loads(job.context),
+            "tenant": self.config.tenant_variables(job.tenant),
+            "now": datetime.fromtimestamp(self.clock(), UTC),
+        }
+        if "condition" in spec and not evaluate(spec["condition"], variables, "condition"):
+            return json.dumps({"skipped": "condition is false"})
+        if job.kind == "send":
+            message = self.messenger.build(spec, variables)
+            result = await self.caller.call(
+                message.integration,
+                message.endpoint,
+                tenant=job.tenant,
+                params=render_value(dict(message.params), variables),
+                body=message.body,
+                idempotency_key=job.idempotency_key,
+            )
+        else:
+            integration, endpoint = str(spec["endpoint"]).split(".", 1)
+            rendered = render_value(
+                {k: spec.get(k) for k in ("params", "query", "body", "headers")}, variables
+            )
+            result = await self.caller.call(
+                integration,
+                endpoint,
+                tenant=job.tenant,
+                params=rendered["params"],
+                query=rendered["query"],
+                body=rendered["body"],
+                headers=rendered["headers"],
+                idempotency_key=job.idempotency_key,
+            )
+        return _result_text(result)
+
+    async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
+        """Run jobs until `stop` is set; sleeps until the next job is due (at most `idle` s)."""
+        while not stop.is_set():
+            try:
+                if await self.run_once():
+                    continue
+                due = await self.store.next_run_at()
+            except Exception:
+                log.exception("worker pass failed; retrying")
+                due = None
+            wait = idle if due is None else min(idle, max(0.0, due - self.clock()))
+            self.wake.clear()
+            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()

@@ -1,0 +1,172 @@
+"""What the events and jobs tables hold, as the store takes and hands it over."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from gateway.errors import UsageError
+
+
+class SchemaTooNew(UsageError):
+    """The database was set up by a newer gateway than this one."""
+
+
+class NewEvent(NamedTuple):
+    """An event verified and ready to be stored. A tuple in the events table's column order:
+    it is made on every request and bound to the INSERT as it is."""
+
+    id: str
+    integration: str
+    tenant: str
+    dedup_key: str
+    provider_id: str | None
+    type: str | None
+    received_at: float
+    headers: str  # JSON object of the headers kept for audit (secrets removed)
+    body: bytes  # the event's bytes: the raw body, or one item of a split batch as JSON
+
+
+class Inserted(NamedTuple):
+    event_id: str  # the stored event's id: the new one, or the first one's for a duplicate
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: str
+    integration: str
+    tenant: str
+    provider_id: str | None
+    type: str | None
+    received_at: float
+    status: str
+    headers: dict[str, str]
+    body: bytes
+    replays: int = 0
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "integration": self.integration,
+            "tenant": self.tenant,
+            "provider_event_id": self.provider_id,
+            "type": self.type,
+            "received_at": self.received_at,
+            "status": self.status,
+            "replays": self.replays,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    integration: str | None = None
+    tenant: str | None = None
+    type: str | None = None
+    limit: int = 50
+    before: str | None = None  # page backwards: events with an id below this one
+
+
+# ---- the durable job queue ------------------------------------------------------------------
+
+JOB_STATUSES = ("queued", "running", "succeeded", "dead", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """An action to run, derived from an event by a flow."""
+
+    id: str
+    idempotency_key: str  # unique: the same event, flow and action never enqueue twice
+    event_id: str
+    flow: str
+    action: str
+    kind: str  # send | call
+    integration: str  # the integration the action calls (limits, bulk retry)
+    tenant: str
+    schedule_key: str | None  # set for scheduled actions, so a cancel can find them
+    spec: str  # JSON: the action as declared (rendered when it runs)
+    context: str  # JSON: the normalised event it runs for
+    run_at: float
+    max_attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    idempotency_key: str
+    event_id: str
+    flow: str
+    action: str
+    kind: str
+    integration: str
+    tenant: str
+    schedule_key: str | None
+    spec: str
+    context: str
+    status: str
+    attempts: int
+    max_attempts: int
+    run_at: float
+    last_error: str | None
+    result: str | None
+    created_at: float
+    updated_at: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "flow": self.flow,
+            "action": self.action,
+            "kind": self.kind,
+            "integration": self.integration,
+            "tenant": self.tenant,
+            "schedule_key": self.schedule_key,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "run_at": self.run_at,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What became of one attempt at a job."""
+
+    job_id: str
+    status: str  # succeeded | queued (to retry at run_at) | dead
+    run_at: float | None = None
+    error: str | None = None
+    result: str | None = None
+    attempt: int | None = None  # the claim's attempt: a stale worker's outcome is not recorded
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    id: str | None = None
+    status: str | None = None
+    integration: str | None = None
+    tenant: str | None = None
+    event_id: str | None = None
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """What dispatching one event decided, committed in one transaction."""
+
+    event_id: str
+    status: str  # dispatched | ignored | failed
+    jobs: Sequence[NewJob] = ()
+    cancels: Sequence[tuple[str, str]] = ()  # (tenant, schedule key)
+    error: str | None = None

@@ -1,0 +1,159 @@
+"""The storage interfaces, one per consumer; SQLite and PostgreSQL implement them all.
+
+Each part of the engine is typed against the interface it uses (the dispatcher against
+`EventStore`, the workers against `JobStore`, ...); `Store` is all of them, what a backend is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.store.entities import (
+    Dispatch,
+    EventQuery,
+    Inserted,
+    Job,
+    JobOutcome,
+    JobQuery,
+    NewEvent,
+    StoredEvent,
+)
+from gateway.store.sync_model import (
+    PageCommit,
+    PagePlan,
+    StoredRecord,
+    SyncKey,
+    SyncRun,
+    SyncRunQuery,
+    SyncState,
+)
+
+
+class Lifecycle(Protocol):
+    """Opening and closing: every backend."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class EventStore(Protocol):
+    """Received events: the ingress writer, the dispatcher, replay, retention and the admin API."""
+
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
+        """Store events in one transaction, durably, before returning. A repeat of
+        (integration, tenant, dedup_key) is not stored again: its result names the first."""
+        ...
+
+    async def list_events(self, query: EventQuery) -> list[StoredEvent]: ...
+
+    async def get_event(self, event_id: str) -> StoredEvent | None: ...
+
+    async def count_events(self) -> int: ...
+
+    async def pending_events(self, limit: int) -> list[StoredEvent]: ...
+
+    async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None: ...
+
+    async def replay_event(self, event_id: str) -> bool: ...
+
+    async def purge(self, cutoff: float) -> tuple[int, int]: ...
+
+
+class JobStore(Protocol):
+    """The durable job queue: the workers, `gateway jobs` and the admin API."""
+
+    async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]: ...
+
+    async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
+        """Record the outcomes of a batch of jobs in one transaction."""
+        ...
+
+    async def extend_leases(self, job_ids: Sequence[str], until: float) -> None: ...
+
+    async def next_run_at(self) -> float | None: ...
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]: ...
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def retry_jobs(self, query: JobQuery) -> int: ...
+
+    async def job_counts(self) -> dict[str, int]: ...
+
+
+class CredentialStore(Protocol):
+    """Tenants' encrypted credentials and OAuth tokens: secrets, `gateway credentials`."""
+
+    async def set_credential(
+        self, tenant: str, integration: str, name: str, token: bytes
+    ) -> None: ...
+
+    async def delete_credential(self, tenant: str, integration: str, name: str) -> bool: ...
+
+    async def list_credentials(
+        self, tenant: str | None = None
+    ) -> list[tuple[str, str, str, float]]:
+        """(tenant, integration, name, updated_at) rows; never values."""
+        ...
+
+    async def credential_tokens(self, tenant: str) -> list[tuple[str, str, bytes]]:
+        """(integration, name, encrypted token) rows of one tenant."""
+        ...
+
+    async def replace_credential_tokens(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
+        """Re-encrypted tokens for (tenant, integration, name) rows, in one transaction."""
+        ...
+
+    async def tenants_with_credentials(self) -> set[str]: ...
+
+    async def all_credential_tokens(self) -> list[tuple[str, str, str, bytes]]: ...
+
+    async def get_token(self, integration: str, tenant: str) -> bytes | None: ...
+
+    async def put_token(self, integration: str, tenant: str, token: bytes) -> None: ...
+
+
+class SyncStore(Protocol):
+    """Declared syncs' state, runs (the sync log) and records: the sync engine."""
+
+    async def acquire_sync(
+        self, key: SyncKey, run_id: str, *, now: float, lease_until: float
+    ) -> SyncState | None:
+        """Take the sync's lease and log run `run_id` as running, atomically; None when
+        another run holds the lease."""
+        ...
+
+    async def commit_sync_page(self, commit: PageCommit) -> PagePlan:
+        """One page's records, events, counters and resume point in one transaction; raises
+        `LeaseLost` when the run no longer holds the lease."""
+        ...
+
+    async def finish_sync_run(
+        self,
+        key: SyncKey,
+        run_id: str,
+        *,
+        status: str,
+        error: str | None,
+        now: float,
+        full: bool,
+        resumed: bool,
+    ) -> None: ...
+
+    async def get_sync_state(self, key: SyncKey) -> SyncState | None: ...
+
+    async def list_sync_runs(self, query: SyncRunQuery) -> list[SyncRun]: ...
+
+    async def get_sync_run(self, run_id: str) -> SyncRun | None: ...
+
+    async def last_sync_starts(self) -> dict[SyncKey, float]: ...
+
+    async def get_sync_record(self, key: SyncKey, record_id: str) -> StoredRecord | None: ...
+
+    async def count_sync_records(self, key: SyncKey) -> tuple[int, int]: ...
+
+
+class Store(Lifecycle, EventStore, JobStore, CredentialStore, SyncStore, Protocol):
+    """A storage backend: every interface above."""

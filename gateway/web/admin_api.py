@@ -1,0 +1,200 @@
+"""The admin API under /admin/api (bearer GATEWAY_ADMIN_TOKEN; off when no token is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.config.envsubst import Secret
+from gateway.counters import Counters
+from gateway.expr.filters import to_datetime
+from gateway.store.entities import JOB_STATUSES, EventQuery, JobQuery, StoredEvent
+from gateway.store.interfaces import Store
+from gateway.web import metrics_page as metrics
+from gateway.web.error_handlers import error_response
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+MAX_LIMIT = 500
+
+
+class OutboundHealth(Protocol):
+    def health(self) -> dict[str, dict[str, Any]]: ...
+
+
+def guarded(token: Secret | None, endpoint: Endpoint) -> Endpoint:
+    async def guard(request: Request) -> Response:
+        if token is None:
+            return error_response(
+                404, "the admin API is off: set GATEWAY_ADMIN_TOKEN to turn it on"
+            )
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.encode(), token.reveal().encode()
+        ):
+            return error_response(401, "missing or wrong admin token", "unauthorized")
+        return await endpoint(request)
+
+    return guard
+
+
+def _event_json(event: StoredEvent) -> dict[str, object]:
+    detail = event.summary()
+    detail["headers"] = event.headers
+    try:
+        detail["body"] = event.body.decode("utf-8")
+        detail["body_encoding"] = "utf-8"
+    except UnicodeDecodeError:
+        detail["body"] = base64.b64encode(event.body).decode()
+        detail["body_encoding"] = "base64"
+    return detail
+
+
+def _limit(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
+
+
+def _time(raw: str | None) -> float | None:
+    """An ISO 8601 time or epoch seconds; raises ValueError for anything else."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return to_datetime(raw).timestamp()
+
+
+def routes(
+    store: Store,
+    token: Secret | None,
+    *,
+    outbound: OutboundHealth | None = None,
+    wake: asyncio.Event | None = None,
+    counters: Counters | None = None,
+) -> list[Route]:
+    async def list_events(request: Request) -> Response:
+        params = request.query_params
+        limit = _limit(params.get("limit", "50"))
+        if limit is None:
+            return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        query = EventQuery(
+            integration=params.get("integration") or None,
+            tenant=params.get("tenant") or None,
+            type=params.get("type") or None,
+            limit=limit,
+            before=params.get("before") or None,
+        )
+        events = await store.list_events(query)
+        page: dict[str, object] = {"events": [e.summary() for e in events]}
+        if len(events) == query.limit:
+            page["next_before"] = events[-1].id
+        return JSONResponse(page)
+
+    async def get_event(request: Request) -> Response:
+        event = await store.get_event(request.path_params["event_id"])
+        if event is None:
+            return error_response(404, "no such event")
+        detail = _event_json(event)
+        detail["jobs"] = [
+            j.summary() for j in await store.list_jobs(JobQuery(event_id=event.id, limit=100))
+        ]
+        return JSONResponse(detail)
+
+    async def replay_event(request: Request) -> Response:
+        event_id = request.path_params["event_id"]
+        if not await store.replay_event(event_id):
+            return error_response(404, "no such event")
+        if wake is not None:
+            wake.set()
+        return JSONResponse({"status": "replaying", "event_id": event_id})
+
+    def _job_query(params: Mapping[str, str], limit: int) -> JobQuery:
+        status = params.get("status") or None
+        if status is not None and status not in JOB_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(JOB_STATUSES)}")
+        return JobQuery(
+            status=status,
+            integration=params.get("integration") or None,
+            tenant=params.get("tenant") or None,
+            event_id=params.get("event_id") or None,
+            since=_time(params.get("since")),
+            until=_time(params.get("until")),
+            limit=limit,
+        )
+
+    async def list_jobs(request: Request) -> Response:
+        limit = _limit(request.query_params.get("limit", "50"))
+        if limit is None:
+            return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        try:
+            query = _job_query(request.query_params, limit)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return JSONResponse({"jobs": [j.summary() for j in await store.list_jobs(query)]})
+
+    async def get_job(request: Request) -> Response:
+        job = await store.get_job(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, "no such job")
+        detail = job.summary()
+        detail["result"] = job.result
+        return JSONResponse(detail)
+
+    async def retry_job(request: Request) -> Response:
+        job = await store.get_job(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, "no such job")
+        if job.status != "dead":
+            return error_response(
+                409, f"job is {job.status}: only dead jobs are retried", "conflict"
+            )
+        await store.retry_jobs(JobQuery(id=job.id))
+        return JSONResponse({"status": "queued", "job_id": job.id})
+
+    async def retry_dead(request: Request) -> Response:
+        try:
+            filters = await request.json() if await request.body() else {}
+            if not isinstance(filters, dict):
+                raise ValueError("the body must be a JSON object")
+            query = _job_query({k: str(v) for k, v in filters.items()}, MAX_LIMIT)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        count = await store.retry_jobs(query)
+        return JSONResponse({"status": "queued", "retried": count})
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse(
+            {
+                "jobs": await store.job_counts(),
+                "integrations": outbound.health() if outbound is not None else {},
+            }
+        )
+
+    async def prometheus(_request: Request) -> Response:
+        text = metrics.render(
+            counters if counters is not None else Counters(),
+            job_counts=await store.job_counts(),
+            outbound=outbound.health() if outbound is not None else {},
+        )
+        return Response(text, media_type=metrics.CONTENT_TYPE)
+
+    def guard(endpoint: Endpoint) -> Endpoint:
+        return guarded(token, endpoint)
+
+    return [
+        Route("/admin/api/events", guard(list_events), methods=["GET"]),
+        Route("/admin/api/events/{event_id}", guard(get_event), methods=["GET"]),
+        Route("/admin/api/events/{event_id}/replay", guard(replay_event), methods=["POST"]),
+        Route("/admin/api/jobs", guard(list_jobs), methods=["GET"]),
+        Route("/admin/api/jobs/retry", guard(retry_dead), methods=["POST"]),
+        Route("/admin/api/jobs/{job_id}", guard(get_job), methods=["GET"]),
+        Route("/admin/api/jobs/{job_id}/retry", guard(retry_job), methods=["POST"]),
+        Route("/admin/api/health", guard(health), methods=["GET"]),
+        Route("/metrics", guard(prometheus), methods=["GET"]),
+    ]

@@ -1,0 +1,123 @@
+"""What `/metrics` reports, in Prometheus' text format.
+
+The hot paths only bump plain counters (a dict increment: no lock, no label lookup; the event
+loop is the only writer). A scrape reads them, the outbound engine's breakers and limiters, and
+the job queue's depth from storage, and renders them with prometheus-client. Counters are per
+process: sum them across replicas (`sum by (integration) (rate(...))`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.counters import Counters
+from gateway.outbound.breaker import State
+from gateway.store.entities import JOB_STATUSES
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BREAKER_STATES = tuple(State)
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def render(
+    counters: Counters,
+    *,
+    job_counts: Mapping[str, int],
+    outbound: Mapping[str, Mapping[str, Any]],
+) -> bytes:
+    """The exposition text: `counters`, the job queue's `job_counts` (status -> jobs) and
+    `outbound` (the engine's per-integration health: breaker and limiter snapshots)."""
+    families: list[Metric] = [
+        _counted(
+            "gateway_webhook_requests",
+            "Webhook requests answered, by integration and HTTP status.",
+            ["integration", "status"],
+            counters.webhook_requests,
+        ),
+        _counted(
+            "gateway_webhook_events",
+            "Events in accepted webhook requests: stored, or a duplicate of one stored before.",
+            ["integration", "result"],
+            counters.webhook_events,
+        ),
+        CounterMetricFamily(
+            "gateway_event_commits",
+            "Group commits of received events (committed events / commits = batch size).",
+            value=counters.commits,
+        ),
+        CounterMetricFamily(
+            "gateway_committed_events",
+            "Events written by group commits (new ones and repeats answered as duplicates).",
+            value=counters.committed_events,
+        ),
+        _counted(
+            "gateway_job_attempts",
+            "Job attempts recorded by this process's workers, by integration and outcome.",
+            ["integration", "outcome"],
+            counters.job_attempts,
+        ),
+    ]
+    jobs = GaugeMetricFamily(
+        "gateway_jobs", "Jobs in the store, by status (all replicas).", labels=["status"]
+    )
+    for job_status in sorted(set(JOB_STATUSES) | set(job_counts)):
+        jobs.add_metric([job_status], job_counts.get(job_status, 0))
+    families.append(jobs)
+
+    families.extend(_outbound(outbound))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+def _counted(
+    name: str, documentation: str, labels: list[str], counts: Counter[tuple[str, Any]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, count in sorted(counts.items()):
+        family.add_metric([str(part) for part in key], count)
+    return family
+
+
+def _outbound(health: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
+    state = GaugeMetricFamily(
+        "gateway_circuit_state",
+        "1 for the state each integration's circuit breaker is in (this process).",
+        labels=["integration", "state"],
+    )
+    opened = CounterMetricFamily(
+        "gateway_circuit_opened",
+        "Times each integration's circuit breaker opened (this process).",
+        labels=["integration"],
+    )
+    in_flight = GaugeMetricFamily(
+        "gateway_outbound_in_flight",
+        "Outbound calls under way, per integration (this process).",
+        labels=["integration"],
+    )
+    waiting = GaugeMetricFamily(
+        "gateway_outbound_waiting",
+        "Outbound calls waiting for their integration's rate limit (this process).",
+        labels=["integration"],
+    )
+    for integration, found in sorted(health.items()):
+        breaker, limiter = found["breaker"], found["limiter"]
+        for name in BREAKER_STATES:
+            state.add_metric([integration, name.value], 1.0 if breaker["state"] == name else 0.0)
+        opened.add_metric([integration], breaker["times_opened"])
+        in_flight.add_metric([integration], limiter["in_flight"])
+        waiting.add_metric([integration], limiter["waiting"])
+    return [state, opened, in_flight, waiting]
