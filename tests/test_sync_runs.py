@@ -349,9 +349,7 @@ def test_sync_events_feed_flows_like_webhooks(tmp_path: Path) -> None:
 
 
 def test_a_webhook_event_named_like_a_sync_event_is_not_one(tmp_path: Path) -> None:
-    from gateway.store.entities import StoredEvent
-    from gateway.sync.events import is_sync_event
+    from gateway.config.pipeline import is_sync_event
 
-    event = StoredEvent("evt_1", "acme", "default", None, "sync.things.created", T0, "pending",
-                        {}, b"{}")  # fmt: skip
-    assert not is_sync_event(event)
+    assert not is_sync_event("sync.things.created", {})
+    assert is_sync_event("sync.things.created", {"x-gateway-sync": "things"})

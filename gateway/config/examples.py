@@ -1,138 +1,121 @@
-"""Declared examples run through their integration's mapping, the way real events will be.
+"""Declared examples run through their integration's webhook pipeline, the way real events are.
 
-A field a mapping reads that the example lacks is reported at the expression that reads it.
+The example becomes the request `gateway simulate` sends (`example_request`), and that request
+goes through the same `Pipeline` steps as ingress and the dispatcher: parse (the declared
+format), split, id and type, map. A field a mapping reads that the example lacks is reported at
+the expression that reads it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
-from typing import Any
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from jinja2 import UndefinedError
-
+from gateway.config.pipeline import (
+    Failure,
+    Pipeline,
+    mapping_variables,
+    request_variables,
+)
 from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
-from gateway.expr.expressions import RENDER_ERRORS, analyse, compile_expression, is_template
+from gateway.expr.expressions import analyse
 
-Path = tuple[str | int, ...]
-
-
-_NO_ATTRIBUTE = re.compile(r"has no attribute '(?P<key>[^']*)'|'(?P<name>[^']*)' is undefined")
+EXAMPLE_TENANT = "default"
 
 
-class _Failed(Exception):
-    def __init__(self, path: Path, reason: str, rule: str = "example-error") -> None:
-        self.path = path
-        self.reason = reason
-        self.rule = rule
+@dataclass
+class OutgoingRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
-def example_variables(integration: str, example: dict[str, Any]) -> dict[str, Any]:
-    """The variables webhook expressions see for a declared example."""
-    body: Any = example.get("body")
-    if body is None and isinstance(example.get("form"), dict):
-        body = dict(example["form"])
-    headers = {str(k).lower(): str(v) for k, v in (example.get("headers") or {}).items()}
-    return {
-        "body": body if body is not None else {},
-        "headers": headers,
-        "query": dict(example.get("query") or {}),
-        "integration": integration,
-        "tenant": "default",
-    }
+def example_request(example: Mapping[str, Any], url: str) -> OutgoingRequest:
+    """The unsigned request a declared example describes."""
+    method = str(example.get("method", "POST"))
+    headers = {str(k): str(v) for k, v in (example.get("headers") or {}).items()}
+    query = example.get("query") or {}
+    if query:
+        url += ("&" if "?" in url else "?") + urlencode(query)
+    body = b""
+    if "form" in example:
+        body = urlencode(example["form"]).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif "body" in example:
+        body = json.dumps(example["body"], separators=(",", ":")).encode()
+        headers.setdefault("Content-Type", "application/json")
+    return OutgoingRequest(method, url, headers, body)
 
 
-def _evaluate(source: Any, path: Path, variables: dict[str, Any]) -> Any:
-    if not is_template(source):
-        return source
-    free, problems = analyse(source)
-    if problems or not free <= variables.keys():
-        return None  # reported by the expression checks already
-    try:
-        return compile_expression(source).render(variables)
-    except UndefinedError as exc:
-        match = _NO_ATTRIBUTE.search(str(exc))
-        key = (match["key"] or match["name"]) if match else str(exc)
-        raise _Failed(
-            path, f"it has no field '{key}', which this expression reads", "example-missing-field"
-        ) from exc
-    except RENDER_ERRORS as exc:
-        raise _Failed(path, str(exc)) from exc
+class ExampleRun(NamedTuple):
+    """What the pipeline made of an example: (emit, data) per event, and what failed."""
+
+    events: list[tuple[str, Any]]
+    failures: list[tuple[Failure, frozenset[str]]]  # each with the variables it could read
 
 
-def _evaluate_tree(value: Any, path: Path, variables: dict[str, Any]) -> Iterator[_Failed]:
-    """Every expression in a nested value, evaluated on its own so each failure has a place."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _evaluate_tree(item, (*path, key), variables)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _evaluate_tree(item, (*path, index), variables)
-    else:
-        try:
-            _evaluate(value, path, variables)
-        except _Failed as failed:
-            yield failed
-
-
-def _mappings(webhook: dict[str, Any], event_type: Any) -> list[tuple[Path, dict[str, Any]]]:
-    mapping = (
-        (webhook.get("map") or {}).get(str(event_type))
-        if isinstance(webhook.get("map"), dict)
-        else None
-    )
-    if isinstance(mapping, dict):
-        return [(("webhook", "map", str(event_type)), mapping)]
-    if isinstance(mapping, list):
-        return [
-            (("webhook", "map", str(event_type), i), m)
-            for i, m in enumerate(mapping)
-            if isinstance(m, dict)
-        ]
-    return []
-
-
-def _check_one(doc: Document, name: str, example: dict[str, Any]) -> Iterator[_Failed]:
-    data = doc.data
-    webhook: dict[str, Any] = data["webhook"] if isinstance(data.get("webhook"), dict) else {}
-    variables = example_variables(str(data.get("name")), example)
-    items: Any = [variables["body"]]
-    if "split" in webhook:
-        items = _evaluate(webhook["split"], ("webhook", "split"), variables)
-        if not isinstance(items, list):
-            raise _Failed(("webhook", "split"), f"gives {type(items).__name__}, expected a list")
-    event: dict[str, Any] = webhook["event"] if isinstance(webhook.get("event"), dict) else {}
+def run_example(pipeline: Pipeline, integration: str, example: Mapping[str, Any]) -> ExampleRun:
+    """An example through every step ingress and the dispatcher take (no verification)."""
+    request = example_request(example, "http://gateway.invalid/")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    query = dict(parse_qsl(urlsplit(request.url).query, keep_blank_values=True))
+    payload = pipeline.parse(request.body)
+    variables = request_variables(payload, headers, query, integration, EXAMPLE_TENANT)
+    failures: list[tuple[Failure, frozenset[str]]] = []
+    found: list[Failure] = []
+    items = pipeline.receive(payload, variables, found)
+    failures += [(f, frozenset(variables)) for f in found]
+    events: list[tuple[str, Any]] = []
     for item in items:
-        item_vars = {**variables, "body": item}
-        if "id" in event:
-            yield from _evaluate_tree(event["id"], ("webhook", "event", "id"), item_vars)
-        event_type = _evaluate(event.get("type"), ("webhook", "event", "type"), item_vars)
-        for path, mapping in _mappings(webhook, event_type):
-            if "condition" in mapping:
-                try:
-                    if not _evaluate(mapping["condition"], (*path, "condition"), item_vars):
-                        continue  # this example does not take this mapping: data is not read
-                except _Failed as failed:
-                    yield failed
-                    continue
-            yield from _evaluate_tree(mapping.get("data"), (*path, "data"), item_vars)
+        stored = mapping_variables(item.payload, headers, integration, EXAMPLE_TENANT)
+        mapped = pipeline.map(item.type, stored)
+        events += mapped.events
+        failures += [(f, frozenset(stored)) for f in mapped.failures]
+    return ExampleRun(events, failures)
+
+
+def _reportable(failure: Failure, available: frozenset[str]) -> bool:
+    """Expressions that do not compile or read unknown variables are reported by the
+    expression checks already: once is enough."""
+    free, problems = analyse(failure.source)
+    return not problems and free <= available
+
+
+def _pipeline(data: Mapping[str, Any]) -> Pipeline | None:
+    webhook = data.get("webhook")
+    if not isinstance(webhook, dict):
+        return None
+    try:
+        return Pipeline.build(webhook)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None  # a malformed webhook section: the schema check reports it
 
 
 def check_examples(integrations: Sequence[Document]) -> Iterator[Diagnostic]:
     for doc in integrations:
         examples = doc.data.get("examples")
-        if not isinstance(examples, dict) or not isinstance(doc.data.get("webhook"), dict):
+        pipeline = _pipeline(doc.data)
+        if not isinstance(examples, dict) or pipeline is None:
             continue
         for name, example in examples.items():
             if not isinstance(example, dict) or example.get("handshake"):
                 continue
-            failures: list[_Failed] = []
             try:
-                failures.extend(_check_one(doc, name, example))
-            except _Failed as failed:
-                failures.append(failed)
-            for failure in failures:
+                run = run_example(pipeline, str(doc.data.get("name")), example)
+            except (ValueError, RecursionError) as exc:
                 yield doc.diagnostic(
-                    failure.path, f"example '{name}': {failure.reason}", failure.rule
+                    ("examples", name),
+                    f"example '{name}': the body cannot be parsed as {pipeline.format}: {exc}",
+                    "example-error",
                 )
+                continue
+            for failure, available in run.failures:
+                if _reportable(failure, available):
+                    yield doc.diagnostic(
+                        failure.path, f"example '{name}': {failure.reason}", failure.rule
+                    )

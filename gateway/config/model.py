@@ -6,7 +6,7 @@ reports as errors, with the same diagnostics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -14,15 +14,18 @@ from typing import Any
 
 from gateway.config.envsubst import substitute
 from gateway.config.lint import default_templates_dir, lint
+from gateway.config.pipeline import Pipeline
 from gateway.diagnostics import Diagnostic
 from gateway.durations import parse_size
 from gateway.errors import ConfigError
-from gateway.expr.expressions import Expression, compile_expression, compile_value
+from gateway.expr.expressions import Expression, compile_expression
 from gateway.verify import build_verifier
 from gateway.verify.verifier import Verifier
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_TENANT = "default"
+DEFAULT_RESPOND_STATUS = 200
+DEFAULT_TEXT_TYPE = "text/plain; charset=utf-8"
 
 
 def _expr(value: Any) -> Expression | None:
@@ -56,60 +59,59 @@ class Handshake:
             token_query=token.get("query"),
             token_secret=token.get("secret"),
             verified=bool(spec.get("verified", False)),
-            status=int(respond.get("status", 200)),
-            content_type=respond.get("content_type", "text/plain; charset=utf-8"),
+            status=int(respond.get("status", DEFAULT_RESPOND_STATUS)),
+            content_type=str(respond.get("content_type", DEFAULT_TEXT_TYPE)),
             body=_expr(respond.get("body")),
         )
 
 
 @dataclass(frozen=True)
+class Respond:
+    """The provider's own expected acknowledgement (Twilio: TwiML), rendered per request."""
+
+    status: int
+    content_type: str
+    body: Expression | None
+
+    @classmethod
+    def build(cls, spec: Mapping[str, Any]) -> Respond:
+        return cls(
+            status=int(spec.get("status", DEFAULT_RESPOND_STATUS)),
+            content_type=str(spec.get("content_type", DEFAULT_TEXT_TYPE)),
+            body=_expr(spec.get("body")),
+        )
+
+
+@dataclass(frozen=True)
 class Webhook:
-    verify_spec: Mapping[str, Any]
+    verify_spec: Mapping[str, Any]  # as declared: `gateway simulate` signs from it
     verifier: Verifier
-    format: str
     max_body: int
-    split: Expression | None
-    event_id: Expression | None
-    event_type: Expression | None
+    pipeline: Pipeline  # parse, split, id/type, map: the steps every path shares
     handshakes: tuple[Handshake, ...]
-    respond: Mapping[str, Any] | None  # the provider's own expected acknowledgement
+    respond: Respond | None
     needs_url: bool  # the scheme signs the public URL (building it costs on every request)
-    secret_body_path: str | None  # a token scheme's body path: what it points at is a secret
     allow: bytes = b"POST"  # the methods answered, for a 405's Allow header
-    # event type -> each mapping rule's `data`, compiled (render_value, once per event)
-    map_data: Mapping[str, tuple[Callable[[Mapping[str, Any]], Any], ...]] = field(
-        default_factory=dict
-    )
+
+    @property
+    def format(self) -> str:
+        return self.pipeline.format
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Webhook:
-        event = spec.get("event") or {}
         respond = spec.get("respond")
-        verify = spec["verify"]
+        verifier = build_verifier(spec["verify"])
         return cls(
-            verify_spec=MappingProxyType(dict(verify)),
-            verifier=build_verifier(verify),
-            format=spec.get("format", "json"),
+            verify_spec=MappingProxyType(dict(spec["verify"])),
+            verifier=verifier,
             max_body=parse_size(spec.get("max_body", DEFAULT_MAX_BODY)),
-            split=_expr(spec.get("split")),
-            event_id=_expr(event.get("id")),
-            event_type=_expr(event.get("type")),
+            pipeline=Pipeline.build(spec),
             handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
-            respond=MappingProxyType(dict(respond)) if respond else None,
-            needs_url=verify["scheme"] == "url_params" or "{url}" in str(verify.get("signed", "")),
-            secret_body_path=verify.get("body_path") if verify["scheme"] == "token" else None,
+            respond=Respond.build(respond) if respond else None,
+            needs_url=verifier.signs_url,
             allow=", ".join(
                 sorted({"POST", *(h.get("method", "POST") for h in spec.get("handshakes") or ())})
             ).encode(),
-            map_data=MappingProxyType(
-                {
-                    event_type: tuple(
-                        compile_value(rule.get("data") or {})
-                        for rule in (rules if isinstance(rules, list) else [rules])
-                    )
-                    for event_type, rules in (spec.get("map") or {}).items()
-                }
-            ),
         )
 
 
@@ -119,6 +121,12 @@ class Integration:
     spec: Mapping[str, Any]
     webhook: Webhook | None
     source: str
+
+    def sync_event_name(self, sync: str, change: str) -> str | None:
+        """The normalised event a sync's `emit` names for a change (None: it emits none)."""
+        declared = (self.spec.get("syncs") or {}).get(sync) or {}
+        name = (declared.get("emit") or {}).get(change)
+        return str(name) if name else None
 
     def example(self, name: str) -> Mapping[str, Any] | None:
         examples = self.spec.get("examples") or {}

@@ -12,10 +12,10 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gateway.config.examples import OutgoingRequest, example_request
 from gateway.config.model import Integration
 
 _HASHES: dict[str, Callable[..., Any]] = {
@@ -27,31 +27,6 @@ _HASHES: dict[str, Callable[..., Any]] = {
 
 class SigningError(Exception):
     pass
-
-
-@dataclass
-class OutgoingRequest:
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-
-def example_request(example: Mapping[str, Any], url: str) -> OutgoingRequest:
-    """The unsigned request a declared example describes."""
-    method = str(example.get("method", "POST"))
-    headers = {str(k): str(v) for k, v in (example.get("headers") or {}).items()}
-    query = example.get("query") or {}
-    if query:
-        url += ("&" if "?" in url else "?") + urlencode(query)
-    body = b""
-    if "form" in example:
-        body = urlencode(example["form"]).encode()
-        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-    elif "body" in example:
-        body = json.dumps(example["body"], separators=(",", ":")).encode()
-        headers.setdefault("Content-Type", "application/json")
-    return OutgoingRequest(method, url, headers, body)
 
 
 def _key(spec: Mapping[str, Any], secret: str) -> bytes:

@@ -21,7 +21,8 @@ from gateway.expr.filters import FILTERS
 
 # What rendering an expression may raise on data it was not written for (a missing key, a
 # wrong type, a bad date): callers turn these into their own errors, never into a crash.
-RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
+# re.error: a `matching` test given a pattern that does not compile (lint reports those).
+RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, re.error)
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 # A plain lookup: name, then .key or ['key'] steps (`body.data.id`, `headers['x-id']`).
@@ -70,10 +71,14 @@ ENV = _make_environment()
 
 # Where an expression stands (the path's leading keys) -> the variables it may read.
 # The longest matching prefix wins; "*" matches any single key.
+# What the webhook pipeline offers (gateway.config.pipeline): a verified request to id, type,
+# split and respond; a stored event (no query string) to mapping rules.
 _WEBHOOK = frozenset({"body", "headers", "query", "integration", "tenant"})
+_MAPPING = frozenset({"body", "headers", "integration", "tenant"})
 CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("webhook", "handshakes"), frozenset({"query", "headers", "integration"})),
     (("webhook",), _WEBHOOK),
+    (("webhook", "map"), _MAPPING),
     (("api",), frozenset({"tenant"})),
     (("api", "retry", "retryable"), frozenset({"status", "headers", "body"})),
     (

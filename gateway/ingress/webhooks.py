@@ -22,13 +22,13 @@ from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from gateway.config.model import DEFAULT_TENANT, Config, Handshake, Integration, Webhook
+from gateway.config.model import DEFAULT_TENANT, Config, Handshake, Integration
+from gateway.config.pipeline import Failure, request_variables
 from gateway.counters import Counters
 from gateway.credentials.secrets import SecretLookup, SecretSource
 from gateway.expr.expressions import RENDER_ERRORS, Expression
 from gateway.ids import new_id
 from gateway.ingress.replies import BodyTooLarge, Reply, error_reply, read_body, route_path
-from gateway.jsontext import loads
 from gateway.store.entities import NewEvent
 from gateway.store.writer import EventWriter
 from gateway.verify.verifier import VerificationFailed, WebhookRequest
@@ -53,14 +53,6 @@ def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> An
     except RENDER_ERRORS as exc:
         log.warning("expression %r failed on a verified event: %s", expression.source, exc)
         return None
-
-
-def _parse(webhook: Webhook, body: bytes, form: list[tuple[str, str]]) -> Any:
-    if webhook.format == "form":
-        return dict(form)
-    if webhook.format == "empty" or not body.strip():
-        return {}
-    return loads(body)
 
 
 def _media_type(value: str) -> bytes:
@@ -90,8 +82,9 @@ class Ingress:
         self.public_url = public_url
         self.known_tenants = known_tenants
         self._dropped_headers = {
-            name: _SECRET_HEADERS | _token_headers(integration)
+            name: _SECRET_HEADERS | integration.webhook.verifier.secret_headers
             for name, integration in config.integrations.items()
+            if integration.webhook is not None
         }
 
     def _tenant_ok(self, tenant: str, integration: str) -> bool:
@@ -139,12 +132,7 @@ class Ingress:
             body = await read_body(receive, webhook.max_body, headers.get("content-length"))
         except BodyTooLarge:
             return error_reply(413, f"body larger than {webhook.max_body} bytes")
-        content_type = headers.get("content-type")
-        form = (
-            parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            if content_type and content_type.startswith("application/x-www-form-urlencoded")
-            else []
-        )
+        form = webhook.pipeline.form_fields(body)  # the declared format decides, not a header
         method: str = scope["method"]
         query: bytes = scope["query_string"]
         url = self._url(scope) if webhook.needs_url else ""
@@ -162,12 +150,13 @@ class Ingress:
             log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
             return error_reply(401, f"verification failed: {failed.reason}", "invalid_signature")
         try:
-            payload = _parse(webhook, body, form)
+            payload = webhook.pipeline.parse(body)
         except (ValueError, RecursionError):
             return error_reply(400, "body is not valid JSON", "invalid_body")
         try:
-            if webhook.secret_body_path:  # the token is the secret: never stored
-                payload = _masked(payload, webhook.secret_body_path.split("."))
+            secret_path = webhook.verifier.secret_body_path
+            if secret_path:  # the token is the secret: never stored
+                payload = _masked(payload, secret_path.split("."))
                 incoming = incoming._replace(body=_serialised(payload))
             return await self._store(integration, tenant, incoming, payload)
         except TooDeep:
@@ -214,19 +203,10 @@ class Ingress:
         webhook = integration.webhook
         assert webhook is not None
         name = integration.name
-        variables: dict[str, Any] = {
-            "body": payload,
-            "headers": incoming.headers,
-            "query": dict(incoming.query) if incoming.query else {},
-            "integration": integration.name,
-            "tenant": tenant,
-        }
-        items: list[Any] = [payload]
-        split = webhook.split is not None
-        if split:
-            found = _evaluate(webhook.split, variables)
-            items = found if isinstance(found, list) else [payload]
-            split = isinstance(found, list)
+        variables = request_variables(payload, incoming.headers, dict(incoming.query), name, tenant)
+        failures: list[Failure] = []
+        batch = webhook.pipeline.items(payload, variables, failures)
+        split = batch is not None
         dropped = self._dropped_headers[integration.name]
         kept = orjson.dumps(
             {
@@ -237,16 +217,23 @@ class Ingress:
         ).decode()
         now = time.time()
         events = []
-        for item in items:
+        for item in batch if batch is not None else (payload,):
             item_vars = {**variables, "body": item} if split else variables
             raw = _serialised(item) if split else incoming.body
-            provider_id = _text(_evaluate(webhook.event_id, item_vars))
+            provider_id, event_type = webhook.pipeline.identify(item_vars, failures)
             dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
-            event_type = _text(_evaluate(webhook.event_type, item_vars))
             events.append(
                 NewEvent(
                     new_id("evt"), name, tenant, dedup, provider_id, event_type, now, kept, raw
                 )
+            )
+        for failure in failures:  # stored all the same: nothing verified is dropped
+            log.warning(
+                "%s/%s: webhook.%s failed on a verified event: %s",
+                name,
+                tenant,
+                failure.where().removeprefix("webhook."),
+                failure.reason,
             )
         if not events:
             return Reply(200, b'{"status":"accepted","event_id":null,"events":[]}')
@@ -254,10 +241,12 @@ class Ingress:
         for result in results:
             self.counters.webhook_events[(name, "duplicate" if result.duplicate else "stored")] += 1
         if webhook.respond is not None:
+            respond = webhook.respond
+            text = _evaluate(respond.body, variables) if respond.body is not None else ""
             return Reply(
-                int(webhook.respond.get("status", 200)),
-                str(webhook.respond.get("body", "")).encode(),
-                _media_type(webhook.respond.get("content_type", "text/plain; charset=utf-8")),
+                respond.status,
+                ("" if text is None else str(text)).encode(),
+                _media_type(respond.content_type),
                 ((b"x-gateway-event-id", results[0].event_id.encode()),),
             )
         if not split:  # the common case, written without the JSON encoder (ids are [a-z0-9_])
@@ -302,20 +291,6 @@ def _masked(value: Any, path: list[str]) -> Any:
     return {**value, key: replaced}
 
 
-def _text(value: Any) -> str | None:
-    """An id or type as storable text: JSON may carry lone surrogates UTF-8 cannot hold."""
-    if type(value) is str and value.isascii():  # the common case: nothing to check
-        return value or None
-    if value in (None, ""):
-        return None
-    text = str(value)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
 def _matches(handshake: Handshake, incoming: WebhookRequest) -> bool:
     if handshake.method != incoming.method:
         return False
@@ -326,11 +301,3 @@ def _matches(handshake: Handshake, incoming: WebhookRequest) -> bool:
         if isinstance(expected, str) and query[key] != expected:
             return False
     return all(incoming.headers.get(k) == v for k, v in handshake.headers.items())
-
-
-def _token_headers(integration: Integration) -> frozenset[str]:
-    webhook = integration.webhook
-    if webhook is None or webhook.verify_spec.get("scheme") != "token":
-        return frozenset()
-    header = webhook.verify_spec.get("header")
-    return frozenset({str(header).lower()}) if header else frozenset()

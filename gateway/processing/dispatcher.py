@@ -17,9 +17,16 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 from gateway.config.model import Config, Integration
+from gateway.config.pipeline import (
+    Mapped,
+    NormalisedEvent,
+    is_sync_event,
+    mapping_variables,
+    normalised,
+    sync_change,
+)
 from gateway.durations import parse_duration, parse_signed_duration
 from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_template
 from gateway.expr.filters import to_datetime
@@ -27,7 +34,6 @@ from gateway.ids import new_id
 from gateway.jsontext import loads
 from gateway.store.entities import Dispatch, NewJob, StoredEvent
 from gateway.store.interfaces import Store
-from gateway.sync import events as sync_events
 
 log = logging.getLogger("gateway.processing.dispatcher")
 DEFAULT_MAX_ATTEMPTS = 5
@@ -46,53 +52,42 @@ def evaluate(value: Any, variables: Mapping[str, Any], what: str) -> Any:
 
 
 def event_payload(integration: Integration, event: StoredEvent) -> Any:
-    """The parsed body of a stored event, as the mapping sees it."""
-    webhook = integration.webhook
-    if webhook is not None and webhook.format == "form":
-        return dict(parse_qsl(event.body.decode("utf-8", "replace"), keep_blank_values=True))
-    if not event.body.strip():
-        return {}
-    return loads(event.body)
+    """The parsed body of a stored event, as the mapping sees it (the pipeline's parse)."""
+    if integration.webhook is None or is_sync_event(event.type, event.headers):
+        return loads(event.body) if event.body.strip() else {}
+    return integration.webhook.pipeline.parse(event.body)
 
 
-def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, Any]]:
-    """The normalised events (name, data, ...) the integration's mapping makes of an event."""
-    if sync_events.is_sync_event(event):  # stored by a sync: its `emit` names the event
-        return sync_events.normalise(integration, event)
+def normalise(integration: Integration, event: StoredEvent) -> list[NormalisedEvent]:
+    """The normalised events the integration's mapping makes of a stored event; raises
+    DispatchError naming the expression when a rule fails."""
+    made = map_stored(integration, event)
+    if made.failures:
+        first = made.failures[0]
+        raise DispatchError(f"{first.where()}: {first.reason}")
+    return normalised(
+        made.events,
+        integration=integration.name,
+        tenant=event.tenant,
+        event_id=event.id,
+        event_type=event.type,
+        received_at=event.received_at,
+    )
+
+
+def map_stored(integration: Integration, event: StoredEvent) -> Mapped:
+    """The pipeline's map step over a stored event (a sync's event: its declared `emit`)."""
+    if is_sync_event(event.type, event.headers):
+        sync, change = sync_change(event.type, event.headers)
+        name = integration.sync_event_name(sync, change)
+        return Mapped([(name, loads(event.body))] if name else [], [])
     webhook = integration.webhook
     if webhook is None or event.type is None:
-        return []
-    mapping = (integration.spec["webhook"].get("map") or {}).get(event.type)
-    if mapping is None:
-        return []
-    variables = {
-        "body": event_payload(integration, event),
-        "headers": event.headers,
-        "query": {},
-        "integration": integration.name,
-        "tenant": event.tenant,
-    }
-    made = []
-    rules = mapping if isinstance(mapping, list) else [mapping]
-    for rule, render in zip(rules, webhook.map_data[event.type], strict=True):
-        if "condition" in rule and not evaluate(rule["condition"], variables, "condition"):
-            continue
-        try:
-            data = render(variables)
-        except RENDER_ERRORS as exc:
-            raise DispatchError(f"mapping of {event.type} to {rule['emit']}: {exc}") from exc
-        made.append(
-            {
-                "name": rule["emit"],
-                "data": data,
-                "integration": integration.name,
-                "tenant": event.tenant,
-                "id": event.id,
-                "type": event.type,
-                "received_at": event.received_at,
-            }
-        )
-    return made
+        return Mapped([], [])
+    variables = mapping_variables(
+        event_payload(integration, event), event.headers, integration.name, event.tenant
+    )
+    return webhook.pipeline.map(event.type, variables)
 
 
 def _target_integration(kind: str, spec: Mapping[str, Any]) -> str:
@@ -136,8 +131,8 @@ class Dispatcher:
             jobs: list[NewJob] = []
             cancels: list[tuple[str, str]] = []
             for index, made in enumerate(normalised):
-                for flow in self.flows.get(made["name"], ()):
-                    self._run_flow(flow, made, index, event, jobs, cancels)
+                for flow in self.flows.get(made.name, ()):
+                    self._run_flow(flow, made.as_dict(), index, event, jobs, cancels)
         except (DispatchError, ValueError) as exc:
             log.warning("event %s could not be dispatched: %s", event.id, exc)
             return Dispatch(event.id, "failed", error=str(exc))

@@ -70,6 +70,13 @@ class _AsymmetricVerifier:
     """A public-key scheme: any configured key may verify any candidate signature."""
 
     __slots__ = ("_load", "_message", "_public_key")
+    secret_headers: frozenset[str] = frozenset()
+    secret_body_path: str | None = None
+
+    @property
+    def signs_url(self) -> bool:
+        return self._message.signs_url
+
     _loader: Callable[..., Any]
     _signature_length: int | None
 

@@ -69,6 +69,12 @@ class SecretKeys:
 
 class HmacVerifier:
     __slots__ = ("_algorithm", "_keys", "_message", "_secret")
+    secret_headers: frozenset[str] = frozenset()
+    secret_body_path: str | None = None
+
+    @property
+    def signs_url(self) -> bool:
+        return self._message.signs_url
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         options.reject_unknown(spec, "verify", _KEYS)

@@ -15,6 +15,9 @@ class NoVerification:
     """Accepts every request. Only ever built from an explicit ``scheme: none`` with a reason."""
 
     __slots__ = ("reason",)
+    signs_url = False
+    secret_headers: frozenset[str] = frozenset()
+    secret_body_path: str | None = None
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         options.reject_unknown(spec, "verify", _KEYS)

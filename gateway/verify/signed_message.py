@@ -34,6 +34,10 @@ class SignedMessage:
         if self._template.uses_timestamp and self._timestamp is None:
             raise VerifyConfigError("verify.signed: {timestamp} needs a 'timestamp' declaration")
 
+    @property
+    def signs_url(self) -> bool:
+        return self._template.uses_url
+
     def read(self, request: WebhookRequest, now: float) -> tuple[list[bytes], bytes]:
         """The candidate signatures and the bytes they must sign; fails on a stale timestamp."""
         candidates, from_signature = self.signature.read(request.headers)

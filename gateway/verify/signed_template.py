@@ -17,7 +17,7 @@ _NAMED = {"body": _BODY, "timestamp": _TIMESTAMP, "url": _URL}
 
 
 class SignedTemplate:
-    __slots__ = ("_body_only", "_parts", "uses_timestamp")
+    __slots__ = ("_body_only", "_parts", "uses_timestamp", "uses_url")
 
     def __init__(self, template: str, *, id_header: str | None, where: str = "verify") -> None:
         parts: list[tuple[int, bytes, str]] = []
@@ -32,6 +32,7 @@ class SignedTemplate:
         self._parts = tuple(parts)
         self._body_only = self._parts == ((_BODY, b"", ""),)
         self.uses_timestamp = any(part[0] == _TIMESTAMP for part in parts)
+        self.uses_url = any(part[0] == _URL for part in parts)
 
     @staticmethod
     def _placeholder(name: str, id_header: str | None, where: str) -> tuple[int, bytes, str]:

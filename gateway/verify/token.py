@@ -32,6 +32,18 @@ class TokenVerifier:
         self._path_text = path or ""
         self._path = parse_body_path(path) if path else ()
 
+    signs_url = False
+
+    @property
+    def secret_headers(self) -> frozenset[str]:
+        """The token's header: it is the secret, never stored."""
+        return frozenset({self._header}) if self._header else frozenset()
+
+    @property
+    def secret_body_path(self) -> str | None:
+        """The token's place in the body: what it points at is masked before storing."""
+        return self._path_text or None
+
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         tokens = [text_bytes(secret) for secret in secrets(self._secret) if secret]
         if not tokens:

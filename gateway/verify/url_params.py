@@ -29,6 +29,9 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 class UrlParamsVerifier:
+    signs_url = True
+    secret_headers: frozenset[str] = frozenset()
+    secret_body_path: str | None = None
     __slots__ = (
         "_algorithm",
         "_body_hash_param",

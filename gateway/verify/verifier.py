@@ -31,6 +31,23 @@ SecretLookup = Callable[[Any], list[str]]
 
 
 class Verifier(Protocol):
+    """A scheme declares what ingress must do for it, so that ingress never asks its name."""
+
+    @property
+    def signs_url(self) -> bool:
+        """The public URL is signed: ingress builds it (it costs on every request)."""
+        ...
+
+    @property
+    def secret_headers(self) -> frozenset[str]:
+        """Request headers that hold a secret: never stored."""
+        ...
+
+    @property
+    def secret_body_path(self) -> str | None:
+        """A dotted body path (``[*]`` for every item) holding a secret: masked when stored."""
+        ...
+
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         """Return if the request is genuine; raise VerificationFailed otherwise. Never raises
         anything else, whatever the headers and body hold."""
