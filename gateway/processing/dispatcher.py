@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from gateway.config.model import Config, Integration
 from gateway.durations import parse_duration, parse_signed_duration
+from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_template
 from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
@@ -33,8 +34,8 @@ log = logging.getLogger("gateway.processing.dispatcher")
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-class DispatchError(Exception):
-    pass
+class DispatchError(Permanent):
+    """An event's mapping, a flow's condition or a schedule that fails on it: do not retry."""
 
 
 def evaluate(value: Any, variables: Mapping[str, Any], what: str) -> Any:
