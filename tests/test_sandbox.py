@@ -16,7 +16,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.cli.cmd_sandbox import add_sandbox_command
+from gateway.cli.cmd_sandbox import register as add_sandbox_command
 from gateway.sandbox import (
     ResponseRule,
     RuleError,

@@ -13,8 +13,8 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
+from gateway.cli.arguments import Subparsers
 from gateway.sandbox.server import SandboxHandle, running_sandbox
 
 RULES = Path(__file__).resolve().parents[2] / "sandbox" / "responses.yaml"
@@ -119,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the gateway wired to the provider sandbox, with demo secrets")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

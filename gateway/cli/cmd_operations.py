@@ -9,14 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-from collections.abc import Callable
-from typing import Any
 
+from gateway.cli.arguments import Subparsers, add_config_args
 from gateway.errors import UsageError
 from gateway.store import open_store
 from gateway.store.entities import JOB_STATUSES, Job, JobQuery
-
-AddConfigArgs = Callable[[argparse.ArgumentParser], None]
 
 
 def _when(stamp: float) -> str:
@@ -99,7 +96,7 @@ async def _replay(args: argparse.Namespace) -> int:
         await store.close()
 
 
-def register(sub: Any, add_config_args: AddConfigArgs) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("jobs", help="list, show and retry jobs of the durable queue")
     p.add_argument("action", nargs="?", choices=("list", "show", "retry"), default="list")
     p.add_argument("job", nargs="?", help="a job id (show, retry)")

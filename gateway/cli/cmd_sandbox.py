@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
-from gateway.errors import UsageError
+from gateway.cli.arguments import Subparsers
 from gateway.logs import configure_logging
-from gateway.sandbox.rules import RuleError
 from gateway.sandbox.server import DEFAULT_PORT, LOOPBACK, run_sandbox
 
 DEFAULT_RESPONSES = "sandbox/responses.yaml"
@@ -24,22 +22,19 @@ def _responses_default() -> str | None:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    try:
-        run_sandbox(
-            args.host,
-            args.port,
-            args.responses,
-            default_status=args.default_status,
-            log_level=args.log_level,
-        )
-    except (RuleError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+    run_sandbox(  # a bad rules file or a host that is not loopback: a UsageError
+        args.host,
+        args.port,
+        args.responses,
+        default_status=args.default_status,
+        log_level=args.log_level,
+    )
     return 0
 
 
-def add_sandbox_command(subparsers: Any) -> argparse.ArgumentParser:
+def register(sub: Subparsers) -> argparse.ArgumentParser:
     """Register ``sandbox --host --port --responses FILE`` on the CLI's subparsers."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
+    p: argparse.ArgumentParser = sub.add_parser(
         "sandbox", help="run the provider sandbox: records requests, answers from declared rules"
     )
     p.add_argument("--host", default=LOOPBACK, help="a loopback address (default: 127.0.0.1)")

@@ -18,17 +18,15 @@ import asyncio
 import datetime
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import httpx
 
+from gateway.cli.arguments import Subparsers, add_config_args, named_integration
 from gateway.config.model import DEFAULT_TENANT, Config, load_config
 from gateway.config.settings import Settings
 from gateway.credentials.secrets import Cipher, SecretSource
-from gateway.diagnostics import render
-from gateway.errors import ConfigError, CredentialError, UsageError
+from gateway.errors import UsageError
 from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
 from gateway.store import open_store
@@ -37,8 +35,6 @@ from gateway.store.sync_model import SyncCounts, SyncRun, SyncRunQuery
 from gateway.sync.runner import RunSummary, SyncRunner
 from gateway.sync.scheduler import eligible_tenants
 from gateway.sync.spec import integration_syncs
-
-AddConfigArgs = Callable[[argparse.ArgumentParser], None]
 
 
 def _when(stamp: float | None) -> str:
@@ -95,11 +91,7 @@ def log_line(run: SyncRun) -> str:
 
 
 def _selected(config: Config, integration: str, sync: str | None) -> list[str]:
-    found = config.integrations.get(integration)
-    if found is None:
-        known = ", ".join(sorted(config.integrations))
-        raise UsageError(f"no integration '{integration}' (known: {known})")
-    syncs = sorted(integration_syncs(found))
+    syncs = sorted(integration_syncs(named_integration(config, integration)))
     if not syncs:
         raise UsageError(f"integration '{integration}' declares no syncs")
     if sync is not None and sync not in syncs:
@@ -117,12 +109,7 @@ async def _tenants(
 
 
 def _cipher(settings: Settings) -> Cipher | None:
-    if not settings.secret_keys:
-        return None
-    try:
-        return Cipher(settings.secret_keys)
-    except CredentialError as exc:
-        raise UsageError(str(exc)) from exc
+    return Cipher(settings.secret_keys) if settings.secret_keys else None
 
 
 async def run_syncs(
@@ -135,9 +122,9 @@ async def run_syncs(
 ) -> int:
     """Run the selected syncs now, printing one line per run; 0 when all succeeded."""
     syncs = _selected(config, args.integration, args.sync)
+    cipher = _cipher(Settings.from_env(environ))
     store = open_store(args.db)
     await store.open()
-    cipher = _cipher(Settings.from_env(environ))
     secrets = SecretSource(environ, store, cipher)
     outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
     try:
@@ -178,17 +165,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return asyncio.run(show_log(args))
     if not args.integration:
         raise UsageError("name an INTEGRATION to sync, or give --log to show the sync log")
-    return asyncio.run(run_syncs(args, _config(args.integrations), os.environ))
-
-
-def _config(folder: str) -> Config:
-    """The linted configuration; its errors are printed as `gateway lint` prints them."""
-    try:
-        return load_config(folder, os.environ)
-    except ConfigError as exc:
-        files = len({d.path for d in exc.diagnostics})
-        print(render(exc.diagnostics, "text", files), file=sys.stderr)
-        raise SystemExit(1) from exc
+    config = load_config(args.integrations, os.environ)
+    return asyncio.run(run_syncs(args, config, os.environ))
 
 
 def _positive(text: str) -> int:
@@ -197,7 +175,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def register(sub: Any, add_config_args: AddConfigArgs) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "sync", help="run declared syncs now (one summary line per run), or show the sync log"
     )

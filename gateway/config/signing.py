@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.config.examples import OutgoingRequest, example_request
 from gateway.config.model import Integration
+from gateway.errors import UsageError
 
 _HASHES: dict[str, Callable[..., Any]] = {
     "sha1": hashlib.sha1,
@@ -25,8 +26,8 @@ _HASHES: dict[str, Callable[..., Any]] = {
 }
 
 
-class SigningError(Exception):
-    pass
+class SigningError(UsageError):
+    """The example cannot be signed as asked: a secret or the private key is missing or wrong."""
 
 
 def _key(spec: Mapping[str, Any], secret: str) -> bytes:

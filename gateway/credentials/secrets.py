@@ -45,7 +45,13 @@ class Cipher:
             ) from exc
 
     def rotate(self, token: bytes) -> bytes:
-        return self._fernet.rotate(token)
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken as exc:
+            raise CredentialError(
+                "a stored credential cannot be decrypted with GATEWAY_SECRET_KEY: keep the old"
+                " key in the list (after the new one) until rotate has run"
+            ) from exc
 
 
 class SecretSource:

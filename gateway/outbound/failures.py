@@ -6,6 +6,8 @@ engine passes every message and provider body through `Redactor.redact` before r
 
 from __future__ import annotations
 
+from gateway.errors import Permanent
+
 
 class OutboundError(Exception):
     """Base of every error an outbound call raises. `reason` is the human message."""
@@ -66,11 +68,11 @@ class RateLimitedError(RetryableError):
         super().__init__(reason, retry_after, None, kind="rate_limited")
 
 
-class PermanentError(OutboundError):
+class PermanentError(OutboundError, Permanent):
     """Do not retry: dead-letter with `reason` and the provider's (truncated) error `body`."""
 
     def __init__(self, reason: str, status: int | None = None, body: str | None = None) -> None:
-        super().__init__(reason, status)
+        super().__init__(reason, status)  # OutboundError's, then Permanent's
         self.body = body
 
 

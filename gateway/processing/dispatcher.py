@@ -28,6 +28,7 @@ from gateway.config.pipeline import (
     sync_change,
 )
 from gateway.durations import parse_duration, parse_signed_duration
+from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_template
 from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
@@ -39,8 +40,8 @@ log = logging.getLogger("gateway.processing.dispatcher")
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-class DispatchError(Exception):
-    pass
+class DispatchError(Permanent):
+    """An event's mapping, a flow's condition or a schedule that fails on it: do not retry."""
 
 
 def evaluate(value: Any, variables: Mapping[str, Any], what: str) -> Any:

@@ -16,13 +16,14 @@ from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gateway.config.model import Config
+from gateway.errors import Permanent
 from gateway.expr.expressions import MissingValue, render_value
 from gateway.expr.filters import FILTERS, e164
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
-class InvalidMessage(Exception):
+class InvalidMessage(Permanent):
     """The message cannot be sent as declared (bad recipient, unknown channel): do not retry."""
 
 

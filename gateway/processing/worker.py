@@ -18,12 +18,13 @@ from typing import Any
 
 from gateway.config.model import Config
 from gateway.counters import Counters
+from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, render_value
 from gateway.outbound.caller import Caller
 from gateway.outbound.classify import RetryPolicy, retry_delay
-from gateway.outbound.failures import PermanentError, RetryableError
-from gateway.processing.dispatcher import DispatchError, evaluate
-from gateway.processing.messaging import InvalidMessage, Messenger
+from gateway.outbound.failures import RetryableError
+from gateway.processing.dispatcher import evaluate
+from gateway.processing.messaging import Messenger
 from gateway.store.entities import Job, JobOutcome
 from gateway.store.interfaces import Store
 
@@ -102,10 +103,8 @@ class Worker:
             result = await self._attempt(job)
         except RetryableError as exc:
             return self._retry_or_bury(job, exc)
-        except (PermanentError, InvalidMessage, DispatchError) as exc:
-            reason = getattr(exc, "reason", str(exc))
-            body = getattr(exc, "body", None)
-            return self._dead(job, f"{reason}: {body}" if body else reason)
+        except Permanent as exc:  # an outbound 4xx, an invalid message, a failing expression
+            return self._dead(job, f"{exc.reason}: {exc.body}" if exc.body else exc.reason)
         except RENDER_ERRORS as exc:
             return self._dead(job, f"rendering failed: {exc}")
         except Exception as exc:  # the edge: anything else is retried, then dead, never lost

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.durations import parse_duration
+from gateway.errors import UsageError
 from gateway.sandbox.matching import conditions_hold, glob_pattern
 from gateway.sandbox.recording import RecordedRequest
 from gateway.sandbox.templating import Renderer, TemplateError, compile_text, compile_value
@@ -42,7 +43,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 WHEN_KEYS = ("body_contains", "json", "form", "query", "headers")
 
 
-class RuleError(ValueError):
+class RuleError(UsageError, ValueError):
     """A rule that cannot be used. Messages from loading name the file and the rule's index."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from gateway.errors import UsageError
 from gateway.sandbox.app import SandboxApp, create_sandbox_app
 from gateway.sandbox.loading import load_rules
 from gateway.sandbox.recording import RecordedRequest
@@ -83,6 +84,10 @@ class SandboxHandle:
         self.sandbox.reset()
 
 
+class NotLoopback(UsageError, ValueError):
+    """The sandbox was asked to listen on an address others can reach."""
+
+
 def _check_loopback(host: str) -> None:
     if host == "localhost":
         return
@@ -91,7 +96,7 @@ def _check_loopback(host: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ValueError(
+        raise NotLoopback(
             f"the sandbox binds only to loopback addresses (127.0.0.1, ::1), not {host!r}: "
             "anyone who reaches it can change its answers"
         )
@@ -106,7 +111,8 @@ def run_sandbox(
     log_level: str = "info",
 ) -> None:
     """Serve the sandbox in the foreground until interrupted. Raises ``RuleError`` for a bad
-    rules file and ``ValueError`` for a host that is not a loopback address."""
+    rules file and ``NotLoopback`` for a host that is not a loopback address (both are
+    ``UsageError``s, and ``ValueError``s)."""
     _check_loopback(host)
     rules = load_rules(rules_file) if rules_file is not None else []
     app = create_sandbox_app(rules, default_status=default_status)

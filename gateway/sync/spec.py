@@ -9,14 +9,19 @@ from typing import Any
 
 from gateway.config.model import Config, Integration
 from gateway.durations import parse_duration
+from gateway.errors import GatewayError, UsageError
 from gateway.expr.expressions import Expression, compile_expression, tenant_vars_needed
 
 CHANGES = ("created", "updated", "deleted")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class SyncError(Exception):
+class SyncError(GatewayError):
     """A sync that cannot go on: a bad response, an expression that fails on it, ..."""
+
+
+class UnknownSync(SyncError, UsageError):
+    """No such integration, or it declares no such sync."""
 
 
 def _expr(value: Any) -> Expression | None:
@@ -173,9 +178,9 @@ def declared_syncs(config: Config) -> Iterator[SyncSpec]:
 def find_sync(config: Config, integration: str, name: str) -> SyncSpec:
     found = config.integrations.get(integration)
     if found is None:
-        raise SyncError(f"no integration '{integration}'")
+        raise UnknownSync(f"no integration '{integration}'")
     syncs = integration_syncs(found)
     if name not in syncs:
         known = ", ".join(sorted(syncs)) or "none"
-        raise SyncError(f"integration '{integration}' has no sync '{name}' (its syncs: {known})")
+        raise UnknownSync(f"integration '{integration}' has no sync '{name}' (its syncs: {known})")
     return syncs[name]

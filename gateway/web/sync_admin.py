@@ -23,7 +23,7 @@ from gateway.config.model import DEFAULT_TENANT
 from gateway.store.interfaces import Store
 from gateway.store.sync_model import SyncRunQuery
 from gateway.sync.runner import SyncRunner
-from gateway.sync.spec import SyncError, declared_syncs
+from gateway.sync.spec import UnknownSync, declared_syncs
 from gateway.web.admin_api import guarded
 from gateway.web.error_handlers import error_response
 
@@ -63,7 +63,7 @@ def routes(store: Store, token: Secret | None, runner: SyncRunner, spawn: Spawn)
         full = params.get("full", "").lower() in _TRUE
         try:
             started = await runner.start(integration, sync, tenant, full=full)
-        except SyncError as exc:
+        except UnknownSync as exc:
             return error_response(404, str(exc))
         if started is None:
             message = f"a run of {integration}.{sync} for {tenant} is going on"
