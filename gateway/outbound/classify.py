@@ -127,10 +127,15 @@ def error_body(response: httpx.Response) -> str:
 
 
 def classify_response(
-    response: httpx.Response, policy: RetryPolicy, now: datetime | None = None
+    response: httpx.Response,
+    policy: RetryPolicy,
+    now: datetime | None = None,
+    ok_status: frozenset[int] = frozenset(),
 ) -> Classification:
+    """`ok_status`: the endpoint's statuses that count as success besides 2xx (a delete of
+    something already gone: 404, 410)."""
     status = response.status_code
-    if 200 <= status < 300:
+    if 200 <= status < 300 or status in ok_status:
         return Classification("success", "status", Outcome.SUCCESS, status)
     body = error_body(response)
     headers = {k.lower(): v for k, v in response.headers.items()}

@@ -44,8 +44,8 @@ _REASON_SNIPPET = 200
 
 @dataclass(frozen=True, slots=True)
 class OutboundResult:
-    """A successful (2xx) answer. `elapsed`: seconds of HTTP exchange; `waited`: seconds
-    spent waiting for the rate limiter first."""
+    """A successful answer (2xx, or one of the endpoint's `ok_status`). `elapsed`: seconds
+    of HTTP exchange; `waited`: seconds spent waiting for the rate limiter first."""
 
     status: int
     headers: httpx.Headers
@@ -266,7 +266,7 @@ class OutboundClient:
         policy: RetryPolicy,
     ) -> Outcome:
         """The breaker's verdict on a success; a failed answer raises `_Failed`."""
-        found = classify_response(response, policy)
+        found = classify_response(response, policy, ok_status=endpoint.ok_status)
         if found.verdict == "success":
             return found.breaker
         body = redactor.redact(found.body or "")
