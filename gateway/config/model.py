@@ -12,8 +12,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gateway.config.envsubst import substitute
+from gateway.config.api import Api, RetryPolicy
+from gateway.config.channels import Channel
+from gateway.config.envsubst import secret_names, substitute
 from gateway.config.lint import default_templates_dir, lint
+from gateway.config.syncs import SyncSpec
 from gateway.diagnostics import Diagnostic
 from gateway.durations import parse_size
 from gateway.errors import ConfigError
@@ -23,6 +26,8 @@ from gateway.verify.verifier import Verifier
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_TENANT = "default"
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NO_API_RETRY = RetryPolicy()
 
 
 def _expr(value: Any) -> Expression | None:
@@ -80,6 +85,8 @@ class Webhook:
     map_data: Mapping[str, tuple[Callable[[Mapping[str, Any]], Any], ...]] = field(
         default_factory=dict
     )
+    # event type -> its mapping rules as declared (emit, condition, data)
+    map_rules: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Webhook:
@@ -110,20 +117,68 @@ class Webhook:
                     for event_type, rules in (spec.get("map") or {}).items()
                 }
             ),
+            map_rules=MappingProxyType(
+                {
+                    event_type: tuple(rules if isinstance(rules, list) else [rules])
+                    for event_type, rules in (spec.get("map") or {}).items()
+                }
+            ),
         )
 
 
 @dataclass(frozen=True)
 class Integration:
     name: str
-    spec: Mapping[str, Any]
     webhook: Webhook | None
     source: str
+    api: Api | None = None
+    channels: Mapping[str, Channel] = field(default_factory=lambda: _EMPTY)
+    syncs: Mapping[str, SyncSpec] = field(default_factory=lambda: _EMPTY)
+    examples: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
+    secret_names: frozenset[str] = frozenset()  # every secret the document refers to
+    _document: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, repr=False)
+
+    @classmethod
+    def build(cls, data: Mapping[str, Any], source: str) -> Integration:
+        """An integration document (linted and substituted), compiled."""
+        name = str(data["name"])
+        api = data.get("api")
+        examples = data.get("examples") or {}
+        return cls(
+            name=name,
+            webhook=Webhook.build(data["webhook"]) if "webhook" in data else None,
+            source=source,
+            api=Api.build(name, api) if isinstance(api, Mapping) else None,
+            channels=MappingProxyType(
+                {key: Channel.build(key, c) for key, c in (data.get("channels") or {}).items()}
+            ),
+            syncs=MappingProxyType(
+                {key: SyncSpec.build(name, key, s) for key, s in (data.get("syncs") or {}).items()}
+            ),
+            examples=MappingProxyType(
+                {
+                    key: MappingProxyType(dict(e))
+                    for key, e in examples.items()
+                    if isinstance(e, Mapping)
+                }
+            ),
+            secret_names=frozenset(secret_names(data)),
+            _document=MappingProxyType(dict(data)),
+        )
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        """TRANSITIONAL: the raw document, read only by gateway/cli/server_commands.py (which
+        is to read `examples` and `secret_names` instead); remove with those two reads."""
+        return self._document
 
     def example(self, name: str) -> Mapping[str, Any] | None:
-        examples = self.spec.get("examples") or {}
-        found = examples.get(name)
-        return found if isinstance(found, Mapping) else None
+        return self.examples.get(name)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How calls to this integration are retried (the defaults without an api section)."""
+        return self.api.retry if self.api is not None else _NO_API_RETRY
 
 
 @dataclass(frozen=True)
@@ -144,6 +199,11 @@ class Config:
     tenants: Mapping[str, Tenant]
     templates_dir: Path
     warnings: tuple[Diagnostic, ...] = field(default=())
+
+    def retry_policy(self, integration: str) -> RetryPolicy:
+        """How jobs calling `integration` are retried (the defaults for an unknown one)."""
+        found = self.integrations.get(integration)
+        return found.retry if found is not None else _NO_API_RETRY
 
     def tenant_variables(self, tenant: str) -> dict[str, Any]:
         """What ``tenant`` is in templates: {name, vars, timezone} (empty for an undeclared one)."""
@@ -168,8 +228,7 @@ def build_config(
     for kind, source, raw in documents:
         data = substitute(raw, environ)
         if kind == "integration":
-            webhook = Webhook.build(data["webhook"]) if "webhook" in data else None
-            integrations[data["name"]] = Integration(data["name"], data, webhook, source)
+            integrations[data["name"]] = Integration.build(data, source)
         elif kind == "flow":
             flows.append(MappingProxyType(data))
         elif kind == "tenant":

@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, quote
 
 import httpx
 
+from gateway.config.api import RetryPolicy
 from gateway.outbound.classify import (
-    RetryPolicy,
     classify_exception,
     error_body,
     parse_retry_after,
@@ -53,7 +53,7 @@ class _TokenEndpoint:
         wall_clock: Callable[[], float],
     ) -> None:
         self.integration = integration
-        self.spec = spec
+        self.auth = spec
         self._send = send
         self._timeout = timeout
         self.wall_clock = wall_clock
@@ -71,7 +71,7 @@ class _TokenEndpoint:
 
     async def fetch(self, form: dict[str, str], redactor: Redactor, what: str) -> dict[str, Any]:
         """POST the token request; the answer's fields (access_token checked)."""
-        spec = self.spec
+        spec = self.auth
         url = redactor.require(spec.get("token_url"), "auth.token_url")
         client_id = redactor.require(spec.get("client_id"), "auth.client_id")
         client_secret = redactor.secret(spec.get("client_secret"), "auth.client_secret")
@@ -226,7 +226,7 @@ class RefreshTokenAuth:
             if cached and cached[0] != stale and cached[1] > now:
                 redactor.remember(cached[0])
                 return cached[0]
-            configured_ref = endpoint.spec.get("refresh_token")
+            configured_ref = endpoint.auth.get("refresh_token")
             configured = redactor.optional(configured_ref)
             redactor.remember(configured)
             initial = _fingerprint(configured) if configured else None

@@ -30,7 +30,6 @@ from gateway.store.interfaces import Store
 from gateway.sync import events as sync_events
 
 log = logging.getLogger("gateway.processing.dispatcher")
-DEFAULT_MAX_ATTEMPTS = 5
 
 
 class DispatchError(Exception):
@@ -62,8 +61,8 @@ def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, An
     webhook = integration.webhook
     if webhook is None or event.type is None:
         return []
-    mapping = (integration.spec["webhook"].get("map") or {}).get(event.type)
-    if mapping is None:
+    rules = webhook.map_rules.get(event.type)
+    if rules is None:
         return []
     variables = {
         "body": event_payload(integration, event),
@@ -73,7 +72,6 @@ def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, An
         "tenant": event.tenant,
     }
     made = []
-    rules = mapping if isinstance(mapping, list) else [mapping]
     for rule, render in zip(rules, webhook.map_data[event.type], strict=True):
         if "condition" in rule and not evaluate(rule["condition"], variables, "condition"):
             continue
@@ -121,9 +119,7 @@ class Dispatcher:
         self.wake = asyncio.Event()
 
     def _max_attempts(self, integration: str) -> int:
-        found = self.config.integrations.get(integration)
-        retry = ((found.spec.get("api") or {}).get("retry") or {}) if found else {}
-        return int(retry.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+        return self.config.retry_policy(integration).max_attempts
 
     def dispatch(self, event: StoredEvent) -> Dispatch:
         integration = self.config.integrations.get(event.integration)

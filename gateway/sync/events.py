@@ -59,8 +59,8 @@ def normalise(integration: Integration, event: StoredEvent) -> list[dict[str, An
     """The normalised event a sync event stands for (none when its sync no longer emits it)."""
     sync = event.headers.get(SYNC_HEADER, "")
     change = (event.type or "").rpartition(".")[2]
-    declared = (integration.spec.get("syncs") or {}).get(sync) or {}
-    name = (declared.get("emit") or {}).get(change)
+    declared = integration.syncs.get(sync)
+    name = declared.emit.get(change) if declared is not None else None
     if not name:
         return []
     return [
