@@ -15,6 +15,7 @@ from typing import Any
 from gateway.config.api import Api, RetryPolicy
 from gateway.config.channels import Channel
 from gateway.config.envsubst import secret_names, substitute
+from gateway.config.flows import Flow
 from gateway.config.lint import default_templates_dir, lint
 from gateway.config.syncs import SyncSpec
 from gateway.diagnostics import Diagnostic
@@ -195,7 +196,7 @@ class Tenant:
 @dataclass(frozen=True)
 class Config:
     integrations: Mapping[str, Integration]
-    flows: tuple[Mapping[str, Any], ...]
+    flows: tuple[Flow, ...]
     tenants: Mapping[str, Tenant]
     templates_dir: Path
     warnings: tuple[Diagnostic, ...] = field(default=())
@@ -223,14 +224,14 @@ def build_config(
 ) -> Config:
     """Compile linted documents: (kind, source path, data) each."""
     integrations: dict[str, Integration] = {}
-    flows: list[Mapping[str, Any]] = []
+    flows: list[Flow] = []
     tenants: dict[str, Tenant] = {}
     for kind, source, raw in documents:
         data = substitute(raw, environ)
         if kind == "integration":
             integrations[data["name"]] = Integration.build(data, source)
         elif kind == "flow":
-            flows.append(MappingProxyType(data))
+            flows.append(Flow.build(data, source))
         elif kind == "tenant":
             listed = data.get("integrations")
             tenants[data["name"]] = Tenant(
