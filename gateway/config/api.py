@@ -124,6 +124,48 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSpec:
+    """An integration's ``api.auth`` mapping. Credentials stay as declared (a secret reference
+    or a string): they are resolved per call, for the tenant calling."""
+
+    type: str = "none"  # none | bearer | basic | api_key | oauth2_client_credentials | ...
+    token: Any = field(default=None, repr=False)  # bearer
+    username: Any = field(default=None, repr=False)  # basic
+    password: Any = field(default=None, repr=False)
+    key: Any = field(default=None, repr=False)  # api_key: sent in header or query `name`
+    name: str = ""
+    location: str = "header"  # `in`: header | query
+    prefix: str = ""
+    token_url: Any = None  # the OAuth2 flows
+    client_id: Any = field(default=None, repr=False)
+    client_secret: Any = field(default=None, repr=False)
+    refresh_token: Any = field(default=None, repr=False)
+    scope: str | None = None
+    client_auth: str = "body"  # body | basic (RFC 6749 2.3.1)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any] | None) -> AuthSpec:
+        spec = spec or {}
+        default = cls()
+        return cls(
+            type=str(spec.get("type", default.type)),
+            token=spec.get("token"),
+            username=spec.get("username"),
+            password=spec.get("password"),
+            key=spec.get("key"),
+            name=str(spec.get("name", default.name)),
+            location=str(spec.get("in", default.location)),
+            prefix=str(spec.get("prefix") or default.prefix),
+            token_url=spec.get("token_url"),
+            client_id=spec.get("client_id"),
+            client_secret=spec.get("client_secret"),
+            refresh_token=spec.get("refresh_token"),
+            scope=str(spec["scope"]) if spec.get("scope") else None,
+            client_auth=str(spec.get("client_auth", default.client_auth)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     integration: str
     name: str
@@ -150,7 +192,7 @@ class Api:
     headers: Mapping[str, Any]
     timeout: float
     endpoints: Mapping[str, Endpoint]
-    auth: Mapping[str, Any] | None = field(default=None, repr=False)  # rendered per call
+    auth: AuthSpec = field(default_factory=AuthSpec)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     circuit_breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     rate_limit: RateLimit = field(default_factory=RateLimit)
@@ -185,14 +227,13 @@ class Api:
                 str(health["path"]),
                 timeout=timeout,
             )
-        auth = spec.get("auth")
         return cls(
             integration=integration,
             base_url=str(spec["base_url"]),
             headers=MappingProxyType(dict(spec.get("headers") or {})),
             timeout=timeout,
             endpoints=MappingProxyType(endpoints),
-            auth=MappingProxyType(dict(auth)) if isinstance(auth, Mapping) else None,
+            auth=AuthSpec.from_spec(spec.get("auth")),
             retry=RetryPolicy.from_spec(spec.get("retry")),
             circuit_breaker=BreakerPolicy.from_spec(spec.get("circuit_breaker")),
             rate_limit=RateLimit.from_spec(spec.get("rate_limit")),
