@@ -34,12 +34,12 @@ def _value(spec: Mapping[str, Any], key: str) -> Value | None:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """A send or a call, the job an action enqueues. `spec` is what the job stores and the
+    """A send or a call, the job an action enqueues. `stored` is what the job stores and the
     worker runs: the send or call mapping, with the task's own condition (checked again when
     it runs)."""
 
     kind: Literal["send", "call"]
-    spec: Mapping[str, Any]
+    stored: Mapping[str, Any]
     integration: str  # the integration called: the channel's or the endpoint's
 
     @classmethod

@@ -193,7 +193,7 @@ class Dispatcher:
                     integration=target,
                     tenant=event.tenant,
                     schedule_key=schedule_key,
-                    spec=json.dumps(dict(task.spec)),
+                    spec=json.dumps(dict(task.stored)),
                     context=context,
                     run_at=run_at,
                     max_attempts=self._max_attempts(target),
