@@ -185,6 +185,9 @@ class Endpoint:
         return f"{self.integration}.{self.name}"
 
 
+_ENDPOINT_ENCODING = Endpoint.__dataclass_fields__["encoding"].default
+
+
 @dataclass(frozen=True, slots=True)
 class Api:
     integration: str
@@ -207,7 +210,7 @@ class Api:
                 name=name,
                 method=str(ep["method"]).upper(),
                 path=str(ep["path"]),
-                encoding=ep.get("encoding", "json"),
+                encoding=str(ep.get("encoding", _ENDPOINT_ENCODING)),
                 headers=MappingProxyType(dict(ep.get("headers") or {})),
                 query=ep.get("query"),
                 body=ep.get("body"),

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import httpx
 
-from gateway.config.api import AuthSpec
+from gateway.config.api import DEFAULT_TIMEOUT, AuthSpec
 from gateway.outbound.failures import RequestBuildError
 from gateway.outbound.oauth import ClientCredentialsAuth, RefreshTokenAuth
 from gateway.outbound.redactor import Redactor
@@ -121,7 +121,7 @@ def build_auth(
     *,
     tokens: TokenStore,
     send: Send,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
     wall_clock: Callable[[], float] = time.time,
 ) -> Auth:
     """The `Auth` for an integration's compiled ``api.auth``. `send` posts token requests (the

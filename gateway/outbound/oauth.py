@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote
 
 import httpx
 
-from gateway.config.api import AuthSpec, RetryPolicy
+from gateway.config.api import DEFAULT_TIMEOUT, AuthSpec, RetryPolicy
 from gateway.outbound.classify import (
     classify_exception,
     error_body,
@@ -158,7 +158,7 @@ class ClientCredentialsAuth:
         spec: AuthSpec,
         *,
         send: Send,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._endpoint = _TokenEndpoint(
@@ -205,7 +205,7 @@ class RefreshTokenAuth:
         *,
         tokens: TokenStore,
         send: Send,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._endpoint = _TokenEndpoint(
