@@ -1,5 +1,6 @@
 """The outbound HTTP engine: one pooled httpx client; per integration a rate limiter, a
-circuit breaker, authentication and a retry policy, all read from the YAML.
+circuit breaker, authentication and a retry policy, all built from the integration's
+compiled ``api`` section (`gateway.config.api.Api`).
 
 `OutboundClient.call` makes ONE attempt and either returns an `OutboundResult` or raises a
 `RetryableError` (its subclasses `CircuitOpenError` and `RateLimitedError` included) or a
