@@ -14,6 +14,7 @@ import pytest
 from conftest import ADMIN_TOKEN, REPO, AppFactory, admin
 from starlette.requests import ClientDisconnect
 
+from gateway.config.flows import Flow
 from gateway.config.model import load_config
 from gateway.ingress.replies import BodyTooLarge, read_body
 from gateway.processing.dispatcher import Dispatcher
@@ -282,7 +283,9 @@ def test_a_job_whose_worker_died_on_its_last_attempt_is_dead(tmp_path: Path) -> 
 
 def test_the_same_event_emitted_twice_runs_its_flows_twice() -> None:
     event = StoredEvent("evt_1", "calcom", "default", None, "X", 0.0, "pending", {}, b"{}")
-    flow = {"name": "f", "event": "a.b", "actions": [{"call": {"endpoint": "calcom.get_booking"}}]}
+    flow = Flow.build(
+        {"name": "f", "event": "a.b", "actions": [{"call": {"endpoint": "calcom.get_booking"}}]}
+    )
     dispatcher = Dispatcher(CONFIG, store=None)  # type: ignore[arg-type]
     jobs: list[NewJob] = []
     made = {"name": "a.b", "data": {}}

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from gateway.config.api import BreakerPolicy
 from gateway.outbound import CircuitBreaker, CircuitOpenError
 from gateway.outbound.breaker import Outcome, State, Ticket
 
@@ -33,7 +34,7 @@ def make(clock: Clock) -> CircuitBreaker:
         "timeout": "60s",
         "half_open_max_attempts": 3,
     }
-    return CircuitBreaker.from_spec(spec, name="calcom", clock=clock)
+    return CircuitBreaker.from_policy(BreakerPolicy.from_spec(spec), name="calcom", clock=clock)
 
 
 def test_full_cycle(caplog: pytest.LogCaptureFixture) -> None:
@@ -126,7 +127,7 @@ def test_outcomes_of_calls_started_before_opening_are_ignored() -> None:
 
 def test_snapshot_and_defaults() -> None:
     clock = Clock()
-    breaker = CircuitBreaker.from_spec(None, clock=clock)
+    breaker = CircuitBreaker.from_policy(BreakerPolicy.from_spec(None), clock=clock)
     assert breaker.snapshot() == {
         "state": "closed",
         "consecutive_failures": 0,

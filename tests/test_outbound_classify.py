@@ -162,7 +162,7 @@ def test_retry_delay_prefers_what_the_provider_asked() -> None:
 
 def _shipped_policy(name: str) -> RetryPolicy:
     config = load_config(REPO / "integrations.d", {})
-    return RetryPolicy.from_spec(config.integrations[name].spec["api"]["retry"])
+    return config.integrations[name].retry
 
 
 @pytest.mark.parametrize(

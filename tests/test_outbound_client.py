@@ -27,6 +27,8 @@ from gateway.outbound import (
     RateLimitedError,
     RetryableError,
 )
+from gateway.processing.worker import Worker
+from gateway.store.entities import Job
 
 REPO = Path(__file__).resolve().parent.parent
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -430,3 +432,41 @@ def test_shipped_twilio_message_uses_basic_auth_and_the_account_path() -> None:
     assert sent.headers["authorization"] == "Basic " + base64.b64encode(b"AC123:tw-token").decode()
     assert dict(parse_qsl(sent.content.decode()))["Body"] == "See you at 10:00"
     assert sent.extensions["timeout"]["read"] == 15.0
+
+
+def _with_delete() -> Config:
+    return acme(
+        endpoints={
+            "delete_thing": {"method": "DELETE", "path": "/things/{id}", "ok_status": [404, 410]}
+        }
+    )
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_declared_ok_status_is_a_success(status: int) -> None:
+    outbound, _ = make(lambda r: httpx.Response(status, text="gone"), _with_delete())
+    result = run(outbound, lambda: call(outbound, "delete_thing", params={"id": "t1"}))
+    assert result.status == status
+    assert result.text == "gone"
+
+
+def test_a_status_not_declared_ok_is_still_permanent() -> None:
+    outbound, _ = make(lambda r: httpx.Response(403, text="no"), _with_delete())
+    with pytest.raises(PermanentError) as caught:
+        run(outbound, lambda: call(outbound, "delete_thing", params={"id": "t1"}))
+    assert caught.value.status == 403
+
+
+def test_a_job_whose_endpoint_answers_a_declared_ok_status_succeeds() -> None:
+    config = _with_delete()
+    outbound, _ = make(lambda r: httpx.Response(404, text="already gone"), config)
+    spec = json.dumps({"endpoint": "acme.delete_thing", "params": {"id": "t1"}})
+    job = Job(
+        "job_1", "k", "evt_1", "flow", "a", "call", "acme", "demo", None, spec, "{}",
+        "running", 1, 5, 0.0, None, None, 0.0, 0.0,
+    )  # fmt: skip
+    worker = Worker(config, store=None, caller=outbound)  # type: ignore[arg-type]
+
+    outcome = run(outbound, lambda: worker.execute(job))
+    assert outcome.status == "succeeded"
+    assert json.loads(outcome.result or "{}") == {"status": 404, "body": "already gone"}

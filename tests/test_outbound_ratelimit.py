@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 from virtualclock import VirtualClock
 
+from gateway.config.api import RateLimit
 from gateway.outbound import RateLimitedError, RateLimiter
 
 
@@ -228,8 +229,16 @@ def test_random_traffic_never_exceeds_any_window(seed: int) -> None:
 
 
 def test_from_spec_reads_the_yaml_mapping() -> None:
-    limiter = RateLimiter.from_spec(
-        {"per_second": 10, "per_minute": 100, "per_hour": 1000, "concurrent": 4, "max_wait": "1m"}
+    limiter = RateLimiter.from_policy(
+        RateLimit.from_spec(
+            {
+                "per_second": 10,
+                "per_minute": 100,
+                "per_hour": 1000,
+                "concurrent": 4,
+                "max_wait": "1m",
+            }
+        )
     )
     snap = limiter.snapshot()
     assert snap["windows"] == {
@@ -238,4 +247,4 @@ def test_from_spec_reads_the_yaml_mapping() -> None:
         "per_hour": {"count": 0, "limit": 1000},
     }
     assert snap["max_wait"] == 60.0 and snap["concurrent"] == 4
-    assert RateLimiter.from_spec(None).snapshot()["windows"] == {}
+    assert RateLimiter.from_policy(RateLimit.from_spec(None)).snapshot()["windows"] == {}

@@ -11,14 +11,14 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from gateway.config.api import Api
 from gateway.config.envsubst import SecretRef
-from gateway.config.model import Integration, build_config
+from gateway.config.model import build_config
 from gateway.credentials.secrets import SecretLookup
 from gateway.outbound import MissingSecretError, RequestBuildError
-from gateway.outbound.api import Api
 from gateway.outbound.formencode import flatten
 from gateway.outbound.redactor import Redactor
-from gateway.outbound.request import build_request
+from gateway.outbound.request import build_request, find_endpoint
 
 SPEC: dict[str, Any] = {
     "base_url": "https://api.example.test/",
@@ -68,9 +68,9 @@ def redactor(environ: Mapping[str, str] | None = None) -> Redactor:
 def build(
     endpoint: str, *, tenant: Any = TENANT, env: Mapping[str, str] | None = None, **kwargs: Any
 ) -> httpx.Request:
-    api = Api.from_integration(Integration("example", {"api": SPEC}, None, "example.yaml"))
+    api = Api.build("example", SPEC)
     return build_request(
-        api, api.endpoint(endpoint), redactor(env), variables={"tenant": tenant}, **kwargs
+        api, find_endpoint(api, endpoint), redactor(env), variables={"tenant": tenant}, **kwargs
     )
 
 
@@ -100,7 +100,7 @@ def test_missing_or_unusable_path_params_are_clear_errors() -> None:
     with pytest.raises(RequestBuildError, match=r"'\.\.', not a path segment"):
         build("get_booking", params={"uid": ".."})
     with pytest.raises(RequestBuildError, match="has no endpoint 'nope' \\(it has: absolute, "):
-        Api.from_integration(Integration("example", {"api": SPEC}, None, "x")).endpoint("nope")
+        find_endpoint(Api.build("example", SPEC), "nope")
 
 
 def test_form_flattens_nested_values_stripe_style() -> None:

@@ -137,7 +137,7 @@ EXAMPLES = [
     (name, example)
     for name, integration in sorted(SHIPPED.integrations.items())
     if integration.webhook is not None
-    for example, declared in sorted((integration.spec.get("examples") or {}).items())
+    for example, declared in sorted(integration.examples.items())
     if not declared.get("handshake")
 ]
 

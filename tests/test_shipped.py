@@ -45,7 +45,7 @@ EXAMPLES = [
     (name, example)
     for name, integration in sorted(CONFIG.integrations.items())
     if integration.webhook is not None
-    for example in sorted(integration.spec.get("examples") or {})
+    for example in sorted(integration.examples)
 ]
 
 
@@ -64,11 +64,12 @@ def test_shipped_files_lint_clean_even_strict() -> None:
 
 def test_every_shipped_api_base_url_is_overridable() -> None:
     for name, integration in CONFIG.integrations.items():
-        if "api" not in integration.spec:
+        if integration.api is None:
             continue
         override = {**ENV, f"{name.upper()}_BASE_URL": "http://127.0.0.1:9"}
         moved = load_config(SHIPPED, override).integrations[name]
-        assert moved.spec["api"]["base_url"] == "http://127.0.0.1:9", name
+        assert moved.api is not None
+        assert moved.api.base_url == "http://127.0.0.1:9", name
 
 
 def _signed(name: str, example: str) -> OutgoingRequest:

@@ -9,11 +9,11 @@ import pytest
 from sync_harness import acme_yaml
 
 from gateway.config.lint import lint_documents
+from gateway.config.syncs import SyncSpec
 from gateway.store.sync_model import StoredRecord
 from gateway.sync.incremental import Progress, put, set_path
 from gateway.sync.pagination import Position, link_target
 from gateway.sync.records import Incoming, plan_page, read_record, truthy
-from gateway.sync.spec import SyncSpec
 
 GOOD = """
     endpoint: list_things

@@ -16,9 +16,10 @@ from sync_harness import T0, Clock, Harness, thing
 
 from gateway.config.envsubst import SecretRef
 from gateway.config.model import build_config, load_config
+from gateway.config.syncs import Schedule
 from gateway.expr.expressions import tenant_vars_needed
 from gateway.sync.scheduler import SyncScheduler, eligible_tenants, next_run
-from gateway.sync.spec import Schedule, declared_syncs
+from gateway.sync.spec import declared_syncs
 
 NOW = datetime(2026, 11, 24, 10, 7, tzinfo=UTC)
 EVERY_15M = Schedule(every=900)

@@ -10,7 +10,6 @@ import os
 import sys
 
 from gateway.cli.arguments import Subparsers, add_config_args, named_integration
-from gateway.config.envsubst import secret_names
 from gateway.config.model import load_config
 from gateway.config.settings import Settings
 from gateway.credentials.secrets import Cipher
@@ -45,7 +44,7 @@ async def _credentials(args: argparse.Namespace) -> int:
             return 0
         config = load_config(args.integrations, os.environ)
         integration = named_integration(config, args.integration)
-        names = secret_names(integration.spec)
+        names = set(integration.secret_names)
         if args.name not in names:
             listed = ", ".join(sorted(names)) or "none"
             raise UsageError(

@@ -25,7 +25,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"integration '{args.integration}' does not receive webhooks")
     example = integration.example(args.example)
     if example is None:
-        known = ", ".join(sorted(integration.spec.get("examples") or {})) or "none"
+        known = ", ".join(sorted(integration.examples)) or "none"
         raise UsageError(f"{args.integration} has no example '{args.example}' (examples: {known})")
     base = args.url.rstrip("/")
     path = f"/webhooks/{args.integration}" + (f"/{args.tenant}" if args.tenant else "")

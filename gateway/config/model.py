@@ -12,9 +12,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gateway.config.envsubst import substitute
+from gateway.config.api import Api, RetryPolicy
+from gateway.config.channels import Channel
+from gateway.config.envsubst import secret_names, substitute
+from gateway.config.flows import Flow
 from gateway.config.lint import default_templates_dir, lint
 from gateway.config.pipeline import Pipeline
+from gateway.config.syncs import SyncSpec
 from gateway.diagnostics import Diagnostic
 from gateway.durations import parse_size
 from gateway.errors import ConfigError
@@ -26,6 +30,8 @@ DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_TENANT = "default"
 DEFAULT_RESPOND_STATUS = 200
 DEFAULT_TEXT_TYPE = "text/plain; charset=utf-8"
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NO_API_RETRY = RetryPolicy()
 
 
 def _expr(value: Any) -> Expression | None:
@@ -118,20 +124,54 @@ class Webhook:
 @dataclass(frozen=True)
 class Integration:
     name: str
-    spec: Mapping[str, Any]
     webhook: Webhook | None
     source: str
+    api: Api | None = None
+    channels: Mapping[str, Channel] = field(default_factory=lambda: _EMPTY)
+    syncs: Mapping[str, SyncSpec] = field(default_factory=lambda: _EMPTY)
+    examples: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
+    secret_names: frozenset[str] = frozenset()  # every secret the document refers to
+
+    @classmethod
+    def build(cls, data: Mapping[str, Any], source: str) -> Integration:
+        """An integration document (linted and substituted), compiled."""
+        name = str(data["name"])
+        api = data.get("api")
+        examples = data.get("examples") or {}
+        return cls(
+            name=name,
+            webhook=Webhook.build(data["webhook"]) if "webhook" in data else None,
+            source=source,
+            api=Api.build(name, api) if isinstance(api, Mapping) else None,
+            channels=MappingProxyType(
+                {key: Channel.build(key, c) for key, c in (data.get("channels") or {}).items()}
+            ),
+            syncs=MappingProxyType(
+                {key: SyncSpec.build(name, key, s) for key, s in (data.get("syncs") or {}).items()}
+            ),
+            examples=MappingProxyType(
+                {
+                    key: MappingProxyType(dict(e))
+                    for key, e in examples.items()
+                    if isinstance(e, Mapping)
+                }
+            ),
+            secret_names=frozenset(secret_names(data)),
+        )
 
     def sync_event_name(self, sync: str, change: str) -> str | None:
         """The normalised event a sync's `emit` names for a change (None: it emits none)."""
-        declared = (self.spec.get("syncs") or {}).get(sync) or {}
-        name = (declared.get("emit") or {}).get(change)
+        declared = self.syncs.get(sync)
+        name = declared.emit.get(change) if declared is not None else None
         return str(name) if name else None
 
     def example(self, name: str) -> Mapping[str, Any] | None:
-        examples = self.spec.get("examples") or {}
-        found = examples.get(name)
-        return found if isinstance(found, Mapping) else None
+        return self.examples.get(name)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How calls to this integration are retried (the defaults without an api section)."""
+        return self.api.retry if self.api is not None else _NO_API_RETRY
 
 
 @dataclass(frozen=True)
@@ -148,10 +188,15 @@ class Tenant:
 @dataclass(frozen=True)
 class Config:
     integrations: Mapping[str, Integration]
-    flows: tuple[Mapping[str, Any], ...]
+    flows: tuple[Flow, ...]
     tenants: Mapping[str, Tenant]
     templates_dir: Path
     warnings: tuple[Diagnostic, ...] = field(default=())
+
+    def retry_policy(self, integration: str) -> RetryPolicy:
+        """How jobs calling `integration` are retried (the defaults for an unknown one)."""
+        found = self.integrations.get(integration)
+        return found.retry if found is not None else _NO_API_RETRY
 
     def tenant_variables(self, tenant: str) -> dict[str, Any]:
         """What ``tenant`` is in templates: {name, vars, timezone} (empty for an undeclared one)."""
@@ -171,15 +216,14 @@ def build_config(
 ) -> Config:
     """Compile linted documents: (kind, source path, data) each."""
     integrations: dict[str, Integration] = {}
-    flows: list[Mapping[str, Any]] = []
+    flows: list[Flow] = []
     tenants: dict[str, Tenant] = {}
     for kind, source, raw in documents:
         data = substitute(raw, environ)
         if kind == "integration":
-            webhook = Webhook.build(data["webhook"]) if "webhook" in data else None
-            integrations[data["name"]] = Integration(data["name"], data, webhook, source)
+            integrations[data["name"]] = Integration.build(data, source)
         elif kind == "flow":
-            flows.append(MappingProxyType(data))
+            flows.append(Flow.build(data, source))
         elif kind == "tenant":
             listed = data.get("integrations")
             tenants[data["name"]] = Tenant(

@@ -1,8 +1,9 @@
 """The outbound HTTP engine: declared endpoints called politely (auth, rate limits, circuit
 breaker, classified outcomes for the job queue's retries)."""
 
+from gateway.config.api import RetryPolicy
 from gateway.outbound.breaker import CircuitBreaker
-from gateway.outbound.classify import RetryPolicy, backoff, parse_retry_after, retry_delay
+from gateway.outbound.classify import backoff, parse_retry_after, retry_delay
 from gateway.outbound.client import OutboundClient, OutboundResult
 from gateway.outbound.failures import (
     CircuitOpenError,

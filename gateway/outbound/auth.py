@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 
+from gateway.config.api import DEFAULT_TIMEOUT, AuthSpec
 from gateway.outbound.failures import RequestBuildError
 from gateway.outbound.oauth import ClientCredentialsAuth, RefreshTokenAuth
 from gateway.outbound.redactor import Redactor
@@ -61,8 +62,8 @@ class NoAuth:
 class BearerAuth:
     refreshable = False
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self._token = spec.get("token")
+    def __init__(self, spec: AuthSpec) -> None:
+        self._token = spec.token
 
     async def apply(
         self, request: httpx.Request, redactor: Redactor, *, stale: str | None = None
@@ -75,9 +76,9 @@ class BearerAuth:
 class BasicAuth:
     refreshable = False
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self._username = spec.get("username")
-        self._password = spec.get("password")
+    def __init__(self, spec: AuthSpec) -> None:
+        self._username = spec.username
+        self._password = spec.password
 
     async def apply(
         self, request: httpx.Request, redactor: Redactor, *, stale: str | None = None
@@ -97,11 +98,11 @@ class ApiKeyAuth:
 
     refreshable = False
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self._key = spec.get("key")
-        self._name = str(spec["name"])
-        self._in = spec.get("in", "header")
-        self._prefix = str(spec.get("prefix") or "")
+    def __init__(self, spec: AuthSpec) -> None:
+        self._key = spec.key
+        self._name = spec.name
+        self._in = spec.location
+        self._prefix = spec.prefix
 
     async def apply(
         self, request: httpx.Request, redactor: Redactor, *, stale: str | None = None
@@ -116,17 +117,17 @@ class ApiKeyAuth:
 
 def build_auth(
     integration: str,
-    spec: Mapping[str, Any] | None,
+    spec: AuthSpec,
     *,
     tokens: TokenStore,
     send: Send,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
     wall_clock: Callable[[], float] = time.time,
 ) -> Auth:
-    """The `Auth` for an ``api.auth`` mapping (None: no authentication). `send` posts token
-    requests (the engine's pooled client); `wall_clock` dates token expiry (Unix time)."""
-    kind = (spec or {}).get("type", "none")
-    if spec is None or kind == "none":
+    """The `Auth` for an integration's compiled ``api.auth``. `send` posts token requests (the
+    engine's pooled client); `wall_clock` dates token expiry (Unix time)."""
+    kind = spec.type
+    if kind == "none":
         return NoAuth()
     if kind == "bearer":
         return BearerAuth(spec)

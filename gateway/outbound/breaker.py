@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gateway.durations import parse_duration
+from gateway.config.api import BreakerPolicy
 from gateway.outbound.failures import CircuitOpenError
 
 log = logging.getLogger("gateway.outbound")
@@ -48,14 +48,17 @@ class Ticket:
     trial: bool
 
 
+_DEFAULT = BreakerPolicy()
+
+
 class CircuitBreaker:
     def __init__(
         self,
         *,
-        failure_threshold: int = 5,
-        success_threshold: int = 2,
-        timeout: float = 60.0,
-        half_open_max_attempts: int = 1,
+        failure_threshold: int = _DEFAULT.failure_threshold,
+        success_threshold: int = _DEFAULT.success_threshold,
+        timeout: float = _DEFAULT.timeout,
+        half_open_max_attempts: int = _DEFAULT.half_open_max_attempts,
         name: str = "",
         clock: Clock = time.monotonic,
     ) -> None:
@@ -74,16 +77,15 @@ class CircuitBreaker:
         self._times_opened = 0
 
     @classmethod
-    def from_spec(
-        cls, spec: Mapping[str, Any] | None, *, name: str = "", clock: Clock = time.monotonic
+    def from_policy(
+        cls, policy: BreakerPolicy, *, name: str = "", clock: Clock = time.monotonic
     ) -> CircuitBreaker:
-        """A breaker for an ``api.circuit_breaker`` mapping (None: the defaults)."""
-        spec = spec or {}
+        """A breaker for an integration's compiled ``api.circuit_breaker``."""
         return cls(
-            failure_threshold=spec.get("failure_threshold", 5),
-            success_threshold=spec.get("success_threshold", 2),
-            timeout=parse_duration(spec.get("timeout", 60.0)),
-            half_open_max_attempts=spec.get("half_open_max_attempts", 1),
+            failure_threshold=policy.failure_threshold,
+            success_threshold=policy.success_threshold,
+            timeout=policy.timeout,
+            half_open_max_attempts=policy.half_open_max_attempts,
             name=name,
             clock=clock,
         )

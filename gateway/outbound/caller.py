@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from gateway.outbound.classify import RetryPolicy
+from gateway.config.api import RetryPolicy
 
 
 class Response(Protocol):

@@ -1,90 +1,34 @@
 """What an outbound call's outcome means: success, retry (and when), or give up; and backoff.
 
-The integration's ``retry.retry_on`` decides what is retryable (default: 429, 5xx, network
-errors and timeouts). Whatever it says, 5xx answers, network errors and timeouts count as
-failures for the circuit breaker, and a provider that answered otherwise is healthy.
+The integration's compiled ``retry`` policy (`gateway.config.api.RetryPolicy`) decides what
+is retryable (default: 429, 5xx, network errors and timeouts). Whatever it says, 5xx answers,
+network errors and timeouts count as failures for the circuit breaker, and a provider that
+answered otherwise is healthy.
 A connect or pool timeout means the request never left, so it counts as a network error; a
 read or write timeout (the provider may have acted) is a "timeout".
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
-from gateway.durations import parse_duration
-from gateway.expr.expressions import RENDER_ERRORS, Expression, compile_expression
+from gateway.config.api import RetryPolicy
 from gateway.outbound.breaker import Outcome
 from gateway.outbound.failures import RetryableError
 
 log = logging.getLogger("gateway.outbound")
 MAX_ERROR_BODY = 4096
-DEFAULT_RETRY_ON: tuple[int | str, ...] = (429, "5xx", "network", "timeout")
 _SYSTEM_RANDOM = random.SystemRandom()
 
 Verdict = Literal["success", "retryable", "permanent"]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """An integration's ``api.retry`` mapping."""
-
-    max_attempts: int = 5
-    backoff: Literal["exponential", "linear", "constant"] = "exponential"
-    base: float = 1.0
-    max: float = 60.0
-    jitter: bool = True
-    retry_on: frozenset[int | str] = frozenset(DEFAULT_RETRY_ON)
-    retryable: Expression | None = None  # over status, headers, body: true, false or none
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None) -> RetryPolicy:
-        spec = spec or {}
-        retry_on: Sequence[int | str] = spec.get("retry_on", DEFAULT_RETRY_ON)
-        return cls(
-            max_attempts=spec.get("max_attempts", 5),
-            backoff=spec.get("backoff", "exponential"),
-            base=parse_duration(spec.get("base", 1.0)),
-            max=parse_duration(spec.get("max", 60.0)),
-            jitter=spec.get("jitter", True),
-            retry_on=frozenset(retry_on),
-            retryable=compile_expression(spec["retryable"]) if spec.get("retryable") else None,
-        )
-
-    def retries_status(self, status: int) -> bool:
-        return status in self.retry_on or f"{status // 100}xx" in self.retry_on
-
-    def retries(self, status: int, headers: Mapping[str, str], body: str) -> bool:
-        """Whether an error answer is worth another attempt: what `retryable` says of it
-        (Stripe-Should-Retry, an error code in the body), else `retry_on`."""
-        if self.retryable is not None:
-            variables = {"status": status, "headers": headers, "body": _parsed(body)}
-            try:
-                verdict = self.retryable.render(variables)
-            except RENDER_ERRORS as exc:
-                log.warning("retry.retryable failed on a %d answer: %s", status, exc)
-                verdict = None
-            if isinstance(verdict, str):
-                verdict = {"true": True, "false": False}.get(verdict.strip().lower())
-            if isinstance(verdict, bool):
-                return verdict
-        return self.retries_status(status)
-
-
-def _parsed(body: str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
-        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +71,15 @@ def error_body(response: httpx.Response) -> str:
 
 
 def classify_response(
-    response: httpx.Response, policy: RetryPolicy, now: datetime | None = None
+    response: httpx.Response,
+    policy: RetryPolicy,
+    now: datetime | None = None,
+    ok_status: frozenset[int] = frozenset(),
 ) -> Classification:
+    """`ok_status`: the endpoint's statuses that count as success besides 2xx (a delete of
+    something already gone: 404, 410)."""
     status = response.status_code
-    if 200 <= status < 300:
+    if 200 <= status < 300 or status in ok_status:
         return Classification("success", "status", Outcome.SUCCESS, status)
     body = error_body(response)
     headers = {k.lower(): v for k, v in response.headers.items()}

@@ -1,5 +1,6 @@
 """The outbound HTTP engine: one pooled httpx client; per integration a rate limiter, a
-circuit breaker, authentication and a retry policy, all read from the YAML.
+circuit breaker, authentication and a retry policy, all built from the integration's
+compiled ``api`` section (`gateway.config.api.Api`).
 
 `OutboundClient.call` makes ONE attempt and either returns an `OutboundResult` or raises a
 `RetryableError` (its subclasses `CircuitOpenError` and `RateLimitedError` included) or a
@@ -20,20 +21,16 @@ from typing import Any
 
 import httpx
 
+from gateway.config.api import Api, Endpoint, RetryPolicy
 from gateway.config.model import Config
 from gateway.credentials.secrets import SecretSource
-from gateway.outbound.api import Api, Endpoint
 from gateway.outbound.auth import Auth, build_auth
 from gateway.outbound.breaker import CircuitBreaker, Outcome
-from gateway.outbound.classify import (
-    RetryPolicy,
-    classify_exception,
-    classify_response,
-)
-from gateway.outbound.failures import PermanentError, RetryableError
+from gateway.outbound.classify import classify_exception, classify_response
+from gateway.outbound.failures import PermanentError, RequestBuildError, RetryableError
 from gateway.outbound.ratelimit import RateLimiter
 from gateway.outbound.redactor import Redactor
-from gateway.outbound.request import build_request
+from gateway.outbound.request import build_request, find_endpoint
 from gateway.outbound.tokens import TokenStore
 
 log = logging.getLogger("gateway.outbound")
@@ -44,8 +41,8 @@ _REASON_SNIPPET = 200
 
 @dataclass(frozen=True, slots=True)
 class OutboundResult:
-    """A successful (2xx) answer. `elapsed`: seconds of HTTP exchange; `waited`: seconds
-    spent waiting for the rate limiter first."""
+    """A successful answer (2xx, or one of the endpoint's `ok_status`). `elapsed`: seconds
+    of HTTP exchange; `waited`: seconds spent waiting for the rate limiter first."""
 
     status: int
     headers: httpx.Headers
@@ -70,7 +67,10 @@ class _Integration:
     auth: Auth
     limiter: RateLimiter
     breaker: CircuitBreaker
-    policy: RetryPolicy
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.api.retry
 
 
 def _copy(request: httpx.Request) -> httpx.Request:
@@ -129,25 +129,21 @@ class OutboundClient:
         integration = self._config.integrations.get(name)
         if integration is None:
             raise PermanentError(f"unknown integration {name!r}")
-        api = Api.from_integration(integration)
-        spec = api.spec
+        api = integration.api
+        if api is None:
+            raise RequestBuildError(f"integration {name} declares no api section")
         found = _Integration(
             api=api,
             auth=build_auth(
                 name,
-                spec.get("auth"),
+                api.auth,
                 tokens=self._tokens,
                 send=self._http.send,
                 timeout=api.timeout,
                 wall_clock=self._wall_clock,
             ),
-            limiter=RateLimiter.from_spec(
-                spec.get("rate_limit"), clock=self._clock, sleep=self._sleep
-            ),
-            breaker=CircuitBreaker.from_spec(
-                spec.get("circuit_breaker"), name=name, clock=self._clock
-            ),
-            policy=RetryPolicy.from_spec(spec.get("retry")),
+            limiter=RateLimiter.from_policy(api.rate_limit, clock=self._clock, sleep=self._sleep),
+            breaker=CircuitBreaker.from_policy(api.circuit_breaker, name=name, clock=self._clock),
         )
         self._integrations[name] = found
         return found
@@ -157,7 +153,7 @@ class OutboundClient:
         return self._integration(integration).policy
 
     def endpoint(self, integration: str, endpoint: str) -> Endpoint:
-        return self._integration(integration).api.endpoint(endpoint)
+        return find_endpoint(self._integration(integration).api, endpoint)
 
     def health(self) -> dict[str, dict[str, Any]]:
         """{integration: {"breaker": ..., "limiter": ...}} for every integration with an api."""
@@ -169,7 +165,7 @@ class OutboundClient:
             for name, state in (
                 (name, self._integration(name))
                 for name, integration in sorted(self._config.integrations.items())
-                if isinstance(integration.spec.get("api"), Mapping)
+                if integration.api is not None
             )
         }
 
@@ -190,7 +186,7 @@ class OutboundClient:
         URL on the api's host to call instead of the endpoint's path (a next page or delta
         link), with the endpoint's method, headers and authentication."""
         state = self._integration(integration)
-        target = state.api.endpoint(endpoint)
+        target = find_endpoint(state.api, endpoint)
         redactor = Redactor(await self._secrets.lookup(tenant, integration), integration, tenant)
         request = build_request(
             state.api,
@@ -266,7 +262,7 @@ class OutboundClient:
         policy: RetryPolicy,
     ) -> Outcome:
         """The breaker's verdict on a success; a failed answer raises `_Failed`."""
-        found = classify_response(response, policy)
+        found = classify_response(response, policy, ok_status=endpoint.ok_status)
         if found.verdict == "success":
             return found.breaker
         body = redactor.redact(found.body or "")

@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, quote
 
 import httpx
 
+from gateway.config.api import DEFAULT_TIMEOUT, AuthSpec, RetryPolicy
 from gateway.outbound.classify import (
-    RetryPolicy,
     classify_exception,
     error_body,
     parse_retry_after,
@@ -46,14 +46,14 @@ class _TokenEndpoint:
     def __init__(
         self,
         integration: str,
-        spec: Mapping[str, Any],
+        spec: AuthSpec,
         *,
         send: Send,
         timeout: float,
         wall_clock: Callable[[], float],
     ) -> None:
         self.integration = integration
-        self.spec = spec
+        self.auth = spec
         self._send = send
         self._timeout = timeout
         self.wall_clock = wall_clock
@@ -71,17 +71,17 @@ class _TokenEndpoint:
 
     async def fetch(self, form: dict[str, str], redactor: Redactor, what: str) -> dict[str, Any]:
         """POST the token request; the answer's fields (access_token checked)."""
-        spec = self.spec
-        url = redactor.require(spec.get("token_url"), "auth.token_url")
-        client_id = redactor.require(spec.get("client_id"), "auth.client_id")
-        client_secret = redactor.secret(spec.get("client_secret"), "auth.client_secret")
-        if spec.get("scope"):
-            form["scope"] = str(spec["scope"])
+        spec = self.auth
+        url = redactor.require(spec.token_url, "auth.token_url")
+        client_id = redactor.require(spec.client_id, "auth.client_id")
+        client_secret = redactor.secret(spec.client_secret, "auth.client_secret")
+        if spec.scope:
+            form["scope"] = spec.scope
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
         }
-        if spec.get("client_auth") == "basic":  # RFC 6749 2.3.1: each part form-encoded
+        if spec.client_auth == "basic":  # RFC 6749 2.3.1: each part form-encoded
             pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
             redactor.remember(pair)
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
@@ -155,10 +155,10 @@ class ClientCredentialsAuth:
     def __init__(
         self,
         integration: str,
-        spec: Mapping[str, Any],
+        spec: AuthSpec,
         *,
         send: Send,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._endpoint = _TokenEndpoint(
@@ -201,11 +201,11 @@ class RefreshTokenAuth:
     def __init__(
         self,
         integration: str,
-        spec: Mapping[str, Any],
+        spec: AuthSpec,
         *,
         tokens: TokenStore,
         send: Send,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._endpoint = _TokenEndpoint(
@@ -226,7 +226,7 @@ class RefreshTokenAuth:
             if cached and cached[0] != stale and cached[1] > now:
                 redactor.remember(cached[0])
                 return cached[0]
-            configured_ref = endpoint.spec.get("refresh_token")
+            configured_ref = endpoint.auth.refresh_token
             configured = redactor.optional(configured_ref)
             redactor.remember(configured)
             initial = _fingerprint(configured) if configured else None

@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.durations import parse_duration
+from gateway.config.api import DEFAULT_MAX_WAIT, RateLimit
 from gateway.outbound.failures import RateLimitedError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 WINDOWS = {"per_second": 1.0, "per_minute": 60.0, "per_hour": 3600.0}
-DEFAULT_MAX_WAIT = 30.0
 # What a caller told to give up while the concurrency cap was full should wait: the cap frees
 # when a call ends, which no clock can predict.
 CONCURRENCY_RETRY_AFTER = 1.0
@@ -95,21 +94,20 @@ class RateLimiter:
         self._released: list[asyncio.Future[None]] = []
 
     @classmethod
-    def from_spec(
+    def from_policy(
         cls,
-        spec: Mapping[str, Any] | None,
+        policy: RateLimit,
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> RateLimiter:
-        """A limiter for an ``api.rate_limit`` mapping (None: no limits)."""
-        spec = spec or {}
+        """A limiter for an integration's compiled ``api.rate_limit``."""
         return cls(
-            per_second=spec.get("per_second"),
-            per_minute=spec.get("per_minute"),
-            per_hour=spec.get("per_hour"),
-            concurrent=spec.get("concurrent"),
-            max_wait=parse_duration(spec.get("max_wait", DEFAULT_MAX_WAIT)),
+            per_second=policy.per_second,
+            per_minute=policy.per_minute,
+            per_hour=policy.per_hour,
+            concurrent=policy.concurrent,
+            max_wait=policy.max_wait,
             clock=clock,
             sleep=sleep,
         )

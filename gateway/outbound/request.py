@@ -18,8 +18,8 @@ from urllib.parse import quote
 import httpx
 from jinja2 import TemplateError
 
+from gateway.config.api import Api, Endpoint
 from gateway.expr.expressions import render_value
-from gateway.outbound.api import Api, Endpoint
 from gateway.outbound.failures import RequestBuildError
 from gateway.outbound.formencode import flatten, form_encode, scalar
 from gateway.outbound.redactor import Redactor
@@ -28,6 +28,17 @@ USER_AGENT = "yaml-gateway/0.1"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _Pairs = list[tuple[str, str | int | float | bool | None]]
 _CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+
+
+def find_endpoint(api: Api, name: str) -> Endpoint:
+    """The api's endpoint `name`; a `RequestBuildError` naming the ones it has otherwise."""
+    found = api.endpoints.get(name)
+    if found is None:
+        known = ", ".join(sorted(api.endpoints)) or "none"
+        raise RequestBuildError(
+            f"integration {api.integration} has no endpoint {name!r} (it has: {known})"
+        )
+    return found
 
 
 def fill_path(endpoint: Endpoint, params: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.config.flows import Flow, Later, Value
 from gateway.config.model import Config, Integration
 from gateway.config.pipeline import (
     Mapped,
@@ -27,7 +28,6 @@ from gateway.config.pipeline import (
     normalised,
     sync_change,
 )
-from gateway.durations import parse_duration, parse_signed_duration
 from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_template
 from gateway.expr.filters import to_datetime
@@ -37,7 +37,6 @@ from gateway.store.entities import Dispatch, NewJob, StoredEvent
 from gateway.store.interfaces import Store
 
 log = logging.getLogger("gateway.processing.dispatcher")
-DEFAULT_MAX_ATTEMPTS = 5
 
 
 class DispatchError(Permanent):
@@ -91,9 +90,12 @@ def map_stored(integration: Integration, event: StoredEvent) -> Mapped:
     return webhook.pipeline.map(event.type, variables)
 
 
-def _target_integration(kind: str, spec: Mapping[str, Any]) -> str:
-    ref = spec["channel"] if kind == "send" else spec["endpoint"]
-    return str(ref).split(".", 1)[0]
+def _render(value: Value, variables: Mapping[str, Any], what: str) -> Any:
+    """A compiled flow value rendered; failures name `what`."""
+    try:
+        return value.render(variables)
+    except RENDER_ERRORS as exc:
+        raise DispatchError(f"{what}: {exc}") from exc
 
 
 class Dispatcher:
@@ -111,15 +113,13 @@ class Dispatcher:
         self.store = store
         self.clock = clock
         self.batch = batch
-        self.flows: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        self.flows: dict[str, list[Flow]] = defaultdict(list)
         for flow in config.flows:
-            self.flows[flow["event"]].append(flow)
+            self.flows[flow.event].append(flow)
         self.wake = asyncio.Event()
 
     def _max_attempts(self, integration: str) -> int:
-        found = self.config.integrations.get(integration)
-        retry = ((found.spec.get("api") or {}).get("retry") or {}) if found else {}
-        return int(retry.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+        return self.config.retry_policy(integration).max_attempts
 
     def dispatch(self, event: StoredEvent) -> Dispatch:
         integration = self.config.integrations.get(event.integration)
@@ -144,7 +144,7 @@ class Dispatcher:
 
     def _run_flow(
         self,
-        flow: Mapping[str, Any],
+        flow: Flow,
         made: dict[str, Any],
         made_index: int,
         event: StoredEvent,
@@ -157,30 +157,27 @@ class Dispatcher:
             "tenant": self.config.tenant_variables(event.tenant),
             "now": datetime.fromtimestamp(now, UTC),
         }
-        name = flow["name"]
-        if "condition" in flow and not evaluate(flow["condition"], variables, f"flow {name}"):
+        name = flow.name
+        if flow.condition is not None and not _render(flow.condition, variables, f"flow {name}"):
             return
         context = json.dumps(made, default=str)
-        for index, action in enumerate(flow["actions"]):
-            label = action.get("name", f"#{index}")  # names start with a letter: no clash
+        for action in flow.actions:
+            label = action.label
             where = f"flow {name} action {label}"
-            if "condition" in action and not evaluate(action["condition"], variables, where):
+            if action.condition is not None and not _render(action.condition, variables, where):
                 continue
-            if "cancel" in action:
-                key = str(evaluate(action["cancel"]["key"], variables, f"{where} key"))
+            if action.cancel is not None:
+                key = str(_render(action.cancel, variables, f"{where} key"))
                 cancels.append((event.tenant, key))
                 continue
-            schedule = action.get("schedule")
-            inner = schedule["action"] if schedule else action
-            kind = "send" if "send" in inner else "call"
-            spec = dict(inner[kind])
-            if "condition" in inner:
-                spec["condition"] = inner["condition"]  # checked again when it runs
+            task = action.task
+            if task is None:  # pragma: no cover - an action is a task or a cancel
+                continue
             run_at, schedule_key = now, None
-            if schedule:
-                schedule_key = str(evaluate(schedule["key"], variables, f"{where} key"))
-                run_at = self._when(schedule, variables, now, where)
-            target = _target_integration(kind, spec)
+            if action.later is not None:
+                schedule_key = str(_render(action.later.key, variables, f"{where} key"))
+                run_at = self._when(action.later, variables, now, where)
+            target = task.integration
             key = f"{event.id}/{event.replays}/{made_index}/{name}/{label}"
             jobs.append(
                 NewJob(
@@ -189,11 +186,11 @@ class Dispatcher:
                     event_id=event.id,
                     flow=name,
                     action=label,
-                    kind=kind,
+                    kind=task.kind,
                     integration=target,
                     tenant=event.tenant,
                     schedule_key=schedule_key,
-                    spec=json.dumps(spec),
+                    spec=json.dumps(dict(task.stored)),
                     context=context,
                     run_at=run_at,
                     max_attempts=self._max_attempts(target),
@@ -201,20 +198,17 @@ class Dispatcher:
                 )
             )
 
-    def _when(
-        self, schedule: Mapping[str, Any], variables: Mapping[str, Any], now: float, where: str
-    ) -> float:
+    def _when(self, later: Later, variables: Mapping[str, Any], now: float, where: str) -> float:
         """When a scheduled action runs: `at` plus `offset`, or now plus `delay`; a time already
         past runs at once."""
-        if "delay" in schedule:
-            return now + parse_duration(schedule["delay"])
-        at = evaluate(schedule["at"], variables, f"{where} at")
+        if later.delay is not None or later.at is None:
+            return now + (later.delay or 0.0)
+        at = _render(later.at, variables, f"{where} at")
         try:
             moment = to_datetime(at)
         except (ValueError, TypeError) as exc:
             raise DispatchError(f"{where}: at is not a time: {at!r}") from exc
-        offset = parse_signed_duration(schedule.get("offset", 0))
-        return max(now, (moment + timedelta(seconds=offset)).timestamp())
+        return max(now, (moment + timedelta(seconds=later.offset)).timestamp())
 
     async def run_once(self) -> int:
         events = await self.store.pending_events(self.batch)

@@ -72,13 +72,12 @@ class Messenger:
         """The channel call for a `send` action; `variables` are the flow's (event, tenant, now)."""
         integration_name, channel_name = str(send["channel"]).split(".", 1)
         integration = self.config.integrations.get(integration_name)
-        channels = (integration.spec.get("channels") or {}) if integration else {}
-        channel = channels.get(channel_name)
+        channel = integration.channels.get(channel_name) if integration else None
         if channel is None:
             raise InvalidMessage(f"no channel {send['channel']}")
         data = render_value(send.get("data") or {}, variables)
         message_vars = {**variables, "data": data}
-        kind = channel["kind"]
+        kind = channel.kind
         tenant = variables.get("tenant") or {}
         country = str((tenant.get("vars") or {}).get("default_country_code", ""))
         to = normalise_recipient(kind, render_value(send["to"], message_vars), country)
@@ -107,7 +106,7 @@ class Messenger:
         if not text and not html and not whatsapp:
             raise InvalidMessage(f"the message to {to} would be empty")
         body = render_value(
-            channel["body"],
+            channel.body,
             {
                 "to": to,
                 "text": text,
@@ -118,4 +117,4 @@ class Messenger:
                 "data": data,
             },
         )
-        return ChannelCall(integration_name, channel["endpoint"], channel.get("params") or {}, body)
+        return ChannelCall(integration_name, channel.endpoint, channel.params, body)

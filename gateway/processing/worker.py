@@ -16,12 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.config.api import RetryPolicy
 from gateway.config.model import Config
 from gateway.counters import Counters
 from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, render_value
 from gateway.outbound.caller import Caller
-from gateway.outbound.classify import RetryPolicy, retry_delay
+from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import RetryableError
 from gateway.processing.dispatcher import evaluate
 from gateway.processing.messaging import Messenger
@@ -65,14 +66,9 @@ class Worker:
         self.concurrency = concurrency
         self.rng = rng
         self.wake = asyncio.Event()
-        self._policies: dict[str, RetryPolicy] = {}
 
     def policy(self, integration: str) -> RetryPolicy:
-        if integration not in self._policies:
-            found = self.config.integrations.get(integration)
-            retry = ((found.spec.get("api") or {}).get("retry") or {}) if found else {}
-            self._policies[integration] = RetryPolicy.from_spec(retry)
-        return self._policies[integration]
+        return self.config.retry_policy(integration)
 
     async def run_once(self) -> int:
         jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)

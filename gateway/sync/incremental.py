@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.config.syncs import SyncSpec
 from gateway.expr.expressions import RENDER_ERRORS
 from gateway.sync.records import Incoming
-from gateway.sync.spec import SyncError, SyncSpec
+from gateway.sync.spec import SyncError
 
 
 def set_path(target: Any, dotted: str, value: Any) -> dict[str, Any]:

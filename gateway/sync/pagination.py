@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urljoin
 
+from gateway.config.syncs import Paginate
 from gateway.expr.expressions import RENDER_ERRORS
 from gateway.sync.incremental import put
 from gateway.sync.records import truthy
-from gateway.sync.spec import Paginate, SyncError
+from gateway.sync.spec import SyncError
 
 _LINK = re.compile(r"<([^>]*)>([^<]*)")
 _REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))""", re.IGNORECASE)

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.config.syncs import SyncSpec
 from gateway.expr.expressions import RENDER_ERRORS, Expression
 from gateway.expr.filters import to_datetime
 from gateway.store.entities import NewEvent
 from gateway.store.sync_model import PagePlan, RecordWrite, StoredRecord, SyncCounts
-from gateway.sync.spec import SyncError, SyncSpec
+from gateway.sync.spec import SyncError
 
 log = logging.getLogger("gateway.sync")
 _FALSE_TEXT = frozenset({"", "0", "false", "no", "none", "null"})

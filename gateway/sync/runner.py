@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config.model import Config
+from gateway.config.syncs import SyncSpec
 from gateway.expr.expressions import RENDER_ERRORS, render_value
 from gateway.ids import new_id
 from gateway.outbound.caller import Caller, Response
@@ -43,7 +44,7 @@ from gateway.sync.events import event_factory
 from gateway.sync.incremental import Progress
 from gateway.sync.pagination import Position
 from gateway.sync.records import page_records, plan_page, read_record
-from gateway.sync.spec import SyncError, SyncSpec, find_sync
+from gateway.sync.spec import SyncError, find_sync
 
 log = logging.getLogger("gateway.sync")
 DEFAULT_LEASE = 600.0
@@ -288,8 +289,8 @@ class SyncRunner:
         return query, body, params
 
     def _base_url(self, spec: SyncSpec) -> str:
-        api = self.config.integrations[spec.integration].spec.get("api") or {}
-        return str(api.get("base_url", ""))
+        api = self.config.integrations[spec.integration].api
+        return api.base_url if api is not None else ""
 
     async def _finish(self, run: _Run, status: str, error: str | None) -> None:
         started = run.started

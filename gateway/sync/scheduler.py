@@ -26,13 +26,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway.config.envsubst import secret_names
 from gateway.config.model import DEFAULT_TENANT, Config
+from gateway.config.syncs import Schedule, SyncSpec
 from gateway.expr.filters import zone_or_utc
 from gateway.store.interfaces import Store
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
-from gateway.sync.spec import Schedule, SyncSpec, declared_syncs
+from gateway.sync.spec import declared_syncs
 
 log = logging.getLogger("gateway.sync")
 REFRESH_EVERY = 300.0
@@ -65,7 +65,8 @@ def next_run(
 
 def api_secrets(config: Config, integration: str) -> set[str]:
     """The names of the secrets an integration's ``api`` section reads."""
-    return secret_names(config.integrations[integration].spec.get("api"))
+    api = config.integrations[integration].api
+    return set(api.secrets) if api is not None else set()
 
 
 def eligible_tenants(
