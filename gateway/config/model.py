@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.config.api import Api, RetryPolicy
 from gateway.config.channels import Channel
+from gateway.config.contracts import NO_CONTRACTS, Contract, Contracts
 from gateway.config.envsubst import secret_names, substitute
 from gateway.config.flows import Flow
 from gateway.config.lint import default_templates_dir, lint
@@ -104,14 +105,14 @@ class Webhook:
         return self.pipeline.format
 
     @classmethod
-    def build(cls, spec: Mapping[str, Any]) -> Webhook:
+    def build(cls, spec: Mapping[str, Any], contracts: Contracts = NO_CONTRACTS) -> Webhook:
         respond = spec.get("respond")
         verifier = build_verifier(spec["verify"])
         return cls(
             verify_spec=MappingProxyType(dict(spec["verify"])),
             verifier=verifier,
             max_body=parse_size(spec.get("max_body", DEFAULT_MAX_BODY)),
-            pipeline=Pipeline.build(spec),
+            pipeline=Pipeline.build(spec, contracts),
             handshakes=tuple(Handshake.build(h) for h in spec.get("handshakes") or ()),
             respond=Respond.build(respond) if respond else None,
             needs_url=verifier.signs_url,
@@ -133,14 +134,16 @@ class Integration:
     secret_names: frozenset[str] = frozenset()  # every secret the document refers to
 
     @classmethod
-    def build(cls, data: Mapping[str, Any], source: str) -> Integration:
+    def build(
+        cls, data: Mapping[str, Any], source: str, contracts: Contracts = NO_CONTRACTS
+    ) -> Integration:
         """An integration document (linted and substituted), compiled."""
         name = str(data["name"])
         api = data.get("api")
         examples = data.get("examples") or {}
         return cls(
             name=name,
-            webhook=Webhook.build(data["webhook"]) if "webhook" in data else None,
+            webhook=Webhook.build(data["webhook"], contracts) if "webhook" in data else None,
             source=source,
             api=Api.build(name, api) if isinstance(api, Mapping) else None,
             channels=MappingProxyType(
@@ -192,6 +195,7 @@ class Config:
     tenants: Mapping[str, Tenant]
     templates_dir: Path
     warnings: tuple[Diagnostic, ...] = field(default=())
+    events: Contracts = field(default_factory=lambda: NO_CONTRACTS)  # declared events by name
 
     def retry_policy(self, integration: str) -> RetryPolicy:
         """How jobs calling `integration` are retried (the defaults for an unknown one)."""
@@ -218,10 +222,17 @@ def build_config(
     integrations: dict[str, Integration] = {}
     flows: list[Flow] = []
     tenants: dict[str, Tenant] = {}
+    events = MappingProxyType(
+        {
+            str(data["name"]): Contract.build(data, source)
+            for kind, source, data in documents
+            if kind == "event"
+        }
+    )
     for kind, source, raw in documents:
         data = substitute(raw, environ)
         if kind == "integration":
-            integrations[data["name"]] = Integration.build(data, source)
+            integrations[data["name"]] = Integration.build(data, source, events)
         elif kind == "flow":
             flows.append(Flow.build(data, source))
         elif kind == "tenant":
@@ -238,6 +249,7 @@ def build_config(
         MappingProxyType(tenants),
         templates_dir,
         warnings,
+        events,
     )
 
 

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 
 from jinja2 import TemplateError, UndefinedError
 
+from gateway.config.contracts import NO_CONTRACTS, Contract, Contracts, Invalid
 from gateway.expr.expressions import RENDER_ERRORS, Expression, compile_expression, is_template
 from gateway.jsontext import loads
 
@@ -150,6 +151,51 @@ class Rule:
     condition: _Compiled | None
     data: Renderer
     path: YamlPath
+    contract: Contract | None = None  # the emitted event's, when declared
+
+    def field_of(self, failure: Failure) -> str | None:
+        """The top-level data field a failure stands in (None: the condition)."""
+        depth = len(self.path) + 1  # the rule's path, then "data"
+        if len(failure.path) > depth and failure.path[depth - 1] == "data":
+            return str(failure.path[depth])
+        return None
+
+    def checked(self, data: Any, found: list[Failure]) -> list[Failure]:
+        """The rule's failures under its contract: a missing optional field is null, not a
+        failure; a missing required one names the field; every value is of its type."""
+        contract = self.contract
+        if contract is None or not isinstance(data, dict):
+            return found
+        failures: list[Failure] = []
+        failed: set[str] = set()
+        for failure in found:
+            name = self.field_of(failure)
+            declared = contract.fields.get(name) if name is not None else None
+            if declared is not None and failure.missing is not None and not declared.required:
+                continue  # the source lacks an optional value: null
+            if name is not None:
+                failed.add(name)
+            if declared is not None and declared.required:
+                failure = failure._replace(
+                    reason=f"{contract.name} requires {name}: {failure.reason}",
+                    rule="contract-missing-value",
+                )
+            failures.append(failure)
+        for name, declared in contract.fields.items():
+            if name in failed:
+                continue
+            try:
+                data[name] = declared.coerce(data.get(name))
+            except Invalid as exc:
+                failures.append(
+                    Failure(
+                        (*self.path, "data", name),
+                        "",
+                        f"{contract.name}.{name}: {exc}",
+                        "contract-type",
+                    )
+                )
+        return failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,15 +249,16 @@ class Pipeline:
     rules: Mapping[str, tuple[Rule, ...]]
 
     @classmethod
-    def build(cls, webhook: Mapping[str, Any]) -> Pipeline:
-        """From a linted ``webhook`` mapping (lint calls it on documents whose schema holds)."""
+    def build(cls, webhook: Mapping[str, Any], contracts: Contracts = NO_CONTRACTS) -> Pipeline:
+        """From a linted ``webhook`` mapping (lint calls it on documents whose schema holds),
+        with the contracts of the events it emits."""
         event = webhook.get("event") or {}
         rules: dict[str, tuple[Rule, ...]] = {}
         for event_type, declared in (webhook.get("map") or {}).items():
             listed = declared if isinstance(declared, list) else [declared]
             base: YamlPath = ("webhook", "map", str(event_type))
             rules[str(event_type)] = tuple(
-                _rule(rule, (*base, i) if isinstance(declared, list) else base)
+                _rule(rule, (*base, i) if isinstance(declared, list) else base, contracts)
                 for i, rule in enumerate(listed)
             )
         return cls(
@@ -290,6 +337,7 @@ class Pipeline:
                 failures.extend(found)
                 continue
             data = rule.data(variables, found)
+            found = rule.checked(data, found)
             if found:
                 failures.extend(found)
                 continue
@@ -297,12 +345,14 @@ class Pipeline:
         return Mapped(made, failures)
 
 
-def _rule(rule: Mapping[str, Any], path: YamlPath) -> Rule:
+def _rule(rule: Mapping[str, Any], path: YamlPath, contracts: Contracts) -> Rule:
+    emit = str(rule["emit"])
     return Rule(
-        emit=str(rule["emit"]),
+        emit=emit,
         condition=_compiled(rule.get("condition"), (*path, "condition")),
         data=compile_data(rule.get("data") or {}, (*path, "data")),
         path=path,
+        contract=contracts.get(emit),
     )
 
 

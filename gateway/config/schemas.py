@@ -20,7 +20,7 @@ from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
 from gateway.durations import is_duration
 
-KINDS = ("integration", "flow", "tenant")
+KINDS = ("integration", "flow", "tenant", "event")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 SIGNED_PLACEHOLDERS = ("body", "timestamp", "url", "id")
 _BODY_PATH = re.compile(r"^[A-Za-z0-9_@$.-]+(\[\*\])?(\.[A-Za-z0-9_@$-]+(\[\*\])?)*$")
