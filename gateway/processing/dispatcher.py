@@ -26,7 +26,7 @@ from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
 from gateway.jsontext import loads
 from gateway.store.entities import Dispatch, NewJob, StoredEvent
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import EventStore
 from gateway.sync import events as sync_events
 
 log = logging.getLogger("gateway.processing.dispatcher")
@@ -104,7 +104,7 @@ class Dispatcher:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: EventStore,
         *,
         clock: Callable[[], float] = time.time,
         batch: int = 200,

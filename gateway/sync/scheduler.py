@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gateway.config.envsubst import secret_names
 from gateway.config.model import DEFAULT_TENANT, Config
 from gateway.expr.filters import zone_or_utc
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import CredentialsAndSyncs
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import Schedule, SyncSpec, declared_syncs
@@ -119,7 +119,7 @@ class SyncScheduler:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: CredentialsAndSyncs,
         runner: SyncRunner,
         environ: Mapping[str, str],
         *,
