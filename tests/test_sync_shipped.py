@@ -212,11 +212,12 @@ def test_google_calendar_events(sandbox: SandboxHandle, tmp_path: Path) -> None:
         await s.store.finish_sync_run(
             key, "run_x", status="failed", error="test", now=0, full=False, resumed=False
         )
-        async with s.store.transaction() as db:
-            await db.execute(
+        await s.store.write(
+            lambda db: db.execute(
                 "UPDATE sync_state SET cursor = ? WHERE integration = 'google_calendar'",
                 (json.dumps({"token": "expired"}),),
             )
+        )
         third = await s.run("google_calendar", "events")
         assert third.full and third.counts.pages == 2
         assert third.counts.created == 1  # ev1 comes back confirmed: it exists again

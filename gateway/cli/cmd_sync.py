@@ -30,7 +30,7 @@ from gateway.errors import UsageError
 from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
 from gateway.store import open_store
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import CredentialStore
 from gateway.store.sync_model import SyncCounts, SyncRun, SyncRunQuery
 from gateway.sync.runner import RunSummary, SyncRunner
 from gateway.sync.scheduler import eligible_tenants
@@ -100,7 +100,7 @@ def _selected(config: Config, integration: str, sync: str | None) -> list[str]:
 
 
 async def _tenants(
-    config: Config, store: Store, integration: str, environ: Mapping[str, str]
+    config: Config, store: CredentialStore, integration: str, environ: Mapping[str, str]
 ) -> list[str]:
     stored: dict[str, set[str]] = {}
     for tenant, name, _secret, _updated in await store.list_credentials():

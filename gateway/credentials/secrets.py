@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.config.envsubst import SecretRef
 from gateway.errors import CredentialError
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import CredentialStore
 
 
 class Cipher:
@@ -65,7 +65,7 @@ class SecretSource:
     def __init__(
         self,
         environ: Mapping[str, str],
-        store: Store | None = None,
+        store: CredentialStore | None = None,
         cipher: Cipher | None = None,
         ttl: float = 10.0,
     ) -> None:

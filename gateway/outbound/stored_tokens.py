@@ -9,13 +9,13 @@ from typing import Any
 from gateway.credentials.secrets import Cipher
 from gateway.errors import CredentialError
 from gateway.outbound.tokens import MemoryTokenStore, TokenStore
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import CredentialStore
 
 log = logging.getLogger("gateway.outbound.stored_tokens")
 
 
 class StoredTokens:
-    def __init__(self, store: Store, cipher: Cipher) -> None:
+    def __init__(self, store: CredentialStore, cipher: Cipher) -> None:
         self._store = store
         self._cipher = cipher
 
@@ -34,7 +34,7 @@ class StoredTokens:
         await self._store.put_token(integration, tenant, self._cipher.encrypt(json.dumps(token)))
 
 
-def token_store(store: Store, cipher: Cipher | None) -> TokenStore:
+def token_store(store: CredentialStore, cipher: Cipher | None) -> TokenStore:
     """Tokens in storage when a GATEWAY_SECRET_KEY can encrypt them; in memory otherwise."""
     if cipher is None:
         return MemoryTokenStore()

@@ -34,7 +34,7 @@ from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
 from gateway.jsontext import loads
 from gateway.store.entities import Dispatch, NewJob, StoredEvent
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import EventStore
 
 log = logging.getLogger("gateway.processing.dispatcher")
 
@@ -102,7 +102,7 @@ class Dispatcher:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: EventStore,
         *,
         clock: Callable[[], float] = time.time,
         batch: int = 200,

@@ -27,7 +27,7 @@ from gateway.outbound.failures import RetryableError
 from gateway.processing.dispatcher import evaluate
 from gateway.processing.messaging import Messenger
 from gateway.store.entities import Job, JobOutcome
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import JobStore
 
 log = logging.getLogger("gateway.processing.worker")
 RESULT_LIMIT = 2000
@@ -47,7 +47,7 @@ class Worker:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: JobStore,
         caller: Caller,
         *,
         clock: Callable[[], float] = time.time,

@@ -155,5 +155,13 @@ class SyncStore(Protocol):
     async def count_sync_records(self, key: SyncKey) -> tuple[int, int]: ...
 
 
+class EventsAndJobs(EventStore, JobStore, Protocol):
+    """Events and jobs: the admin API."""
+
+
+class CredentialsAndSyncs(CredentialStore, SyncStore, Protocol):
+    """Who has credentials, and when each sync last ran: the sync scheduler."""
+
+
 class Store(Lifecycle, EventStore, JobStore, CredentialStore, SyncStore, Protocol):
     """A storage backend: every interface above."""

@@ -1,13 +1,13 @@
-"""SQLite storage (the embedded default) through aiosqlite, in WAL mode.
+"""SQLite storage (the embedded default), in WAL mode.
 
-Every write goes through one connection (one writer); reads use a second connection, which
-WAL lets run beside the writer. `synchronous=FULL` makes each commit survive power loss; the
-group-commit writer (writer.py) shares one commit among many concurrent requests.
+Every write, the schema's creation and migration included, goes through one sqlite3
+connection on its own thread (sqlite_thread.py); reads use a second, read-only connection
+(aiosqlite), which WAL lets run beside the writer. `synchronous=FULL` makes each commit survive
+power loss; the group-commit writer (writer.py) shares one commit among many concurrent requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -17,6 +17,7 @@ import aiosqlite
 
 from gateway.store.entities import EventQuery, Inserted, NewEvent, SchemaTooNew, StoredEvent
 from gateway.store.rows import EVENT_COLUMNS, event_from_row
+from gateway.store.sqlite_events import insert_events
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 from gateway.store.sqlite_thread import WriterThread
@@ -66,35 +67,19 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def _insert_events(db: sqlite3.Connection, events: Sequence[NewEvent]) -> list[Inserted]:
-    """Insert a batch (repeats of a stored dedup key are skipped) and say, for each event,
-    which stored event it is. Runs on the writer thread, inside one transaction."""
-    before = db.total_changes
-    db.executemany(
-        "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
-        " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
-        events,  # NewEvent is a tuple in this column order
-    )
-    if db.total_changes - before == len(events):  # all new: the common case
-        return [Inserted(e.id, duplicate=False) for e in events]
-    groups: dict[tuple[str, str], set[str]] = {}
-    for e in events:
-        groups.setdefault((e.integration, e.tenant), set()).add(e.dedup_key)
-    stored: dict[tuple[str, str, str], str] = {}
-    for (integration, tenant), keys in groups.items():  # one group in practice
-        marks = ",".join("?" * len(keys))
-        for row in db.execute(
-            "SELECT dedup_key, id FROM events"  # noqa: S608
-            f" WHERE integration = ? AND tenant = ? AND dedup_key IN ({marks})",
-            [integration, tenant, *keys],
-        ):
-            stored[(integration, tenant, row[0])] = row[1]
-    results = []
-    for e in events:
-        first = stored[(e.integration, e.tenant, e.dedup_key)]
-        results.append(Inserted(first, duplicate=first != e.id))
-    return results
+def _create_schema(db: sqlite3.Connection) -> None:
+    """Bring the database up to SCHEMA_VERSION (on the writer thread, as the store opens)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the database's schema is version {version}, newer than this gateway's"
+            f" ({SCHEMA_VERSION}): upgrade the gateway"
+        )
+    if version != 0:  # 0: a new database, which _SCHEMA makes whole
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            db.executescript(_MIGRATIONS[step])
+    db.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class SQLiteStore(JobTables, SyncTables):
@@ -104,52 +89,30 @@ class SQLiteStore(JobTables, SyncTables):
         self.synchronous = synchronous
 
     async def open(self) -> None:
-        self._write_lock = asyncio.Lock()  # bound to this event loop: a store may be reopened
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._writer.execute("PRAGMA journal_mode=WAL")
-            await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
-            await self._writer.execute("PRAGMA busy_timeout=5000")
-            await self._migrate(self._writer)
-            await self._writer.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA)
-            await self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._reader.execute("PRAGMA busy_timeout=5000")
             self._thread = WriterThread(self.path, self.synchronous)
             await self._thread.open()
+            await self._thread.call(_create_schema)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+            await self._reader.execute("PRAGMA query_only=ON")
         except BaseException:
             await self.close()  # the connections' threads would keep the process alive
             raise
 
-    @staticmethod
-    async def _migrate(db: aiosqlite.Connection) -> None:
-        rows = await db.execute_fetchall("PRAGMA user_version")
-        version = int(next(iter(rows))[0])
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the database's schema is version {version}, newer than this gateway's"
-                f" ({SCHEMA_VERSION}): upgrade the gateway"
-            )
-        if version == 0:  # a new database: _SCHEMA makes it whole
-            return
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            await db.executescript(_MIGRATIONS[step])
-
     async def close(self) -> None:
-        if self._thread is not None:
-            await self._thread.close()
-            self._thread = None
         if self._reader is not None:
             await self._reader.close()
-        if self._writer is not None:
-            await self._writer.close()
-        self._reader = self._writer = None
+            self._reader = None
+        if self._thread is not None:  # last: the writer checkpoints the WAL as it closes
+            await self._thread.close()
+            self._thread = None
 
     # ---- events -------------------------------------------------------------------------
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[Inserted]:
-        return await self.write(_insert_events, events)
+        return await self.write(insert_events, events)
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
         clauses, args = [], []
@@ -190,21 +153,10 @@ class SQLiteStore(JobTables, SyncTables):
     # ---- credentials ----------------------------------------------------------------------
 
     async def set_credential(self, tenant: str, integration: str, name: str, token: bytes) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO credentials (tenant, integration, name, token, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, integration, name)"
-                " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
-                (tenant, integration, name, token, time.time()),
-            )
+        await self.write(_set_credential, (tenant, integration, name, token, time.time()))
 
     async def delete_credential(self, tenant: str, integration: str, name: str) -> bool:
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM credentials WHERE tenant = ? AND integration = ? AND name = ?",
-                (tenant, integration, name),
-            )
-            return cursor.rowcount > 0
+        return await self.write(_delete_credential, (tenant, integration, name))
 
     async def list_credentials(
         self, tenant: str | None = None
@@ -224,12 +176,8 @@ class SQLiteStore(JobTables, SyncTables):
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
     async def replace_credential_tokens(self, rows: Sequence[tuple[str, str, str, bytes]]) -> None:
-        async with self.transaction() as db:
-            await db.executemany(
-                "UPDATE credentials SET token = ?"
-                " WHERE tenant = ? AND integration = ? AND name = ?",
-                [(token, tenant, integration, name) for tenant, integration, name, token in rows],
-            )
+        values = [(token, tenant, integration, name) for tenant, integration, name, token in rows]
+        await self.write(_replace_credential_tokens, values)
 
     async def all_credential_tokens(self) -> list[tuple[str, str, str, bytes]]:
         rows = await self.reader.execute_fetchall(
@@ -240,3 +188,28 @@ class SQLiteStore(JobTables, SyncTables):
     async def tenants_with_credentials(self) -> set[str]:
         rows = await self.reader.execute_fetchall("SELECT DISTINCT tenant FROM credentials")
         return {r[0] for r in rows}
+
+
+def _set_credential(db: sqlite3.Connection, row: tuple[str, str, str, bytes, float]) -> None:
+    db.execute(
+        "INSERT INTO credentials (tenant, integration, name, token, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, integration, name)"
+        " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+        row,
+    )
+
+
+def _delete_credential(db: sqlite3.Connection, key: tuple[str, str, str]) -> bool:
+    cursor = db.execute(
+        "DELETE FROM credentials WHERE tenant = ? AND integration = ? AND name = ?", key
+    )
+    return cursor.rowcount > 0
+
+
+def _replace_credential_tokens(
+    db: sqlite3.Connection, values: Sequence[tuple[bytes, str, str, str]]
+) -> None:
+    db.executemany(
+        "UPDATE credentials SET token = ? WHERE tenant = ? AND integration = ? AND name = ?",
+        values,
+    )

@@ -69,13 +69,7 @@ class JobTables(SQLiteBase):
 
     async def replay_event(self, event_id: str) -> bool:
         """Dispatch an event again: its flows run anew (new idempotency keys)."""
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"
-                " WHERE id = ?",
-                (event_id,),
-            )
-            return cursor.rowcount > 0
+        return await self.write(_replay, event_id)
 
     # ---- the queue ------------------------------------------------------------------------
 
@@ -98,12 +92,7 @@ class JobTables(SQLiteBase):
 
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None:
         """Keep running jobs leased while their worker is alive (a heartbeat)."""
-        marks = ",".join("?" * len(job_ids))
-        async with self.transaction() as db:
-            await db.execute(
-                f"UPDATE jobs SET locked_until = ? WHERE status = 'running' AND id IN ({marks})",  # noqa: S608
-                (until, *job_ids),
-            )
+        await self.write(_extend_leases, job_ids, until)
 
     async def next_run_at(self) -> float | None:
         rows = await self.reader.execute_fetchall(
@@ -131,14 +120,7 @@ class JobTables(SQLiteBase):
     async def retry_jobs(self, query: JobQuery) -> int:
         """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
         clauses, args = _job_filters(JobQuery(**{**job_query_fields(query), "status": "dead"}))
-        now = time.time()
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?"  # noqa: S608
-                f" WHERE {' AND '.join(clauses)}",
-                [now, now, *args],
-            )
-            return cursor.rowcount
+        return await self.write(_retry, clauses, args, time.time())
 
     async def job_counts(self) -> dict[str, int]:
         rows = await self.reader.execute_fetchall(
@@ -156,13 +138,41 @@ class JobTables(SQLiteBase):
         return bytes(next(iter(rows))[0]) if rows else None
 
     async def put_token(self, integration: str, tenant: str, token: bytes) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO oauth_tokens (integration, tenant, token, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (integration, tenant)"
-                " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
-                (integration, tenant, token, time.time()),
-            )
+        await self.write(_put_token, (integration, tenant, token, time.time()))
+
+
+def _replay(db: sqlite3.Connection, event_id: str) -> bool:
+    cursor = db.execute(
+        "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL WHERE id = ?",
+        (event_id,),
+    )
+    return cursor.rowcount > 0
+
+
+def _extend_leases(db: sqlite3.Connection, job_ids: Sequence[str], until: float) -> None:
+    marks = ",".join("?" * len(job_ids))
+    db.execute(
+        f"UPDATE jobs SET locked_until = ? WHERE status = 'running' AND id IN ({marks})",  # noqa: S608
+        (until, *job_ids),
+    )
+
+
+def _retry(db: sqlite3.Connection, clauses: list[str], args: list[Any], now: float) -> int:
+    cursor = db.execute(
+        "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?"  # noqa: S608
+        f" WHERE {' AND '.join(clauses)}",
+        [now, now, *args],
+    )
+    return cursor.rowcount
+
+
+def _put_token(db: sqlite3.Connection, row: tuple[str, str, bytes, float]) -> None:
+    db.execute(
+        "INSERT INTO oauth_tokens (integration, tenant, token, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (integration, tenant)"
+        " DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+        row,
+    )
 
 
 def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list[Job]:

@@ -3,12 +3,12 @@ sync log) and records (what the syncs pulled, one row per record)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
-
-import aiosqlite
 
 from gateway.store.rows import RUN_COLUMNS, run_from_row, sync_key_values
 from gateway.store.sqlite_base import SQLiteBase
+from gateway.store.sqlite_events import insert_event_rows
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,
@@ -70,23 +70,6 @@ _KEY = "integration = ? AND tenant = ? AND sync = ?"
 _CHUNK = 500  # record ids per SELECT (well under SQLite's limit of bound parameters)
 
 
-async def _stored(
-    db: aiosqlite.Connection, key: SyncKey, ids: Sequence[str]
-) -> dict[str, StoredRecord]:
-    found: dict[str, StoredRecord] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        rows = await db.execute_fetchall(
-            "SELECT record_id, content_hash, updated_ts, deleted FROM records"  # noqa: S608
-            f" WHERE {_KEY} AND record_id IN ({','.join('?' * len(chunk))})",
-            [*sync_key_values(key), *chunk],
-        )
-        for r in rows:
-            found[r[0]] = StoredRecord(r[0], r[1], r[2], bool(r[3]))
-    return found
-
-
 class SyncTables(SQLiteBase):
     """The sync tables; mixed into SQLiteStore."""
 
@@ -96,125 +79,12 @@ class SyncTables(SQLiteBase):
         """Take the sync's lease for a new run and log the run as running, atomically; None
         when another run holds an unexpired lease. A run whose lease expired (its process
         died) is logged as failed."""
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO sync_state (integration, tenant, sync, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (*sync_key_values(key), now),
-            )
-            rows = await db.execute_fetchall(
-                f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
-                sync_key_values(key),
-            )
-            cursor, resume, holder, until = next(iter(rows))
-            if holder is not None and until is not None and until > now:
-                return None
-            if holder is not None:
-                await db.execute(
-                    "UPDATE sync_runs SET status = 'failed', finished = ?,"
-                    " error = 'interrupted: the run stopped without finishing (lease expired)'"
-                    " WHERE id = ? AND status = 'running'",
-                    (now, holder),
-                )
-            await db.execute(
-                "UPDATE sync_state SET run_id = ?, lease_until = ?, updated_at = ?"  # noqa: S608
-                f" WHERE {_KEY}",
-                (run_id, lease_until, now, *sync_key_values(key)),
-            )
-            await db.execute(
-                "INSERT INTO sync_runs (id, integration, tenant, sync, started, status)"
-                " VALUES (?, ?, ?, ?, ?, 'running')",
-                (run_id, *sync_key_values(key), now),
-            )
-        return SyncState(cursor, resume, run_id, lease_until)
+        return await self.write(_acquire, key, run_id, now, lease_until)
 
     async def commit_sync_page(self, commit: PageCommit) -> PagePlan:
         """Apply one page: the records and events its plan decides, the run's counters, the
         resume point (and when final: the cursor, success, the lease given up)."""
-        key = commit.key
-        async with self.transaction() as db:
-            rows = await db.execute_fetchall(
-                f"SELECT run_id FROM sync_state WHERE {_KEY}",  # noqa: S608
-                sync_key_values(key),
-            )
-            if not rows or next(iter(rows))[0] != commit.run_id:
-                raise LeaseLost(f"sync {key}: run {commit.run_id} lost its lease")
-            plan = commit.plan(await _stored(db, key, commit.record_ids))
-            await db.executemany(
-                "INSERT INTO records (integration, tenant, sync, record_id, content_hash,"
-                " updated_at, updated_ts, deleted, data, synced_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (integration, tenant, sync, record_id) DO UPDATE SET"
-                " content_hash = excluded.content_hash, updated_at = excluded.updated_at,"
-                " updated_ts = excluded.updated_ts, deleted = excluded.deleted,"
-                " data = excluded.data, synced_at = excluded.synced_at",
-                [
-                    (
-                        *sync_key_values(key),
-                        w.record_id,
-                        w.content_hash,
-                        w.updated_at,
-                        w.updated_ts,
-                        int(w.deleted),
-                        w.data,
-                        commit.now,
-                    )
-                    for w in plan.writes
-                ],
-            )
-            await db.executemany(
-                "INSERT INTO events (id, integration, tenant, dedup_key, provider_id, type,"
-                " received_at, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (integration, tenant, dedup_key) DO NOTHING",
-                [
-                    (
-                        e.id,
-                        e.integration,
-                        e.tenant,
-                        e.dedup_key,
-                        e.provider_id,
-                        e.type,
-                        e.received_at,
-                        e.headers,
-                        e.body,
-                    )
-                    for e in plan.events
-                ],
-            )
-            c = plan.counts
-            await db.execute(
-                "UPDATE sync_runs SET fetched = fetched + ?, created = created + ?,"
-                " updated = updated + ?, unchanged = unchanged + ?, deleted = deleted + ?,"
-                " conflicts = conflicts + ?, pages = pages + ?, full = ?, resumed = ?,"
-                " status = ?, finished = ? WHERE id = ?",
-                (
-                    c.fetched,
-                    c.created,
-                    c.updated,
-                    c.unchanged,
-                    c.deleted,
-                    c.conflicts,
-                    c.pages,
-                    int(commit.full),
-                    int(commit.resumed),
-                    "succeeded" if commit.final else "running",
-                    commit.now if commit.final else None,
-                    commit.run_id,
-                ),
-            )
-            if commit.final:
-                await db.execute(
-                    "UPDATE sync_state SET cursor = ?, resume = NULL, run_id = NULL,"  # noqa: S608
-                    f" lease_until = NULL, updated_at = ? WHERE {_KEY}",
-                    (commit.cursor, commit.now, *sync_key_values(key)),
-                )
-            else:
-                await db.execute(
-                    "UPDATE sync_state SET resume = ?, lease_until = ?, updated_at = ?"  # noqa: S608
-                    f" WHERE {_KEY}",
-                    (commit.resume, commit.lease_until, commit.now, *sync_key_values(key)),
-                )
-        return plan
+        return await self.write(_commit_page, commit)
 
     async def finish_sync_run(
         self,
@@ -229,17 +99,7 @@ class SyncTables(SQLiteBase):
     ) -> None:
         """End a run that did not finish through its final page (failed), giving the lease up
         if it still holds it. The resume point stays where the last page left it."""
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE sync_runs SET status = ?, error = ?, finished = ?, full = ?, resumed = ?"
-                " WHERE id = ? AND status = 'running'",
-                (status, error, now, int(full), int(resumed), run_id),
-            )
-            await db.execute(
-                "UPDATE sync_state SET run_id = NULL, lease_until = NULL, updated_at = ?"  # noqa: S608
-                f" WHERE {_KEY} AND run_id = ?",
-                (now, *sync_key_values(key), run_id),
-            )
+        await self.write(_finish_run, key, run_id, (status, error, now, int(full), int(resumed)))
 
     async def get_sync_state(self, key: SyncKey) -> SyncState | None:
         rows = await self.reader.execute_fetchall(
@@ -300,3 +160,140 @@ class SyncTables(SQLiteBase):
         )
         live, deleted = next(iter(rows))
         return int(live), int(deleted)
+
+
+# ---- on the writer thread, inside the write's transaction ------------------------------------
+
+
+def _stored(db: sqlite3.Connection, key: SyncKey, ids: Sequence[str]) -> dict[str, StoredRecord]:
+    found: dict[str, StoredRecord] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        rows = db.execute(
+            "SELECT record_id, content_hash, updated_ts, deleted FROM records"  # noqa: S608
+            f" WHERE {_KEY} AND record_id IN ({','.join('?' * len(chunk))})",
+            [*sync_key_values(key), *chunk],
+        )
+        for r in rows:
+            found[r[0]] = StoredRecord(r[0], r[1], r[2], bool(r[3]))
+    return found
+
+
+def _acquire(
+    db: sqlite3.Connection, key: SyncKey, run_id: str, now: float, lease_until: float
+) -> SyncState | None:
+    db.execute(
+        "INSERT INTO sync_state (integration, tenant, sync, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (*sync_key_values(key), now),
+    )
+    cursor, resume, holder, until = db.execute(
+        f"SELECT cursor, resume, run_id, lease_until FROM sync_state WHERE {_KEY}",  # noqa: S608
+        sync_key_values(key),
+    ).fetchone()
+    if holder is not None and until is not None and until > now:
+        return None
+    if holder is not None:
+        db.execute(
+            "UPDATE sync_runs SET status = 'failed', finished = ?,"
+            " error = 'interrupted: the run stopped without finishing (lease expired)'"
+            " WHERE id = ? AND status = 'running'",
+            (now, holder),
+        )
+    db.execute(
+        f"UPDATE sync_state SET run_id = ?, lease_until = ?, updated_at = ? WHERE {_KEY}",  # noqa: S608
+        (run_id, lease_until, now, *sync_key_values(key)),
+    )
+    db.execute(
+        "INSERT INTO sync_runs (id, integration, tenant, sync, started, status)"
+        " VALUES (?, ?, ?, ?, ?, 'running')",
+        (run_id, *sync_key_values(key), now),
+    )
+    return SyncState(cursor, resume, run_id, lease_until)
+
+
+def _commit_page(db: sqlite3.Connection, commit: PageCommit) -> PagePlan:
+    key = commit.key
+    row = db.execute(
+        f"SELECT run_id FROM sync_state WHERE {_KEY}",  # noqa: S608
+        sync_key_values(key),
+    ).fetchone()
+    if row is None or row[0] != commit.run_id:
+        raise LeaseLost(f"sync {key}: run {commit.run_id} lost its lease")
+    plan = commit.plan(_stored(db, key, commit.record_ids))
+    db.executemany(
+        "INSERT INTO records (integration, tenant, sync, record_id, content_hash,"
+        " updated_at, updated_ts, deleted, data, synced_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (integration, tenant, sync, record_id) DO UPDATE SET"
+        " content_hash = excluded.content_hash, updated_at = excluded.updated_at,"
+        " updated_ts = excluded.updated_ts, deleted = excluded.deleted,"
+        " data = excluded.data, synced_at = excluded.synced_at",
+        [
+            (
+                *sync_key_values(key),
+                w.record_id,
+                w.content_hash,
+                w.updated_at,
+                w.updated_ts,
+                int(w.deleted),
+                w.data,
+                commit.now,
+            )
+            for w in plan.writes
+        ],
+    )
+    insert_event_rows(db, plan.events)
+    c = plan.counts
+    db.execute(
+        "UPDATE sync_runs SET fetched = fetched + ?, created = created + ?,"
+        " updated = updated + ?, unchanged = unchanged + ?, deleted = deleted + ?,"
+        " conflicts = conflicts + ?, pages = pages + ?, full = ?, resumed = ?,"
+        " status = ?, finished = ? WHERE id = ?",
+        (
+            c.fetched,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.deleted,
+            c.conflicts,
+            c.pages,
+            int(commit.full),
+            int(commit.resumed),
+            "succeeded" if commit.final else "running",
+            commit.now if commit.final else None,
+            commit.run_id,
+        ),
+    )
+    if commit.final:
+        db.execute(
+            "UPDATE sync_state SET cursor = ?, resume = NULL, run_id = NULL,"  # noqa: S608
+            f" lease_until = NULL, updated_at = ? WHERE {_KEY}",
+            (commit.cursor, commit.now, *sync_key_values(key)),
+        )
+    else:
+        db.execute(
+            f"UPDATE sync_state SET resume = ?, lease_until = ?, updated_at = ? WHERE {_KEY}",  # noqa: S608
+            (commit.resume, commit.lease_until, commit.now, *sync_key_values(key)),
+        )
+    return plan
+
+
+def _finish_run(
+    db: sqlite3.Connection,
+    key: SyncKey,
+    run_id: str,
+    outcome: tuple[str, str | None, float, int, int],
+) -> None:
+    status, error, now, full, resumed = outcome
+    db.execute(
+        "UPDATE sync_runs SET status = ?, error = ?, finished = ?, full = ?, resumed = ?"
+        " WHERE id = ? AND status = 'running'",
+        (status, error, now, full, resumed, run_id),
+    )
+    db.execute(
+        "UPDATE sync_state SET run_id = NULL, lease_until = NULL, updated_at = ?"  # noqa: S608
+        f" WHERE {_KEY} AND run_id = ?",
+        (now, *sync_key_values(key), run_id),
+    )

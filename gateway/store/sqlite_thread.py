@@ -1,4 +1,5 @@
-"""A thread that owns one sqlite3 connection: a whole batch of writes in one hop.
+"""A thread that owns one sqlite3 connection, the SQLite store's only writer: a whole batch
+of writes in one hop.
 
 Each aiosqlite call is a hop to its thread and back, and a thread waiting for the GIL behind a
 busy event loop can wait the interpreter's whole switch interval (5 ms). Four hops per batch

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.counters import Counters
 from gateway.store.entities import Inserted, NewEvent
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import EventStore
 
 _GATHER_TURNS = 16
 _Waiter = tuple[Sequence[NewEvent], "asyncio.Future[list[Inserted]]"]
@@ -22,7 +22,7 @@ _Waiter = tuple[Sequence[NewEvent], "asyncio.Future[list[Inserted]]"]
 class EventWriter:
     def __init__(
         self,
-        store: Store,
+        store: EventStore,
         *,
         max_batch: int = 1024,
         on_commit: Callable[[], None] | None = None,

@@ -29,7 +29,7 @@ from gateway.ids import new_id
 from gateway.outbound.caller import Caller, Response
 from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import OutboundError, RetryableError
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import SyncStore
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,
@@ -105,7 +105,7 @@ class SyncRunner:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: SyncStore,
         caller: Caller,
         *,
         clock: Callable[[], float] = time.time,

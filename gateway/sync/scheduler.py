@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gateway.config.model import DEFAULT_TENANT, Config
 from gateway.config.syncs import Schedule, SyncSpec
 from gateway.expr.filters import zone_or_utc
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import CredentialsAndSyncs
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import declared_syncs
@@ -120,7 +120,7 @@ class SyncScheduler:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: CredentialsAndSyncs,
         runner: SyncRunner,
         environ: Mapping[str, str],
         *,

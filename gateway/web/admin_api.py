@@ -16,7 +16,7 @@ from gateway.config.envsubst import Secret
 from gateway.counters import Counters
 from gateway.expr.filters import to_datetime
 from gateway.store.entities import JOB_STATUSES, EventQuery, JobQuery, StoredEvent
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import EventsAndJobs
 from gateway.web import metrics_page as metrics
 from gateway.web.error_handlers import error_response
 
@@ -71,7 +71,7 @@ def _time(raw: str | None) -> float | None:
 
 
 def routes(
-    store: Store,
+    store: EventsAndJobs,
     token: Secret | None,
     *,
     outbound: OutboundHealth | None = None,

@@ -27,7 +27,7 @@ from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import EventStore, Store
 from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
@@ -53,7 +53,7 @@ class GatewayApp(Starlette):
 
 
 async def _purge_periodically(
-    store: Store, retention: float, stop: asyncio.Event, every: float = 3600.0
+    store: EventStore, retention: float, stop: asyncio.Event, every: float = 3600.0
 ) -> None:
     while not stop.is_set():
         try:

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from gateway.config.envsubst import Secret
 from gateway.config.model import DEFAULT_TENANT
-from gateway.store.interfaces import Store
+from gateway.store.interfaces import SyncStore
 from gateway.store.sync_model import SyncRunQuery
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import UnknownSync, declared_syncs
@@ -34,7 +34,7 @@ _TRUE = ("1", "true", "yes")
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
-def routes(store: Store, token: Secret | None, runner: SyncRunner, spawn: Spawn) -> list[Route]:
+def routes(store: SyncStore, token: Secret | None, runner: SyncRunner, spawn: Spawn) -> list[Route]:
     """`spawn` runs a background run as a task the app cancels when it stops."""
 
     async def list_syncs(request: Request) -> Response:
