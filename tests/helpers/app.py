@@ -1,0 +1,18 @@
+"""An in-process gateway app for tests: the admin token it is built with, the factory type of the
+``make_client`` fixture (tests/conftest.py), and an authorised admin GET."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.testclient import TestClient
+
+ADMIN_TOKEN = "test-admin-token"
+
+AppFactory = Callable[..., TestClient]
+
+
+def admin(client: TestClient, path: str) -> object:
+    response = client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200, response.text
+    return response.json()
