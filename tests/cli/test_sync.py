@@ -19,31 +19,36 @@ from gateway.sandbox.server import SandboxHandle, running_sandbox
 from gateway.store import SQLiteStore
 from gateway.web.application import create_app
 from tests.helpers import REPO
+from tests.helpers.integrations import BEARER, acme, api, section
 from tests.helpers.sync_harness import thing
 
-ACME = """\
-kind: integration
-name: acme
-api:
-  base_url: ${ACME_BASE_URL}
-  auth: {type: bearer, token: "${secret:ACME_KEY}"}
-  retry: {max_attempts: 1}
-  endpoints:
-    list_things: {method: GET, path: /things}
-    list_widgets: {method: GET, path: /widgets}
-syncs:
-  things:
-    endpoint: list_things
-    schedule: {every: 15m}
-    paginate: {style: page, page_param: page, size_param: per_page, size: 2}
-    records: "{{ response.results }}"
-    record: {id: "{{ record.id }}", updated_at: "{{ record.updated }}"}
-  widgets:
-    endpoint: list_widgets
-    schedule: {cron: "0 * * * *"}
-    records: "{{ response.results }}"
-    record: {id: "{{ record.id }}"}
-"""
+ACME = acme(
+    api(
+        base_url="${ACME_BASE_URL}",
+        auth=BEARER,
+        retry="{max_attempts: 1}",
+        endpoints={
+            "list_things": "{method: GET, path: /things}",
+            "list_widgets": "{method: GET, path: /widgets}",
+        },
+    ),
+    section(
+        "syncs",
+        """\
+things:
+  endpoint: list_things
+  schedule: {every: 15m}
+  paginate: {style: page, page_param: page, size_param: per_page, size: 2}
+  records: "{{ response.results }}"
+  record: {id: "{{ record.id }}", updated_at: "{{ record.updated }}"}
+widgets:
+  endpoint: list_widgets
+  schedule: {cron: "0 * * * *"}
+  records: "{{ response.results }}"
+  record: {id: "{{ record.id }}"}
+""",
+    ),
+)
 LINE = re.compile(
     r"^integration=acme sync=(\w+) tenant=(\w+) fetched=(\d+) created=(\d+) updated=(\d+)"
     r" unchanged=(\d+) deleted=(\d+) conflicts=(\d+) pages=(\d+) status=(\w+)"

@@ -8,26 +8,18 @@ import pytest
 
 from gateway.config.lint import lint
 from gateway.diagnostics import Diagnostic
+from tests.helpers.integrations import acme, api, section, webhook
 
-BASE = """\
-kind: integration
-name: acme
-api:
-  base_url: https://api.acme.test
-  endpoints:
-    get_thing: {method: GET, path: "/things/{id}"}
-channels:
-  sms: {kind: sms, endpoint: get_thing, body: {To: "{{ to }}"}}
-webhook:
-  verify: {scheme: hmac, algorithm: sha256, secret: "${secret:ACME_SECRET}", signature: {header: X-Sig}, signed: "{body}"}
-  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
-  map:
-    thing.made:
-      emit: thing.created
-      data: {name: "{{ body.name }}"}
-examples:
-  made: {body: {id: "1", type: thing.made, name: x}}
-"""
+# The rules' expected lines and columns count in the text this builds (print BASE to see it).
+BASE = acme(
+    api(endpoints={"get_thing": '{method: GET, path: "/things/{id}"}'}),
+    section("channels", {"sms": '{kind: sms, endpoint: get_thing, body: {To: "{{ to }}"}}'}),
+    webhook(
+        verify='verify: {scheme: hmac, algorithm: sha256, secret: "${secret:ACME_SECRET}", signature: {header: X-Sig}, signed: "{body}"}\n',
+        map={"thing.made": 'emit: thing.created\ndata: {name: "{{ body.name }}"}\n'},
+    ),
+    section("examples", {"made": '{body: {id: "1", type: thing.made, name: x}}'}),
+)
 
 FLOW = """\
 kind: flow

@@ -17,25 +17,24 @@ from gateway.outbound import MemoryTokenStore, OutboundClient
 from gateway.store import SQLiteStore
 from gateway.store.sync_model import StoredRecord, SyncKey, SyncRunQuery, SyncState
 from gateway.sync.runner import RunSummary, SyncRunner
+from tests.helpers.integrations import BASE_URL, BEARER, acme, api
 
-BASE = "https://api.acme.test"
+BASE = BASE_URL
 T0 = 1_750_000_000.0
 Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
-ACME = """\
-kind: integration
-name: acme
-api:
-  base_url: https://api.acme.test
-  auth: {type: bearer, token: "${secret:ACME_KEY}"}
-  retry: {max_attempts: 3, backoff: constant, base: 2s, jitter: false, retry_on: [429, 5xx, network]}
-  endpoints:
-    list_things: {method: GET, path: /things}
-    search_things: {method: POST, path: /things/search}
-    calendar: {method: GET, path: "/users/{user}/delta", headers: {Prefer: odata.maxpagesize=2}}
-syncs:
-  things:
-"""
+ACME = acme(
+    api(
+        auth=BEARER,
+        retry="{max_attempts: 3, backoff: constant, base: 2s, jitter: false, retry_on: [429, 5xx, network]}",
+        endpoints={
+            "list_things": "{method: GET, path: /things}",
+            "search_things": "{method: POST, path: /things/search}",
+            "calendar": '{method: GET, path: "/users/{user}/delta", headers: {Prefer: odata.maxpagesize=2}}',
+        },
+    ),
+    "syncs:\n  things:\n",
+)
 
 
 def acme_yaml(sync: str) -> str:

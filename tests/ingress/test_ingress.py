@@ -10,23 +10,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ingress.replies import Reply, route_path
 from tests.helpers.app import ADMIN_TOKEN, AppFactory, admin
+from tests.helpers.integrations import acme, webhook
 from tests.helpers.signatures import stripe_header
 
 SECRET = "whsec_test"
-ACME = """\
-kind: integration
-name: acme
-webhook:
-  max_body: 2KiB
-  verify:
-    scheme: hmac
-    algorithm: sha256
-    secret: ${secret:ACME_SECRET}
-    signature: {header: Acme-Signature, format: pairs, key: v1}
-    timestamp: {param: t, tolerance: 5m, direction: past}
-    signed: "{timestamp}.{body}"
-  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
-"""
+ACME = acme(webhook(max_body="2KiB"))
 BATCH = """\
 kind: integration
 name: batchy

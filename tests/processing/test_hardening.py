@@ -30,6 +30,7 @@ from gateway.store.entities import (
 from gateway.store.writer import EventWriter
 from tests.helpers import REPO
 from tests.helpers.app import ADMIN_TOKEN, AppFactory, admin
+from tests.helpers.integrations import TOKEN_VERIFY, acme, webhook
 
 CONFIG = load_config(REPO / "integrations.d", {})
 
@@ -201,13 +202,7 @@ webhook:
   split: "{{ body.value }}"
   event: {id: "{{ body.id }}", type: "{{ body.changeType }}"}
 """
-ACME = """\
-kind: integration
-name: acme
-webhook:
-  verify: {scheme: token, secret: "${secret:TOKEN}", header: X-Token}
-  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
-"""
+ACME = acme(webhook(verify=TOKEN_VERIFY))
 
 
 def test_a_token_at_a_body_path_is_never_stored(make_client: AppFactory) -> None:

@@ -10,23 +10,12 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.integrations import acme, webhook
 from tests.helpers.servers import gateway_process
 from tests.helpers.signatures import stripe_header
 
 SECRET = "whsec_durability"
-ACME = """\
-kind: integration
-name: acme
-webhook:
-  verify:
-    scheme: hmac
-    algorithm: sha256
-    secret: ${secret:ACME_SECRET}
-    signature: {header: Acme-Signature, format: pairs, key: v1}
-    timestamp: {param: t, tolerance: 5m, direction: past}
-    signed: "{timestamp}.{body}"
-  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
-"""
+ACME = acme(webhook())
 
 
 def _load(url: str, acknowledged: list[str], stop: threading.Event, workers: int = 8) -> None:

@@ -24,30 +24,15 @@ from gateway.store import open_store
 from gateway.store.postgres_base import pool_sizes
 from gateway.web.application import create_app
 from tests.helpers.app import ADMIN_TOKEN
+from tests.helpers.integrations import BEARER, acme, api, webhook
 from tests.helpers.postgres import fresh_schema
 from tests.helpers.signatures import stripe_header
 
 SECRET = "whsec_pg"
-ACME = """\
-kind: integration
-name: acme
-api:
-  base_url: https://api.acme.test
-  auth: {type: bearer, token: "${secret:ACME_KEY}"}
-  endpoints:
-    ping: {method: POST, path: /ping}
-webhook:
-  verify:
-    scheme: hmac
-    algorithm: sha256
-    secret: ${secret:ACME_SECRET}
-    signature: {header: Acme-Signature, format: pairs, key: v1}
-    timestamp: {param: t, tolerance: 5m, direction: past}
-    signed: "{timestamp}.{body}"
-  event: {id: "{{ body.id }}", type: "{{ body.type }}"}
-  map:
-    thing.made: {emit: thing.made, data: {name: "{{ body.name }}"}}
-"""
+ACME = acme(
+    api(auth=BEARER, endpoints={"ping": "{method: POST, path: /ping}"}),
+    webhook(map={"thing.made": '{emit: thing.made, data: {name: "{{ body.name }}"}}'}),
+)
 FLOW = """\
 kind: flow
 name: tell-acme
