@@ -4,10 +4,12 @@ mock provider and its records, sync log and cursor land in SQLite."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.helpers.sync_harness import BASE, Harness, body, query, thing
 
@@ -49,58 +51,69 @@ def test_page_numbers_until_a_short_page(tmp_path: Path) -> None:
     run(main())
 
 
-def test_page_numbers_with_has_more_and_first_page_zero(tmp_path: Path) -> None:
-    sync = """
-        endpoint: list_things
-        schedule: {every: 1h}
-        paginate: {style: page, page_param: p, first_page: 0, has_more: "{{ response.more }}"}
-        records: "{{ response.results }}"
-        record: {id: "{{ record.id }}"}
-    """
+PAGE_WITH_HAS_MORE = """
+    endpoint: list_things
+    schedule: {every: 1h}
+    paginate: {style: page, page_param: p, first_page: 0, has_more: "{{ response.more }}"}
+    records: "{{ response.results }}"
+    record: {id: "{{ record.id }}"}
+"""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        page = int(query(request)["p"])
-        chunk = RECORDS[page * 2 : page * 2 + 2]
-        return httpx.Response(200, json={"results": chunk, "more": page < 2})
 
+def pages_from_zero_while_more(request: httpx.Request) -> httpx.Response:
+    page = int(query(request)["p"])
+    chunk = RECORDS[page * 2 : page * 2 + 2]
+    return httpx.Response(200, json={"results": chunk, "more": page < 2})
+
+
+CALCOM_TAKE_AND_SKIP = """
+    endpoint: list_things
+    schedule: {every: 15m}
+    paginate:
+      style: offset
+      offset_param: skip
+      limit_param: take
+      limit: 2
+      has_more: "{{ response.pagination.hasNextPage }}"
+    records: "{{ response.data }}"
+    record: {id: "{{ record.id }}", updated_at: "{{ record.updated }}"}
+"""
+
+
+def take_and_skip(request: httpx.Request) -> httpx.Response:
+    skip, take = int(query(request)["skip"]), int(query(request)["take"])
+    chunk = RECORDS[skip : skip + take]
+    more = skip + take < len(RECORDS)
+    return httpx.Response(200, json={"data": chunk, "pagination": {"hasNextPage": more}})
+
+
+@pytest.mark.parametrize(
+    ("sync", "handler", "param", "sent"),
+    [
+        pytest.param(
+            PAGE_WITH_HAS_MORE, pages_from_zero_while_more, "p", ["0", "1", "2"],
+            id="page-numbers-with-has-more-and-first-page-zero",
+        ),
+        pytest.param(
+            CALCOM_TAKE_AND_SKIP, take_and_skip, "skip", ["0", "2", "4"],
+            id="offset-and-limit-like-calcom-take-and-skip",
+        ),
+    ],
+)  # fmt: skip
+def test_three_pages_of_five_records(
+    tmp_path: Path,
+    sync: str,
+    handler: Callable[[httpx.Request], httpx.Response],
+    param: str,
+    sent: list[str],
+) -> None:
     async def main() -> None:
         async with Harness(tmp_path, sync, handler) as h:
             summary = await h.run()
             assert (summary.status, summary.counts.pages, summary.counts.created) == (
                 "succeeded", 3, 5,
             )  # fmt: skip
-            assert [query(r)["p"] for r in h.requests] == ["0", "1", "2"]
-
-    run(main())
-
-
-def test_offset_and_limit_like_calcom_take_and_skip(tmp_path: Path) -> None:
-    sync = """
-        endpoint: list_things
-        schedule: {every: 15m}
-        paginate:
-          style: offset
-          offset_param: skip
-          limit_param: take
-          limit: 2
-          has_more: "{{ response.pagination.hasNextPage }}"
-        records: "{{ response.data }}"
-        record: {id: "{{ record.id }}", updated_at: "{{ record.updated }}"}
-    """
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        skip, take = int(query(request)["skip"]), int(query(request)["take"])
-        chunk = RECORDS[skip : skip + take]
-        more = skip + take < len(RECORDS)
-        return httpx.Response(200, json={"data": chunk, "pagination": {"hasNextPage": more}})
-
-    async def main() -> None:
-        async with Harness(tmp_path, sync, handler) as h:
-            summary = await h.run()
-            assert (summary.status, summary.counts.pages, summary.counts.created) == (
-                "succeeded", 3, 5,
-            )  # fmt: skip
-            assert [query(r)["skip"] for r in h.requests] == ["0", "2", "4"]
+            assert [query(r)[param] for r in h.requests] == sent
 
     run(main())
 
