@@ -30,7 +30,7 @@ from gateway.sandbox.server import SandboxHandle, running_sandbox
 from gateway.store import SQLiteStore
 from gateway.web.application import create_app
 from tests.helpers import REPO
-from tests.helpers.app import ADMIN_TOKEN
+from tests.helpers.app import ADMIN_TOKEN, admin
 
 PROVIDERS = ("retell", "calcom", "stripe", "twilio", "sendgrid", "google_calendar", "segment")
 SECRETS = {
@@ -103,18 +103,12 @@ def body_of(config: Config, integration: str, example: str) -> dict[str, Any]:
     return found
 
 
-def admin_get(client: TestClient, path: str) -> Any:
-    response = client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def wait_for_jobs(
     client: TestClient, event_id: str, count: int, timeout: float = 10
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs: list[dict[str, Any]] = admin_get(client, f"/admin/api/events/{event_id}")["jobs"]
+        jobs: list[dict[str, Any]] = admin(client, f"/admin/api/events/{event_id}")["jobs"]
         if len(jobs) >= count and all(j["status"] not in ("running",) for j in jobs):
             settled = [
                 j for j in jobs if j["status"] in ("succeeded", "dead", "queued", "cancelled")
@@ -221,7 +215,7 @@ def test_booking_cancelled_texts_and_withdraws_the_reminder(
     assert "dead" not in [j["status"] for j in jobs], jobs
     sms = sandbox.requests("/twilio/", "POST")
     assert [dict(r.form or [])["To"] for r in sms] == ["+14155550123"]
-    reminders = admin_get(client, f"/admin/api/events/{created['event_id']}")["jobs"]
+    reminders = admin(client, f"/admin/api/events/{created['event_id']}")["jobs"]
     (reminder,) = [j for j in reminders if j["schedule_key"] == "reminder-uid-cancel"]
     assert reminder["status"] == "cancelled"
 
@@ -255,7 +249,7 @@ def test_paid_checkout_sends_a_receipt_and_tracks_it(
 
 def test_scenario_left_no_dead_jobs(gateway: tuple[TestClient, Config], tmp_path: Path) -> None:
     client, _ = gateway
-    assert admin_get(client, "/admin/api/jobs?status=dead")["jobs"] == []
+    assert admin(client, "/admin/api/jobs?status=dead")["jobs"] == []
 
 
 def test_metrics_count_what_the_scenario_did(gateway: tuple[TestClient, Config]) -> None:
@@ -275,7 +269,7 @@ def test_metrics_count_what_the_scenario_did(gateway: tuple[TestClient, Config])
             if found == name and labels.items() <= dict(pairs).items()
         )
 
-    succeeded = admin_get(client, "/admin/api/jobs?status=succeeded&limit=500")["jobs"]
+    succeeded = admin(client, "/admin/api/jobs?status=succeeded&limit=500")["jobs"]
     assert succeeded
     for integration in {j["integration"] for j in succeeded}:
         expected = sum(1 for j in succeeded if j["integration"] == integration)
@@ -285,7 +279,7 @@ def test_metrics_count_what_the_scenario_did(gateway: tuple[TestClient, Config])
             == expected
         )
         assert attempts == expected  # nothing was retried or buried in the scenario
-    events = admin_get(client, "/admin/api/events?limit=500")["events"]
+    events = admin(client, "/admin/api/events?limit=500")["events"]
     assert total("gateway_webhook_events_total", result="stored") == len(events)
     assert total("gateway_committed_events_total") >= len(events)
     assert total("gateway_jobs", status="succeeded") == len(succeeded)
