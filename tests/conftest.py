@@ -1,11 +1,10 @@
-"""Shared fixtures: a gateway app on a temporary SQLite file, driven in-process."""
+"""Shared fixtures: a gateway app on a temporary SQLite file, driven in-process.
+
+Helpers the tests import live in tests/helpers/ (``from tests.helpers... import``)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,7 @@ from gateway.config.model import Config, load_config
 from gateway.config.settings import Settings
 from gateway.store import SQLiteStore
 from gateway.web.application import create_app
-
-REPO = Path(__file__).resolve().parent.parent
-ADMIN_TOKEN = "test-admin-token"
-
-
-def stripe_header(body: bytes, secret: str, timestamp: int | None = None) -> str:
-    stamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
-
-
-AppFactory = Callable[..., TestClient]
+from tests.helpers.app import ADMIN_TOKEN, AppFactory
 
 
 @pytest.fixture
@@ -65,9 +53,3 @@ def make_client(tmp_path: Path) -> Iterator[AppFactory]:
     yield factory
     for client in clients:
         client.__exit__(None, None, None)
-
-
-def admin(client: TestClient, path: str) -> object:
-    response = client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert response.status_code == 200, response.text
-    return response.json()

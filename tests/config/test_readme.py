@@ -1,0 +1,61 @@
+"""The README's example provider lints clean, and its lint output is what lint prints."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.config.lint import lint
+from gateway.diagnostics import render
+from tests.helpers import REPO
+
+README = (REPO / "README.md").read_text()
+
+BREAKAGES = [
+    ("signature: {header: x-square", "signature: {headers: x-square"),
+    (
+        "algorithm: sha256\n    secret: ${secret:SQUARE",
+        "algorithm: sha265\n    secret: ${secret:SQUARE",
+    ),
+    ('id: "{{ body.event_id }}"', 'id: "{{ bdy.event_id }}"'),
+    ("payment.buyer_email_address | default(none)", "payment.buyer_email"),
+]
+
+
+def _block(marker: str) -> str:
+    match = re.search(rf"<!-- {marker}.*?-->\n```\w+\n(.*?)```", README, re.DOTALL)
+    assert match, f"README has no block after <!-- {marker} -->"
+    return match.group(1)
+
+
+def _project(tmp_path: Path, square: str) -> None:
+    shutil.copytree(REPO / "integrations.d", tmp_path / "integrations.d")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (tmp_path / "integrations.d" / "square.yaml").write_text(square)
+
+
+def test_readme_example_lints_clean_with_the_shipped_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path, _block("readme-example"))
+    monkeypatch.chdir(tmp_path)
+    result = lint(["integrations.d"])
+    assert [d.text() for d in result.diagnostics] == []
+
+
+def test_readme_lint_output_is_what_lint_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = _block("readme-example")
+    for old, new in BREAKAGES:
+        assert old in broken, old
+        broken = broken.replace(old, new)
+    (tmp_path / "integrations.d").mkdir()
+    (tmp_path / "integrations.d" / "square.yaml").write_text(broken)
+    monkeypatch.chdir(tmp_path)
+    result = lint(["integrations.d/square.yaml"])
+    shown = _block("readme-lint-output")
+    assert render(result.diagnostics, "text", result.files) + "\n" == shown

@@ -1,0 +1,287 @@
+"""The business scenario end to end, through real signed webhooks and the provider sandbox.
+
+A Retell call with a booking intent books in Cal.com; Cal.com's BOOKING_CREATED sends an SMS
+and an email in the attendee's time zone, mirrors into Google Calendar and schedules a reminder
+24 h before; BOOKING_CANCELLED sends an SMS and withdraws the reminder; a paid Stripe Checkout
+session sends a receipt and a Segment track call. Assertions are on what the sandbox received.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from gateway.config.model import Config, load_config
+from gateway.config.settings import Settings
+from gateway.config.signing import signed_example
+from gateway.credentials.secrets import SecretLookup
+from gateway.sandbox.server import SandboxHandle, running_sandbox
+from gateway.store import SQLiteStore
+from gateway.web.application import create_app
+from tests.helpers import REPO
+from tests.helpers.app import ADMIN_TOKEN, admin
+
+PROVIDERS = ("retell", "calcom", "stripe", "twilio", "sendgrid", "google_calendar", "segment")
+SECRETS = {
+    "RETELL_API_KEY": "key_retell",
+    "CALCOM_API_KEY": "cal_live_test",
+    "CALCOM_WEBHOOK_SECRET": "cal-secret",
+    "STRIPE_WEBHOOK_SECRET": "whsec_scenario",
+    "STRIPE_API_KEY": "sk_test_scenario",
+    "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+    "TWILIO_AUTH_TOKEN": "twilio-token",
+    "TWILIO_FROM_NUMBER": "+15005550006",
+    "SENDGRID_API_KEY": "SG.scenario",
+    "SENDGRID_FROM_EMAIL": "bookings@praxis.example",
+    "SEGMENT_WRITE_KEY": "segment-write-key",
+    "GOOGLE_CLIENT_ID": "google-client",
+    "GOOGLE_CLIENT_SECRET": "google-secret",
+    "GOOGLE_REFRESH_TOKEN": "google-refresh",
+    "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+}
+START = (datetime.now(UTC) + timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
+ZONE = "America/New_York"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    with running_sandbox(REPO / "sandbox" / "responses.yaml") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, Config]]:
+    env = {
+        **SECRETS,
+        **sandbox.base_urls(*PROVIDERS),
+        "GOOGLE_OAUTH_TOKEN_URL": sandbox.url_for("google_oauth/token"),
+    }
+    config = load_config(REPO / "integrations.d", env)
+    db = tmp_path_factory.mktemp("scenario") / "gateway.db"
+    app = create_app(config, SQLiteStore(f"sqlite:///{db}"), Settings.from_env(env), env)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, config
+
+
+def post_example(
+    client: TestClient, config: Config, integration: str, example: str, body: dict[str, Any]
+) -> Any:
+    """Sign a declared example with its body replaced, as the provider would, and post it."""
+    declared = config.integrations[integration].example(example)
+    assert declared is not None
+    changed = {**declared, "body": body}
+    request = signed_example(
+        config.integrations[integration],
+        changed,
+        f"http://testserver/webhooks/{integration}/demo",
+        SecretLookup(integration, {}, SECRETS),
+    )
+    response = client.request(
+        request.method, request.url, headers=request.headers, content=request.body
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def body_of(config: Config, integration: str, example: str) -> dict[str, Any]:
+    declared = config.integrations[integration].example(example)
+    assert declared is not None
+    found: dict[str, Any] = copy.deepcopy(declared["body"])
+    return found
+
+
+def wait_for_jobs(
+    client: TestClient, event_id: str, count: int, timeout: float = 10
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs: list[dict[str, Any]] = admin(client, f"/admin/api/events/{event_id}")["jobs"]
+        if len(jobs) >= count and all(j["status"] not in ("running",) for j in jobs):
+            settled = [
+                j for j in jobs if j["status"] in ("succeeded", "dead", "queued", "cancelled")
+            ]
+            if len(settled) == len(jobs) and all(
+                j["status"] != "queued" or j["schedule_key"] for j in jobs
+            ):
+                return jobs
+        time.sleep(0.05)
+    raise AssertionError(f"jobs of {event_id} did not settle: {jobs}")
+
+
+def test_call_with_booking_intent_books_in_calcom(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    body = body_of(config, "retell", "call_analyzed_booking")
+    analysis = body["call"]["call_analysis"]["custom_analysis_data"]
+    analysis["appointment_start"] = START.isoformat()
+    analysis["timezone"] = ZONE
+    sandbox.clear_requests()
+    accepted = post_example(client, config, "retell", "call_analyzed_booking", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 1)
+    assert [j["status"] for j in jobs] == ["succeeded"], jobs
+    (booking,) = sandbox.requests("/calcom/v2/bookings", "POST")
+    assert booking.headers["authorization"] == "Bearer cal_live_test"
+    assert booking.headers["cal-api-version"] == "2024-08-13"
+    assert datetime.fromisoformat(booking.json["start"].replace("Z", "+00:00")) == START
+    assert booking.json["eventTypeId"] == analysis["event_type_id"]
+    assert booking.json["attendee"]["name"] == analysis["customer_name"]
+    assert booking.json["attendee"]["timeZone"] == ZONE
+    assert booking.json["attendee"]["email"] == analysis["customer_email"]
+
+
+def _booking_created(config: Config, uid: str) -> dict[str, Any]:
+    body = body_of(config, "calcom", "booking_created")
+    payload = body["payload"]
+    payload["uid"] = uid
+    payload["startTime"] = START.isoformat().replace("+00:00", "Z")
+    payload["endTime"] = (START + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    payload["attendees"][0].update(timeZone=ZONE, phoneNumber="+1 (415) 555-0123")
+    return body
+
+
+def test_booking_created_confirms_mirrors_and_schedules_a_reminder(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-created")
+    )
+    jobs = wait_for_jobs(client, accepted["event_id"], 4)
+    by_action = {j["action"]: j for j in jobs}
+    assert by_action["sms-confirmation"]["last_error"] is None, by_action["sms-confirmation"]
+    assert {a: j["status"] for a, j in by_action.items() if a != "schedule-reminder"} == {
+        "sms-confirmation": "succeeded",
+        "email-confirmation": "succeeded",
+        "create-google-event": "succeeded",
+    }
+    local = START.astimezone(ZoneInfo(ZONE))
+    (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sms.path == f"/twilio/2010-04-01/Accounts/{SECRETS['TWILIO_ACCOUNT_SID']}/Messages.json"
+    sid_token = f"{SECRETS['TWILIO_ACCOUNT_SID']}:{SECRETS['TWILIO_AUTH_TOKEN']}".encode()
+    assert sms.headers["authorization"] == "Basic " + base64.b64encode(sid_token).decode()
+    assert sms.form is not None
+    form = dict(sms.form)
+    assert form["To"] == "+14155550123"  # normalised to E.164
+    assert form["From"] == SECRETS["TWILIO_FROM_NUMBER"]
+    assert local.strftime("%H:%M") in form["Body"]  # the attendee's own time zone
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.headers["authorization"] == f"Bearer {SECRETS['SENDGRID_API_KEY']}"
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "jane.doe@example.com"
+    assert mail.json["from"]["email"] == SECRETS["SENDGRID_FROM_EMAIL"]
+    assert local.strftime("%H:%M") in mail.json["subject"]
+    types = [c["type"] for c in mail.json["content"]]
+    assert types == ["text/plain", "text/html"]
+    (event,) = sandbox.requests("/google_calendar/calendars/", "POST")
+    assert event.path == "/google_calendar/calendars/primary/events"
+    assert event.headers["authorization"].startswith("Bearer ya29.sandbox-")
+    assert event.json["start"]["dateTime"].startswith(START.strftime("%Y-%m-%dT%H:%M"))
+    (token,) = sandbox.requests("/google_oauth/token", "POST")
+    assert token.form is not None and dict(token.form)["grant_type"] == "refresh_token"
+    reminder = by_action["schedule-reminder"]
+    assert reminder["status"] == "queued"
+    assert reminder["schedule_key"] == "reminder-uid-created"
+    assert reminder["run_at"] == pytest.approx((START - timedelta(hours=24)).timestamp())
+
+
+def test_booking_cancelled_texts_and_withdraws_the_reminder(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    created = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-cancel")
+    )
+    wait_for_jobs(client, created["event_id"], 4)
+    sandbox.clear_requests()
+    body = body_of(config, "calcom", "booking_cancelled")
+    body["payload"].update(uid="uid-cancel", startTime=START.isoformat().replace("+00:00", "Z"))
+    body["payload"]["attendees"][0]["phoneNumber"] = "+14155550123"
+    cancelled = post_example(client, config, "calcom", "booking_cancelled", body)
+    jobs = wait_for_jobs(client, cancelled["event_id"], 1)
+    assert "dead" not in [j["status"] for j in jobs], jobs
+    sms = sandbox.requests("/twilio/", "POST")
+    assert [dict(r.form or [])["To"] for r in sms] == ["+14155550123"]
+    reminders = admin(client, f"/admin/api/events/{created['event_id']}")["jobs"]
+    (reminder,) = [j for j in reminders if j["schedule_key"] == "reminder-uid-cancel"]
+    assert reminder["status"] == "cancelled"
+
+
+def test_paid_checkout_sends_a_receipt_and_tracks_it(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    accepted = post_example(
+        client,
+        config,
+        "stripe",
+        "checkout_session_completed",
+        body_of(config, "stripe", "checkout_session_completed"),
+    )
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert {j["action"]: (j["status"], j["last_error"]) for j in jobs} == {
+        "email-receipt": ("succeeded", None),
+        "segment-order-completed": ("succeeded", None),
+    }
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "jane.doe@example.com"
+    assert "45" in json.dumps(mail.json["content"])  # 4500 cents, rendered as money
+    (track,) = sandbox.requests("/segment/v1/track", "POST")
+    expected = base64.b64encode(f"{SECRETS['SEGMENT_WRITE_KEY']}:".encode()).decode()
+    assert track.headers["authorization"] == f"Basic {expected}"
+    assert track.json["event"] == "Order Completed"
+    assert track.json["messageId"]
+
+
+def test_scenario_left_no_dead_jobs(gateway: tuple[TestClient, Config], tmp_path: Path) -> None:
+    client, _ = gateway
+    assert admin(client, "/admin/api/jobs?status=dead")["jobs"] == []
+
+
+def test_metrics_count_what_the_scenario_did(gateway: tuple[TestClient, Config]) -> None:
+    client, _ = gateway
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            value
+            for (found, pairs), value in samples.items()
+            if found == name and labels.items() <= dict(pairs).items()
+        )
+
+    succeeded = admin(client, "/admin/api/jobs?status=succeeded&limit=500")["jobs"]
+    assert succeeded
+    for integration in {j["integration"] for j in succeeded}:
+        expected = sum(1 for j in succeeded if j["integration"] == integration)
+        attempts = total("gateway_job_attempts_total", integration=integration)
+        assert (
+            total("gateway_job_attempts_total", integration=integration, outcome="succeeded")
+            == expected
+        )
+        assert attempts == expected  # nothing was retried or buried in the scenario
+    events = admin(client, "/admin/api/events?limit=500")["events"]
+    assert total("gateway_webhook_events_total", result="stored") == len(events)
+    assert total("gateway_committed_events_total") >= len(events)
+    assert total("gateway_jobs", status="succeeded") == len(succeeded)
+    assert total("gateway_jobs", status="dead") == 0
+    assert total("gateway_circuit_state", integration="twilio", state="closed") == 1
