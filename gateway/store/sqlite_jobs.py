@@ -7,13 +7,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, Job, JobOutcome, JobQuery
+from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,
+    event_where,
     job_from_row,
     job_query_fields,
     new_job_values,
+    replay_limit,
+    sqlite_mark,
 )
 from gateway.store.sqlite_base import SQLiteBase
 
@@ -76,6 +79,18 @@ class JobTables(SQLiteBase):
                 (event_id,),
             )
             return cursor.rowcount > 0
+
+    async def replay_events(self, query: EventQuery) -> int:
+        """Dispatch again, in one transaction, the events `query` matches (the oldest first,
+        at most `query.limit` and REPLAY_LIMIT): how many."""
+        where, args = event_where(query, sqlite_mark)
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"  # noqa: S608
+                f" WHERE id IN (SELECT id FROM events {where} ORDER BY id LIMIT ?)",
+                [*args, replay_limit(query)],
+            )
+            return cursor.rowcount
 
     # ---- the queue ------------------------------------------------------------------------
 
