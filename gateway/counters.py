@@ -20,5 +20,8 @@ class Counters:
         self.webhook_events: Counter[tuple[str, str]] = Counter()
         # (integration, "succeeded" | "retried" | "dead"): job attempts, once recorded.
         self.job_attempts: Counter[tuple[str, str]] = Counter()
+        # (integration, reason): events whose dispatch failed or was partial; the reason is a
+        # category of gateway.store.entities.DISPATCH_FAILURE_REASONS, never free text.
+        self.dispatch_failures: Counter[tuple[str, str]] = Counter()
         self.commits = 0  # group commits of received events
         self.committed_events = 0

@@ -4,6 +4,7 @@ the integration an argument names."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 from typing import Any
 
@@ -44,6 +45,31 @@ def duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def parse_time(text: str | None) -> float | None:
+    """An option's ISO 8601 time (UTC when it names no offset) in epoch seconds; None for none."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(
+            f"{text!r} is not a time: expected ISO 8601, like 2026-11-24T10:00Z"
+        ) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)).timestamp()
+
+
+def shown_time(stamp: float) -> str:
+    """Epoch seconds as the CLI prints them: ISO 8601 in UTC, to the second."""
+    return datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def named_integration(config: Config, name: str) -> Integration:

@@ -8,35 +8,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 
-from gateway.cli.arguments import Subparsers, add_config_args
+from gateway.cli.arguments import Subparsers, add_config_args, parse_time, shown_time
 from gateway.errors import UsageError
 from gateway.store import open_store
-from gateway.store.entities import JOB_STATUSES, Job, JobQuery
+from gateway.store.entities import (
+    EVENT_STATUSES,
+    JOB_STATUSES,
+    REPLAY_LIMIT,
+    EventQuery,
+    Job,
+    JobQuery,
+)
+
+REPLAY_FILTERS = ("status", "integration", "tenant", "since", "until")
 
 
-def _when(stamp: float) -> str:
-    return datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(
-            f"{text!r} is not a time: expected ISO 8601, like 2026-11-24T10:00Z"
-        ) from exc
-    return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)).timestamp()
-
-
-def _line(job: Job) -> str:
+def job_line(job: Job) -> str:
     error = f"  {job.last_error}" if job.last_error else ""
     return (
         f"{job.id}  {job.status:<9}  {job.integration}/{job.tenant}  {job.flow}/{job.action}"
-        f"  attempts={job.attempts}/{job.max_attempts}  run_at={_when(job.run_at)}{error}"
+        f"  attempts={job.attempts}/{job.max_attempts}  run_at={shown_time(job.run_at)}{error}"
     )
 
 
@@ -49,8 +41,8 @@ async def _jobs(args: argparse.Namespace) -> int:
             integration=args.integration,
             tenant=args.tenant,
             event_id=args.event,
-            since=_time(args.since),
-            until=_time(args.until),
+            since=parse_time(args.since),
+            until=parse_time(args.until),
             limit=args.limit,
         )
         if args.action == "retry":
@@ -72,21 +64,46 @@ async def _jobs(args: argparse.Namespace) -> int:
             job = await store.get_job(args.job)
             if job is None:
                 raise UsageError(f"no job {args.job}")
-            print(_line(job))
+            print(job_line(job))
             print(f"spec: {job.spec}")
             print(f"result: {job.result}")
             return 0
         for job in await store.list_jobs(query):
-            print(_line(job))
+            print(job_line(job))
         return 0
     finally:
         await store.close()
 
 
 async def _replay(args: argparse.Namespace) -> int:
+    filtered = [f"--{name}" for name in REPLAY_FILTERS if getattr(args, name)]
+    if args.event_ids and filtered:
+        raise UsageError(f"name EVENT_IDs or filter with {filtered[0]}, not both")
+    if not args.event_ids and not filtered:
+        raise UsageError("name EVENT_IDs, or filter with --status/--integration/--since/...")
+    if args.dry_run and not filtered:
+        raise UsageError("--dry-run goes with a filter (--status, --integration, --since, ...)")
+    query = EventQuery(
+        status=args.status,
+        integration=args.integration,
+        tenant=args.tenant,
+        since=parse_time(args.since),
+        until=parse_time(args.until),
+        limit=REPLAY_LIMIT,
+    )
     store = open_store(args.db)
     await store.open()
     try:
+        if args.dry_run:
+            count = await store.count_events(query)
+            capped = f" (one replay takes at most {REPLAY_LIMIT})" if count > REPLAY_LIMIT else ""
+            print(f"{count} event(s) match{capped}; nothing changed")
+            return 0
+        if filtered:
+            count = await store.replay_events(query)
+            more = "" if count < REPLAY_LIMIT else ": the most one call takes, narrow with --until"
+            print(f"queued {count} event(s) for dispatch again{more}")
+            return 0
         for event_id in args.event_ids:
             if not await store.replay_event(event_id):
                 raise UsageError(f"no event {event_id}")
@@ -111,7 +128,20 @@ def register(sub: Subparsers) -> None:
     add_config_args(p)
     p.set_defaults(func=lambda args: asyncio.run(_jobs(args)))
 
-    p = sub.add_parser("replay", help="dispatch stored events again: their flows run anew")
-    p.add_argument("event_ids", nargs="+", metavar="EVENT_ID")
+    p = sub.add_parser(
+        "replay",
+        help="dispatch stored events again, mapped from the current configuration",
+        description="Dispatch stored events again: named by id, or every event a filter"
+        f" matches (the oldest first, at most {REPLAY_LIMIT} per call).",
+    )
+    p.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+    p.add_argument("--status", choices=EVENT_STATUSES)
+    p.add_argument("--integration")
+    p.add_argument("--tenant")
+    p.add_argument("--since", help="received at or after (ISO 8601)")
+    p.add_argument("--until", help="received before (ISO 8601)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print how many events match; change nothing"
+    )
     add_config_args(p)
     p.set_defaults(func=lambda args: asyncio.run(_replay(args)))

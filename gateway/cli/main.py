@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from gateway.cli import (
     cmd_credentials,
     cmd_demo,
+    cmd_events,
     cmd_lint,
     cmd_operations,
     cmd_sandbox,
@@ -35,6 +36,7 @@ COMMANDS = (  # in the order `gateway --help` lists them
     cmd_serve,
     cmd_simulate,
     cmd_credentials,
+    cmd_events,
     cmd_operations,  # jobs, replay
     cmd_sync,
     cmd_sandbox,

@@ -28,15 +28,17 @@ from gateway.config.pipeline import (
     normalised,
     sync_change,
 )
+from gateway.counters import Counters
 from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_template
 from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
 from gateway.jsontext import loads
-from gateway.store.entities import Dispatch, NewJob, StoredEvent
+from gateway.store.entities import DISPATCH_FAILURE_REASONS, Dispatch, NewJob, StoredEvent
 from gateway.store.interfaces import EventStore
 
 log = logging.getLogger("gateway.processing.dispatcher")
+LOG_LIMIT = 500  # characters of a partial dispatch's reasons in the log
 
 
 class DispatchError(Permanent):
@@ -98,6 +100,15 @@ def _render(value: Value, variables: Mapping[str, Any], what: str) -> Any:
         raise DispatchError(f"{what}: {exc}") from exc
 
 
+def failure_reason(exc: Exception) -> str:
+    """The category of a dispatch failure (a bounded metric label): the exception's own
+    `category` when it names one, `flow` for a flow's failure, else `mapping`."""
+    own = getattr(exc, "category", None)
+    if own in DISPATCH_FAILURE_REASONS:
+        return str(own)
+    return "flow" if str(exc).startswith("flow ") else "mapping"
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -107,8 +118,10 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         batch: int = 200,
         on_jobs: Callable[[], None] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.on_jobs = on_jobs
+        self.counters = counters if counters is not None else Counters()
         self.config = config
         self.store = store
         self.clock = clock
@@ -124,7 +137,9 @@ class Dispatcher:
     def dispatch(self, event: StoredEvent) -> Dispatch:
         integration = self.config.integrations.get(event.integration)
         if integration is None:
-            return Dispatch(event.id, "failed", error=f"integration {event.integration} is gone")
+            log.error("event %s could not be dispatched: its integration is gone", event.id)
+            error = f"integration {event.integration} is gone"
+            return Dispatch(event.id, "failed", error=error, reason="integration_gone")
         try:
             normalised = normalise(integration, event)
             if not normalised:
@@ -135,11 +150,12 @@ class Dispatcher:
                 for flow in self.flows.get(made.name, ()):
                     self._run_flow(flow, made.as_dict(), index, event, jobs, cancels)
         except (DispatchError, ValueError) as exc:
-            log.warning("event %s could not be dispatched: %s", event.id, exc)
-            return Dispatch(event.id, "failed", error=str(exc))
+            log.error("event %s could not be dispatched: %s", event.id, exc)
+            return Dispatch(event.id, "failed", error=str(exc), reason=failure_reason(exc))
         except Exception as exc:  # the edge: one event never holds up the ones behind it
             log.exception("event %s could not be dispatched", event.id)
-            return Dispatch(event.id, "failed", error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            return Dispatch(event.id, "failed", error=error, reason="internal")
         return Dispatch(event.id, "dispatched", jobs, cancels)
 
     def _run_flow(
@@ -215,6 +231,13 @@ class Dispatcher:
         if events:
             dispatches = [self.dispatch(e) for e in events]
             await self.store.commit_dispatches(dispatches)
+            for stored, done in zip(events, dispatches, strict=True):
+                if done.status in ("failed", "partial"):
+                    reason = done.reason if done.reason in DISPATCH_FAILURE_REASONS else "internal"
+                    self.counters.dispatch_failures[(stored.integration, str(reason))] += 1
+                if done.status == "partial":  # a failure is logged where it is caught
+                    shown = (done.error or "")[:LOG_LIMIT]
+                    log.error("event %s was dispatched in part: %s", stored.id, shown)
             if self.on_jobs is not None and any(d.jobs for d in dispatches):
                 self.on_jobs()
         return len(events)

@@ -31,6 +31,7 @@ from gateway.store.interfaces import JobStore
 
 log = logging.getLogger("gateway.processing.worker")
 RESULT_LIMIT = 2000
+LOG_LIMIT = 300  # characters of a dead job's reason in the log
 
 
 def _result_text(result: Any) -> str:
@@ -109,7 +110,10 @@ class Worker:
         return JobOutcome(job.id, "succeeded", result=result, attempt=job.attempts)
 
     def _dead(self, job: Job, reason: str) -> JobOutcome:
-        log.warning("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, reason)
+        # ERROR, so error trackers (Sentry's logging integration) report it; the reason is cut
+        # short: it may quote a provider's answer
+        shown = reason if len(reason) <= LOG_LIMIT else f"{reason[:LOG_LIMIT]}..."
+        log.error("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, shown)
         return JobOutcome(job.id, "dead", error=reason[:RESULT_LIMIT], attempt=job.attempts)
 
     def _retry_or_bury(self, job: Job, exc: RetryableError) -> JobOutcome:

@@ -61,13 +61,38 @@ class StoredEvent:
         }
 
 
+EVENT_STATUSES = ("pending", "dispatched", "partial", "ignored", "failed")
+# The most events one bulk replay marks pending again (one transaction: it must stay short);
+# call it again for the rest.
+REPLAY_LIMIT = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class EventQuery:
     integration: str | None = None
     tenant: str | None = None
     type: str | None = None
+    status: str | None = None  # one of EVENT_STATUSES
+    since: float | None = None  # received at or after
+    until: float | None = None  # received before
     limit: int = 50
     before: str | None = None  # page backwards: events with an id below this one
+
+    def filters(self) -> list[tuple[str, Any]]:
+        """The query's conditions, each a column and operator awaiting its placeholder, with
+        its value (both backends add their own placeholders); `limit` is not one."""
+        found: list[tuple[str, Any]] = [
+            (f"{column} = ", getattr(self, column))
+            for column in ("integration", "tenant", "type", "status")
+            if getattr(self, column) is not None
+        ]
+        if self.since is not None:
+            found.append(("received_at >= ", self.since))
+        if self.until is not None:
+            found.append(("received_at < ", self.until))
+        if self.before:
+            found.append(("id < ", self.before))
+        return found
 
 
 # ---- the durable job queue ------------------------------------------------------------------
@@ -166,7 +191,14 @@ class Dispatch:
     """What dispatching one event decided, committed in one transaction."""
 
     event_id: str
-    status: str  # dispatched | ignored | failed
+    status: str  # dispatched | partial | ignored | failed
     jobs: Sequence[NewJob] = ()
     cancels: Sequence[tuple[str, str]] = ()  # (tenant, schedule key)
     error: str | None = None
+    # failed or partial: why, as one of DISPATCH_FAILURE_REASONS (a bounded metric label;
+    # the details are in `error`)
+    reason: str | None = None
+
+
+# Categories of dispatch failures, the `reason` label of gateway_dispatch_failures_total.
+DISPATCH_FAILURE_REASONS = ("mapping", "contract", "flow", "integration_gone", "internal")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -21,7 +20,7 @@ from gateway.store.postgres_events import insert_events
 from gateway.store.postgres_jobs import JobTables
 from gateway.store.postgres_schema import create_schema
 from gateway.store.postgres_sync import SyncTables
-from gateway.store.rows import EVENT_COLUMNS, event_from_row
+from gateway.store.rows import EVENT_COLUMNS, event_from_row, event_where, postgres_mark
 
 
 def shown_url(url: str) -> str:
@@ -75,22 +74,12 @@ class PostgresStore(JobTables, SyncTables):
             return await insert_events(db, events)
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column in ("integration", "tenant", "type"):
-            value = getattr(query, column)
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{column} = ${len(args)}")
-        if query.before:
-            args.append(query.before)
-            clauses.append(f"id < ${len(args)}")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        args.append(query.limit)
+        where, args = event_where(query, postgres_mark)
         rows = await self.pool.fetch(
             f"SELECT {EVENT_COLUMNS} FROM events {where}"  # noqa: S608
-            f" ORDER BY id DESC LIMIT ${len(args)}",
+            f" ORDER BY id DESC LIMIT ${len(args) + 1}",
             *args,
+            query.limit,
         )
         return [event_from_row(r) for r in rows]
 
@@ -109,8 +98,9 @@ class PostgresStore(JobTables, SyncTables):
         )
         return [event_from_row(r) for r in rows]
 
-    async def count_events(self) -> int:
-        return int(await self.pool.fetchval("SELECT count(*) FROM events"))
+    async def count_events(self, query: EventQuery | None = None) -> int:
+        where, args = event_where(query, postgres_mark) if query is not None else ("", [])
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM events {where}", *args))  # noqa: S608
 
     # ---- credentials ----------------------------------------------------------------------
 

@@ -14,14 +14,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, Job, JobOutcome, JobQuery
+from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery
 from gateway.store.postgres_base import PostgresBase, affected
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,
+    event_where,
     job_from_row,
     job_query_fields,
     new_job_values,
+    postgres_mark,
+    replay_limit,
 )
 
 _CLAIM = (  # jobs.id: `due` has an id too
@@ -96,6 +99,21 @@ class JobTables(PostgresBase):
             event_id,
         )
         return affected(status) > 0
+
+    async def replay_events(self, query: EventQuery) -> int:
+        """Dispatch again, in one statement, the events `query` matches (the oldest first, at
+        most `query.limit` and REPLAY_LIMIT): how many. The rows are
+        locked in id order, as the dispatchers lock them."""
+        where, args = event_where(query, postgres_mark)
+        status = await self.pool.execute(
+            f"WITH chosen AS (SELECT id FROM events {where}"  # noqa: S608
+            f" ORDER BY id LIMIT ${len(args) + 1} FOR UPDATE)"
+            " UPDATE events SET status = 'pending', replays = events.replays + 1, error = NULL"
+            " FROM chosen WHERE events.id = chosen.id",
+            *args,
+            replay_limit(query),
+        )
+        return affected(status)
 
     # ---- the queue ------------------------------------------------------------------------
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.store.entities import Job, JobQuery, NewJob, StoredEvent
+from gateway.store.entities import REPLAY_LIMIT, EventQuery, Job, JobQuery, NewJob, StoredEvent
 from gateway.store.sync_model import SyncCounts, SyncKey, SyncRun
 
 EVENT_COLUMNS = (
@@ -26,6 +26,29 @@ RUN_COLUMNS = (  # "full" is quoted: a reserved word in PostgreSQL
     "id, integration, tenant, sync, started, finished, fetched, created, updated, unchanged,"
     ' deleted, conflicts, pages, status, error, "full", resumed'
 )
+
+Mark = Callable[[int], str]  # the placeholder of the n-th argument (from 1)
+
+
+def sqlite_mark(_n: int) -> str:
+    return "?"
+
+
+def postgres_mark(n: int) -> str:
+    return f"${n}"
+
+
+def event_where(query: EventQuery, mark: Mark) -> tuple[str, list[Any]]:
+    """The WHERE clause (or "") of an event query and its arguments."""
+    filters = query.filters()
+    clauses = [f"{condition}{mark(n)}" for n, (condition, _) in enumerate(filters, 1)]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, [value for _, value in filters]
+
+
+def replay_limit(query: EventQuery) -> int:
+    """How many events one bulk replay may take: the query's limit, at most REPLAY_LIMIT."""
+    return max(0, min(query.limit, REPLAY_LIMIT))
 
 
 def event_from_row(row: Sequence[Any]) -> StoredEvent:

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiosqlite
 
 from gateway.store.entities import EventQuery, Inserted, NewEvent, SchemaTooNew, StoredEvent
-from gateway.store.rows import EVENT_COLUMNS, event_from_row
+from gateway.store.rows import EVENT_COLUMNS, event_from_row, event_where, sqlite_mark
 from gateway.store.sqlite_events import insert_events
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
@@ -115,16 +115,7 @@ class SQLiteStore(JobTables, SyncTables):
         return await self.write(insert_events, events)
 
     async def list_events(self, query: EventQuery) -> list[StoredEvent]:
-        clauses, args = [], []
-        for column in ("integration", "tenant", "type"):
-            value = getattr(query, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if query.before:
-            clauses.append("id < ?")
-            args.append(query.before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, args = event_where(query, sqlite_mark)
         rows = await self.reader.execute_fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
             [*args, query.limit],
@@ -146,8 +137,12 @@ class SQLiteStore(JobTables, SyncTables):
         )
         return [event_from_row(r) for r in rows]
 
-    async def count_events(self) -> int:
-        rows = await self.reader.execute_fetchall("SELECT count(*) FROM events")
+    async def count_events(self, query: EventQuery | None = None) -> int:
+        where, args = event_where(query, sqlite_mark) if query is not None else ("", [])
+        rows = await self.reader.execute_fetchall(
+            f"SELECT count(*) FROM events {where}",  # noqa: S608
+            args,
+        )
         return int(next(iter(rows))[0])
 
     # ---- credentials ----------------------------------------------------------------------

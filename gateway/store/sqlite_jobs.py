@@ -7,13 +7,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, Job, JobOutcome, JobQuery
+from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,
+    event_where,
     job_from_row,
     job_query_fields,
     new_job_values,
+    replay_limit,
+    sqlite_mark,
 )
 from gateway.store.sqlite_base import SQLiteBase
 
@@ -70,6 +73,12 @@ class JobTables(SQLiteBase):
     async def replay_event(self, event_id: str) -> bool:
         """Dispatch an event again: its flows run anew (new idempotency keys)."""
         return await self.write(_replay, event_id)
+
+    async def replay_events(self, query: EventQuery) -> int:
+        """Dispatch again, in one transaction, the events `query` matches (the oldest first,
+        at most `query.limit` and REPLAY_LIMIT): how many."""
+        where, args = event_where(query, sqlite_mark)
+        return await self.write(_replay_matching, where, [*args, replay_limit(query)])
 
     # ---- the queue ------------------------------------------------------------------------
 
@@ -258,3 +267,12 @@ def _job_filters(query: JobQuery) -> tuple[list[str], list[Any]]:
         clauses.append("created_at < ?")
         args.append(query.until)
     return clauses, args
+
+
+def _replay_matching(db: sqlite3.Connection, where: str, args: list[object]) -> int:
+    cursor = db.execute(
+        "UPDATE events SET status = 'pending', replays = replays + 1, error = NULL"  # noqa: S608
+        f" WHERE id IN (SELECT id FROM events {where} ORDER BY id LIMIT ?)",
+        args,
+    )
+    return cursor.rowcount

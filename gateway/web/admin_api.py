@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -15,13 +16,22 @@ from starlette.routing import Route
 from gateway.config.envsubst import Secret
 from gateway.counters import Counters
 from gateway.expr.filters import to_datetime
-from gateway.store.entities import JOB_STATUSES, EventQuery, JobQuery, StoredEvent
+from gateway.store.entities import (
+    EVENT_STATUSES,
+    JOB_STATUSES,
+    REPLAY_LIMIT,
+    EventQuery,
+    JobQuery,
+    StoredEvent,
+)
 from gateway.store.interfaces import EventsAndJobs
 from gateway.web import metrics_page as metrics
 from gateway.web.error_handlers import error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_LIMIT = 500
+# What POST /admin/api/events/replay filters by (besides "dry_run").
+REPLAY_FILTERS = ("status", "integration", "tenant", "type", "since", "until")
 
 
 class OutboundHealth(Protocol):
@@ -60,14 +70,24 @@ def _limit(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
 
 
-def _time(raw: str | None) -> float | None:
-    """An ISO 8601 time or epoch seconds; raises ValueError for anything else."""
+def _time(raw: str | None, name: str) -> float | None:
+    """An ISO 8601 time or epoch seconds; raises ValueError, naming the parameter, for
+    anything else."""
     if raw is None or raw == "":
         return None
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+    try:
         return to_datetime(raw).timestamp()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{name} must be an ISO 8601 time (like 2026-11-24T10:00Z) or epoch seconds"
+        ) from exc
 
 
 def routes(
@@ -83,18 +103,41 @@ def routes(
         limit = _limit(params.get("limit", "50"))
         if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        query = EventQuery(
-            integration=params.get("integration") or None,
-            tenant=params.get("tenant") or None,
-            type=params.get("type") or None,
-            limit=limit,
-            before=params.get("before") or None,
-        )
+        try:
+            query = _event_query(params, limit)
+        except ValueError as exc:
+            return error_response(400, str(exc))
         events = await store.list_events(query)
         page: dict[str, object] = {"events": [e.summary() for e in events]}
         if len(events) == query.limit:
             page["next_before"] = events[-1].id
         return JSONResponse(page)
+
+    async def replay_matching(request: Request) -> Response:
+        try:
+            filters = await request.json() if await request.body() else {}
+            if not isinstance(filters, dict):
+                raise ValueError("the body must be a JSON object")
+            dry_run = filters.pop("dry_run", False)
+            if not isinstance(dry_run, bool):
+                raise ValueError("dry_run must be true or false")
+            unknown = sorted(set(filters) - set(REPLAY_FILTERS))
+            if unknown:
+                raise ValueError(
+                    f"unknown filter {unknown[0]!r}: expected {', '.join(REPLAY_FILTERS)}"
+                )
+            if not any(filters.get(name) not in (None, "") for name in filters):
+                raise ValueError(f"name at least one filter: {', '.join(REPLAY_FILTERS)}")
+            given = {k: "" if v is None else str(v) for k, v in filters.items()}
+            query = _event_query(given, REPLAY_LIMIT)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        if dry_run:
+            return JSONResponse({"matched": await store.count_events(query)})
+        count = await store.replay_events(query)
+        if count and wake is not None:
+            wake.set()
+        return JSONResponse({"replayed": count})
 
     async def get_event(request: Request) -> Response:
         event = await store.get_event(request.path_params["event_id"])
@@ -114,6 +157,21 @@ def routes(
             wake.set()
         return JSONResponse({"status": "replaying", "event_id": event_id})
 
+    def _event_query(params: Mapping[str, str], limit: int) -> EventQuery:
+        status = params.get("status") or None
+        if status is not None and status not in EVENT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(EVENT_STATUSES)}")
+        return EventQuery(
+            integration=params.get("integration") or None,
+            tenant=params.get("tenant") or None,
+            type=params.get("type") or None,
+            status=status,
+            since=_time(params.get("since"), "since"),
+            until=_time(params.get("until"), "until"),
+            limit=limit,
+            before=params.get("before") or None,
+        )
+
     def _job_query(params: Mapping[str, str], limit: int) -> JobQuery:
         status = params.get("status") or None
         if status is not None and status not in JOB_STATUSES:
@@ -123,8 +181,8 @@ def routes(
             integration=params.get("integration") or None,
             tenant=params.get("tenant") or None,
             event_id=params.get("event_id") or None,
-            since=_time(params.get("since")),
-            until=_time(params.get("until")),
+            since=_time(params.get("since"), "since"),
+            until=_time(params.get("until"), "until"),
             limit=limit,
         )
 
@@ -189,6 +247,7 @@ def routes(
 
     return [
         Route("/admin/api/events", guard(list_events), methods=["GET"]),
+        Route("/admin/api/events/replay", guard(replay_matching), methods=["POST"]),
         Route("/admin/api/events/{event_id}", guard(get_event), methods=["GET"]),
         Route("/admin/api/events/{event_id}/replay", guard(replay_event), methods=["POST"]),
         Route("/admin/api/jobs", guard(list_jobs), methods=["GET"]),

@@ -91,7 +91,7 @@ def create_app(
     outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
     counters = Counters()  # read by /metrics
     worker = Worker(config, store, outbound, lease=job_lease, counters=counters)
-    dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set)
+    dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set, counters=counters)
     processing = role in ("all", "worker")
     writer = EventWriter(
         store, on_commit=dispatcher.wake.set if processing else None, counters=counters

@@ -69,6 +69,12 @@ def render(
             ["integration", "outcome"],
             counters.job_attempts,
         ),
+        _counted(
+            "gateway_dispatch_failures",
+            "Events whose dispatch failed or was partial, by integration and reason (a category).",
+            ["integration", "reason"],
+            counters.dispatch_failures,
+        ),
     ]
     jobs = GaugeMetricFamily(
         "gateway_jobs", "Jobs in the store, by status (all replicas).", labels=["status"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.store import SQLiteStore
-from gateway.store.entities import Dispatch, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.entities import Dispatch, EventQuery, JobOutcome, JobQuery, NewEvent, NewJob
 from gateway.store.interfaces import Lifecycle, Store
 from gateway.store.sync_model import PageCommit, PagePlan, RecordWrite, SyncCounts, SyncKey
 
@@ -124,6 +124,7 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
             [Dispatch("evt_1", "dispatched", [_job("job_1", "evt_1"), _job("job_2", "evt_1")])]
         ),
         "replay_event": lambda: store.replay_event("evt_1"),
+        "replay_events": lambda: store.replay_events(EventQuery(integration="acme")),
         "claim_jobs": lambda: store.claim_jobs(NOW + 1, 10, 60),
         "extend_leases": lambda: store.extend_leases(["job_1"], NOW + 120),
         "finish_jobs": lambda: store.finish_jobs([JobOutcome("job_1", "dead", error="no")]),
