@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -56,18 +57,44 @@ def _event_json(event: StoredEvent) -> dict[str, object]:
     return detail
 
 
-def _limit(raw: str) -> int | None:
-    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
+def _whole(raw: str) -> bool:
+    """ASCII digits only: int() and float() also take `²`-like and non-Latin digits."""
+    return raw.isascii() and raw.isdecimal()
+
+
+def parse_limit(raw: str, most: int = MAX_LIMIT) -> int | None:
+    """A query's `limit`: a whole number from 1 to `most`, else None."""
+    return int(raw) if _whole(raw) and len(raw) <= 6 and 1 <= int(raw) <= most else None
 
 
 def _time(raw: str | None) -> float | None:
     """An ISO 8601 time or epoch seconds; raises ValueError for anything else."""
     if raw is None or raw == "":
         return None
-    try:
+    whole, dot, fraction = raw.partition(".")
+    if _whole(whole) and (not dot or _whole(fraction)) and len(raw) <= 20:
         return float(raw)
-    except ValueError:
+    try:
         return to_datetime(raw).timestamp()
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{raw[:40]!r}: expected an ISO 8601 time or epoch seconds") from exc
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); ValueError for anything else, a body
+    nested too deeply for the parser included."""
+    body = await request.body()
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise ValueError("the body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError("the body must be a JSON object")
+    return value
 
 
 def routes(
@@ -80,7 +107,7 @@ def routes(
 ) -> list[Route]:
     async def list_events(request: Request) -> Response:
         params = request.query_params
-        limit = _limit(params.get("limit", "50"))
+        limit = parse_limit(params.get("limit", "50"))
         if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         query = EventQuery(
@@ -129,7 +156,7 @@ def routes(
         )
 
     async def list_jobs(request: Request) -> Response:
-        limit = _limit(request.query_params.get("limit", "50"))
+        limit = parse_limit(request.query_params.get("limit", "50"))
         if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         try:
@@ -159,9 +186,10 @@ def routes(
 
     async def retry_dead(request: Request) -> Response:
         try:
-            filters = await request.json() if await request.body() else {}
-            if not isinstance(filters, dict):
-                raise ValueError("the body must be a JSON object")
+            filters = await json_object(request)
+            for key, value in filters.items():
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise ValueError(f"{key[:40]}: expected a string or a number")
             query = _job_query({k: str(v) for k, v in filters.items()}, MAX_LIMIT)
         except ValueError as exc:
             return error_response(400, str(exc))
