@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.errors import UsageError
 from gateway.logs import configure_logging
+from gateway.resources import sandbox_responses
 from gateway.sandbox.rules import RuleError
 from gateway.sandbox.server import DEFAULT_PORT, LOOPBACK, run_sandbox
 
@@ -19,7 +20,7 @@ def _responses_default() -> str | None:
     configured = os.environ.get("GATEWAY_SANDBOX_RESPONSES")
     if configured:
         return configured
-    return DEFAULT_RESPONSES if Path(DEFAULT_RESPONSES).is_file() else None
+    return DEFAULT_RESPONSES if Path(DEFAULT_RESPONSES).is_file() else str(sandbox_responses())
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
