@@ -71,6 +71,12 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"  {'gateway lint (first run)':<34}{lint['first_run_ms_per_file']:>8.3f} ms/file"
         )
+        many = lint.get("many_documents")
+        if many:
+            lines.append(
+                f"  {'one file of ' + str(many['documents']) + ' documents':<34}"
+                f"{many['s'] * 1000:>8.0f} ms ({many['findings']} findings)"
+            )
         lines.append(
             f"  {'yaml.safe_load (pure Python)':<34}{lint['safe_load_ms_per_file']:>8.3f}"
             f" ms/file   lint/safe_load = {lint['ratio_vs_safe_load']:.2f}x"

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "jsontext": -1,
     "logs": -1,
     "counters": -1,
+    "resources": -1,
 }
 
 

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from gateway.cli.arguments import Subparsers
+from gateway.resources import sandbox_responses
 from gateway.sandbox.server import SandboxHandle, running_sandbox
 
-RULES = Path(__file__).resolve().parents[2] / "sandbox" / "responses.yaml"
+RULES = sandbox_responses()
 PROVIDERS = (
     "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar", "outlook",
     "segment", "sentry",

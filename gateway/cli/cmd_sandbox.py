@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gateway.cli.arguments import Subparsers
 from gateway.logs import configure_logging
+from gateway.resources import sandbox_responses
 from gateway.sandbox.server import DEFAULT_PORT, LOOPBACK, run_sandbox
 
 DEFAULT_RESPONSES = "sandbox/responses.yaml"
@@ -17,7 +18,7 @@ def _responses_default() -> str | None:
     configured = os.environ.get("GATEWAY_SANDBOX_RESPONSES")
     if configured:
         return configured
-    return DEFAULT_RESPONSES if Path(DEFAULT_RESPONSES).is_file() else None
+    return DEFAULT_RESPONSES if Path(DEFAULT_RESPONSES).is_file() else str(sandbox_responses())
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

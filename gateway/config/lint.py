@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway import resources
 from gateway.config.envsubst import embedded_secret, find_refs, malformed_refs
 from gateway.config.examples import check_examples
 from gateway.config.references import check_references
@@ -202,12 +203,15 @@ def lint_documents(
 
 
 def default_templates_dir(paths: Sequence[str]) -> Path:
+    """$GATEWAY_TEMPLATES_DIR, else templates/ beside the integrations folder, else the
+    templates the package ships."""
     configured = os.environ.get("GATEWAY_TEMPLATES_DIR")
     if configured:
         return Path(configured)
     first = Path(paths[0]) if paths else Path("integrations.d")
     base = first if first.is_dir() else first.parent
-    return base.resolve().parent / "templates"
+    beside = base.resolve().parent / "templates"
+    return beside if beside.is_dir() else resources.templates_dir()
 
 
 def lint(

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
+from gateway import resources
 from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
 from gateway.durations import is_duration
@@ -30,7 +31,7 @@ def schemas_dir() -> Path:
     configured = os.environ.get("GATEWAY_SCHEMAS_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return resources.schemas_dir()
 
 
 def signed_template_problem(template: str) -> str | None:

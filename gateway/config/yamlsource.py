@@ -4,6 +4,10 @@ PyYAML's loaders keep the last of two equal keys without a word and forget line 
 a file is first loaded by the C safe loader with a strict mapping constructor (keys kept as
 written, duplicates and unknown tags refused); positions are composed only when something is
 reported. A file the strict load refuses is composed node by node, which says where and why.
+
+Loading is bounded before anything is built: a file's size, the depth of its values, and the
+number of values once aliases are expanded (an alias counts as often as it is used, so an
+"anchors bomb" is refused while still a few nodes); an alias inside the node it names is refused.
 """
 
 from __future__ import annotations
@@ -32,8 +36,78 @@ _ALLOWED_TAGS = frozenset(
 )
 
 
+MAX_CHARS = 2_000_000  # one file's text
+MAX_VALUES = 250_000  # one file's values, every alias counted as often as it is used
+MAX_DEPTH = 64  # values nested in values: provider payloads nest a dozen deep
+
+
 class _Refused(Exception):
     """The strict fast load cannot take this file; the node-by-node path explains why."""
+
+
+class _Unbounded(Exception):
+    """A file beyond the loader's bounds: what is wrong, and the node where it shows."""
+
+    def __init__(self, message: str, node: yaml.Node | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+    def diagnostic(self, path: str) -> Diagnostic:
+        line, col = _mark(self.node) if self.node is not None else (1, 1)
+        return Diagnostic(path, line, col, "error", self.message, "yaml-limit")
+
+
+def _measure(root: yaml.Node, spent: int) -> int:
+    """`spent` plus the values of the document at `root` once aliases are expanded; raises
+    `_Unbounded` for a cycle, a depth beyond MAX_DEPTH or a count beyond MAX_VALUES. A node met
+    again (an alias) is counted from what its first visit found, so a bomb costs its few nodes."""
+    measured: dict[int, tuple[int, int]] = {}  # id(collection) -> (values, height)
+    open_nodes: set[int] = set()  # the collections being measured: the current node's ancestors
+
+    def values_under(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        known = measured.get(key)
+        if known is None:
+            if key in open_nodes:
+                raise _Unbounded("an alias inside the node its anchor names: a cycle", node)
+            if depth >= MAX_DEPTH:
+                raise _Unbounded(f"values nested more than {MAX_DEPTH} deep", node)
+            open_nodes.add(key)
+            children = (
+                node.value
+                if node.__class__ is yaml.SequenceNode
+                else [part for pair in node.value for part in pair]
+            )
+            values, height = 1, 1
+            for child in children:
+                if child.__class__ is yaml.ScalarNode:
+                    values += 1
+                else:
+                    below, child_height = values_under(child, depth + 1)
+                    values += below
+                    height = max(height, child_height + 1)
+            open_nodes.discard(key)
+            known = measured[key] = (values, height)
+        if spent + known[0] > MAX_VALUES:
+            raise _too_many(node)
+        if depth + known[1] > MAX_DEPTH:
+            raise _Unbounded(f"values nested more than {MAX_DEPTH} deep", node)
+        return known
+
+    if root.__class__ is not yaml.ScalarNode:
+        return spent + values_under(root, 0)[0]
+    if spent + 1 > MAX_VALUES:
+        raise _too_many(root)
+    return spent + 1
+
+
+def _too_many(node: yaml.Node) -> _Unbounded:
+    return _Unbounded(
+        f"more than {MAX_VALUES} values in this file once aliases are expanded: "
+        "the loader refuses it",
+        node,
+    )
 
 
 def _strict_mapping(loader: Any, node: yaml.MappingNode) -> dict[str, Any]:
@@ -82,6 +156,20 @@ _StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda _loader, nod
 _StrictLoader.add_constructor(None, _refuse)  # any tag beyond plain data
 
 
+class Source:
+    """The text of one file, composed once (not once per document) the first time one of its
+    documents is asked where something stands."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._nodes: list[yaml.Node] | None = None
+
+    def node(self, index: int) -> yaml.Node:
+        if self._nodes is None:
+            self._nodes = list(yaml.compose_all(self.text, Loader=_Loader))
+        return self._nodes[index]
+
+
 @dataclass
 class Document:
     """One YAML document of a file; the position of every value and key is found on demand."""
@@ -91,14 +179,13 @@ class Document:
     data: Any
     values: dict[Path, Mark] = field(default_factory=dict)
     keys: dict[Path, Mark] = field(default_factory=dict)
-    source: str | None = field(default=None, repr=False)  # set while positions are not built
+    source: Source | None = field(default=None, repr=False)  # set while positions are not built
 
     def _positions(self) -> None:
         if self.source is None:
             return
         source, self.source = self.source, None
-        nodes = list(yaml.compose_all(source, Loader=_Loader))
-        _Builder(self, []).build(nodes[self.index], ())
+        _Builder(self, []).build(source.node(self.index), ())
 
     def where(self, path: Path, *, key: bool = False) -> Mark:
         """Position of the value at `path` (or of its key); falls back to the nearest parent."""
@@ -195,24 +282,58 @@ class _Builder:
         return result
 
 
+def _strict_load(text: str) -> list[Any]:
+    """yaml.load_all with the strict loader, each document measured before it is built."""
+    loader = _StrictLoader(text)
+    loaded: list[Any] = []
+    spent = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            spent = _measure(node, spent)
+            loaded.append(loader.construct_document(node))
+    finally:
+        loader.dispose()
+    return loaded
+
+
+def _too_long(text: str, path: str) -> Diagnostic | None:
+    if len(text) <= MAX_CHARS:
+        return None
+    message = f"file of {len(text)} characters: the loader reads at most {MAX_CHARS}"
+    return Diagnostic(path, 1, 1, "error", message, "yaml-limit")
+
+
 def load_text(text: str, path: str) -> tuple[list[Document], list[Diagnostic]]:
     """Parse every document of a YAML text. Never raises on bad input: problems are returned."""
+    if too_long := _too_long(text, path):
+        return [], [too_long]
     try:
-        loaded = list(yaml.load_all(text, Loader=_StrictLoader))
+        loaded = _strict_load(text)
+    except _Unbounded as exc:
+        return [], [exc.diagnostic(path)]
     except (_Refused, yaml.YAMLError):
         return _load_with_positions(text, path)
     if not loaded:
         return [], [
             Diagnostic(path, 1, 1, "error", "file has no YAML document: it is empty", "yaml-empty")
         ]
-    return [Document(path, i, data, source=text) for i, data in enumerate(loaded)], []
+    source = Source(text)
+    return [Document(path, i, data, source=source) for i, data in enumerate(loaded)], []
 
 
 def _load_with_positions(text: str, path: str) -> tuple[list[Document], list[Diagnostic]]:
     problems: list[Diagnostic] = []
     documents: list[Document] = []
+    if too_long := _too_long(text, path):
+        return [], [too_long]
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
+        spent = 0
+        for node in nodes:
+            spent = _measure(node, spent)
+    except _Unbounded as exc:
+        return [], [exc.diagnostic(path)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

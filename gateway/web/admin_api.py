@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import math
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -66,8 +66,14 @@ def _event_json(event: StoredEvent) -> dict[str, object]:
     return detail
 
 
-def _limit(raw: str) -> int | None:
-    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT else None
+def _whole(raw: str) -> bool:
+    """ASCII digits only: int() and float() also take `²`-like and non-Latin digits."""
+    return raw.isascii() and raw.isdecimal()
+
+
+def parse_limit(raw: str, most: int = MAX_LIMIT) -> int | None:
+    """A query's `limit`: a whole number from 1 to `most`, else None."""
+    return int(raw) if _whole(raw) and len(raw) <= 6 and 1 <= int(raw) <= most else None
 
 
 def _time(raw: str | None, name: str) -> float | None:
@@ -75,19 +81,33 @@ def _time(raw: str | None, name: str) -> float | None:
     anything else."""
     if raw is None or raw == "":
         return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(seconds):
-            return seconds
+    whole, dot, fraction = raw.partition(".")
+    if _whole(whole) and (not dot or _whole(fraction)) and len(raw) <= 20:
+        return float(raw)
     try:
         return to_datetime(raw).timestamp()
-    except (ValueError, TypeError) as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValueError(
-            f"{name} must be an ISO 8601 time (like 2026-11-24T10:00Z) or epoch seconds"
+            f"{name} must be an ISO 8601 time (like 2026-11-24T10:00Z) or epoch seconds,"
+            f" not {raw[:40]!r}"
         ) from exc
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); ValueError for anything else, a body
+    nested too deeply for the parser included."""
+    body = await request.body()
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise ValueError("the body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError("the body must be a JSON object")
+    return value
 
 
 def routes(
@@ -100,7 +120,7 @@ def routes(
 ) -> list[Route]:
     async def list_events(request: Request) -> Response:
         params = request.query_params
-        limit = _limit(params.get("limit", "50"))
+        limit = parse_limit(params.get("limit", "50"))
         if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         try:
@@ -187,7 +207,7 @@ def routes(
         )
 
     async def list_jobs(request: Request) -> Response:
-        limit = _limit(request.query_params.get("limit", "50"))
+        limit = parse_limit(request.query_params.get("limit", "50"))
         if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         try:
@@ -217,9 +237,10 @@ def routes(
 
     async def retry_dead(request: Request) -> Response:
         try:
-            filters = await request.json() if await request.body() else {}
-            if not isinstance(filters, dict):
-                raise ValueError("the body must be a JSON object")
+            filters = await json_object(request)
+            for key, value in filters.items():
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise ValueError(f"{key[:40]}: expected a string or a number")
             query = _job_query({k: str(v) for k, v in filters.items()}, MAX_LIMIT)
         except ValueError as exc:
             return error_response(400, str(exc))

@@ -24,7 +24,7 @@ from gateway.store.interfaces import SyncStore
 from gateway.store.sync_model import SyncRunQuery
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import UnknownSync, declared_syncs
-from gateway.web.admin_api import guarded
+from gateway.web.admin_api import guarded, parse_limit
 from gateway.web.error_handlers import error_response
 
 MAX_LIMIT = 500
@@ -39,14 +39,14 @@ def routes(store: SyncStore, token: Secret | None, runner: SyncRunner, spawn: Sp
 
     async def list_syncs(request: Request) -> Response:
         params = request.query_params
-        raw = params.get("limit", "50")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        limit = parse_limit(params.get("limit", "50"), MAX_LIMIT)
+        if limit is None:
             return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         query = SyncRunQuery(
             integration=params.get("integration") or None,
             tenant=params.get("tenant") or None,
             sync=params.get("sync") or None,
-            limit=int(raw),
+            limit=limit,
         )
         runs = [r.summary() for r in await store.list_sync_runs(query)]
         declared = [
