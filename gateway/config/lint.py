@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import resources
+from gateway.config.contract_checks import build_contracts, check_contracts
 from gateway.config.envsubst import embedded_secret, find_refs, malformed_refs
 from gateway.config.examples import check_examples
 from gateway.config.references import check_references
@@ -182,6 +183,7 @@ def lint_documents(
     """Lint already-read texts (path -> text). `environ` set: report unset env references."""
     result = LintResult(files=len(sources))
     typed: list[tuple[Document, str]] = []
+    valid: set[int] = set()  # the documents whose schema holds
     for path, text in sources.items():
         documents, problems = load_text(text, path)
         result.diagnostics.extend(problems)
@@ -192,13 +194,18 @@ def lint_documents(
                 continue
             schema_problems = validate(doc, kind)
             result.diagnostics.extend(schema_problems)
+            if not schema_problems:
+                valid.add(id(doc))
             if kind == "integration" and not schema_problems:
                 result.diagnostics.extend(_check_verifier(doc))
             result.diagnostics.extend(_check_strings(doc, kind, environ))
             typed.append((doc, kind))
             result.documents.append(doc)
     result.diagnostics.extend(check_references(typed, templates_dir))
-    result.diagnostics.extend(check_examples([d for d, k in typed if k == "integration"]))
+    contracts = build_contracts(typed, valid)
+    result.diagnostics.extend(check_contracts(typed, contracts, templates_dir))
+    integrations = [d for d, k in typed if k == "integration"]
+    result.diagnostics.extend(check_examples(integrations, contracts))
     return result
 
 

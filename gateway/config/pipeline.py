@@ -184,6 +184,16 @@ class Rule:
         for name, declared in contract.fields.items():
             if name in failed:
                 continue
+            if declared.required and name not in data:
+                failures.append(
+                    Failure(
+                        (*self.path, "data"),
+                        "",
+                        f"{contract.name} requires {name}, which this mapping does not provide",
+                        "contract-missing-field",
+                    )
+                )
+                continue
             try:
                 data[name] = declared.coerce(data.get(name))
             except Invalid as exc:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
@@ -314,3 +314,78 @@ def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [render_value(v, variables) for v in value]
     return value
+
+
+class FieldRead(NamedTuple):
+    """One read of ``event.data.<field>`` in an expression or a template."""
+
+    field: str
+    guarded: bool  # under a `default` filter, a test, a condition: no value is needed
+
+
+_GUARD_FILTERS = frozenset({"default", "d"})
+
+
+def data_reads(source: str, guards: frozenset[str] = frozenset()) -> list[FieldRead]:
+    """Every ``event.data.X`` (or ``event.data['X']``) a template reads, and whether a value is
+    needed where it stands. `guards` are fields an enclosing condition already tested. A
+    template that does not parse reads nothing (its syntax is reported on its own)."""
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError:
+        return []
+    found: list[FieldRead] = []
+    _walk_reads(tree, guards, False, found)
+    return found
+
+
+def _field_of(node: nodes.Node) -> str | None:
+    """X when `node` is ``event.data.X`` or ``event.data['X']``."""
+    if isinstance(node, nodes.Getattr):
+        inner, field = node.node, node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        inner, field = node.node, str(node.arg.value)
+    else:
+        return None
+    if (
+        isinstance(inner, nodes.Getattr)
+        and inner.attr == "data"
+        and isinstance(inner.node, nodes.Name)
+        and inner.node.name == "event"
+    ):
+        return field
+    return None
+
+
+def _tested(node: nodes.Node) -> frozenset[str]:
+    found: list[FieldRead] = []
+    _walk_reads(node, frozenset(), True, found)
+    return frozenset(read.field for read in found)
+
+
+def _walk_reads(
+    node: nodes.Node, guards: frozenset[str], guarded: bool, found: list[FieldRead]
+) -> None:
+    field = _field_of(node)
+    if field is not None:
+        found.append(FieldRead(field, guarded or field in guards))
+        return
+    if isinstance(node, nodes.If | nodes.CondExpr):
+        test = node.test
+        _walk_reads(test, guards, True, found)
+        inner = guards | _tested(test)
+        then: list[nodes.Node] = node.body if isinstance(node, nodes.If) else [node.expr1]
+        rest: list[nodes.Node | None] = (
+            [*node.elif_, *node.else_] if isinstance(node, nodes.If) else [node.expr2]
+        )
+        for child in then:
+            _walk_reads(child, inner, guarded, found)
+        for other in rest:
+            if other is not None:
+                _walk_reads(other, guards, guarded, found)
+        return
+    guard = isinstance(node, nodes.Test | nodes.And | nodes.Or | nodes.Not)
+    if guard or (isinstance(node, nodes.Filter) and node.name in _GUARD_FILTERS):
+        guarded = True
+    for child in node.iter_child_nodes():
+        _walk_reads(child, guards, guarded, found)

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from jinja2 import Undefined
+
 from gateway.durations import parse_signed_duration
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -107,7 +109,18 @@ def _at(value: Any, path: str) -> Any:
     return value
 
 
+def default(value: Any, fallback: Any = "", boolean: bool = False) -> Any:
+    """`value`, or `fallback` when it is missing: undefined, or null. Events are JSON, where a
+    field an event lacks is null (see the event contracts): Jinja's own `default` would keep
+    the null and print "None". With `boolean`, any false value is replaced too."""
+    if value is None or isinstance(value, Undefined) or (boolean and not value):
+        return fallback
+    return value
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "default": default,
+    "d": default,
     "datetime": to_datetime,
     "localtime": localtime,
     "strftime": strftime,

@@ -16,13 +16,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from gateway.config.flows import Flow, Later, Value
+from gateway.config.flows import Action, Flow, Later, Value
 from gateway.config.model import Config, Integration
 from gateway.config.pipeline import (
     Mapped,
-    NormalisedEvent,
     is_sync_event,
     mapping_variables,
     normalised,
@@ -60,23 +59,6 @@ def event_payload(integration: Integration, event: StoredEvent) -> Any:
     return integration.webhook.pipeline.parse(event.body)
 
 
-def normalise(integration: Integration, event: StoredEvent) -> list[NormalisedEvent]:
-    """The normalised events the integration's mapping makes of a stored event; raises
-    DispatchError naming the expression when a rule fails."""
-    made = map_stored(integration, event)
-    if made.failures:
-        first = made.failures[0]
-        raise DispatchError(f"{first.where()}: {first.reason}")
-    return normalised(
-        made.events,
-        integration=integration.name,
-        tenant=event.tenant,
-        event_id=event.id,
-        event_type=event.type,
-        received_at=event.received_at,
-    )
-
-
 def map_stored(integration: Integration, event: StoredEvent) -> Mapped:
     """The pipeline's map step over a stored event (a sync's event: its declared `emit`)."""
     if is_sync_event(event.type, event.headers):
@@ -109,6 +91,16 @@ def failure_reason(exc: Exception) -> str:
     return "flow" if str(exc).startswith("flow ") else "mapping"
 
 
+class _FlowRun(NamedTuple):
+    """What every action of one flow run on one normalised event shares."""
+
+    made_index: int
+    event: StoredEvent
+    variables: Mapping[str, Any]
+    context: str  # JSON of the normalised event, stored with each job
+    now: float
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -135,28 +127,62 @@ class Dispatcher:
         return self.config.retry_policy(integration).max_attempts
 
     def dispatch(self, event: StoredEvent) -> Dispatch:
+        """What one stored event makes: every rule and every flow on its own, so one that fails
+        never stops another. `failed` when nothing could run, `partial` when some did, with
+        the reasons of the rest."""
         integration = self.config.integrations.get(event.integration)
         if integration is None:
             log.error("event %s could not be dispatched: its integration is gone", event.id)
             error = f"integration {event.integration} is gone"
             return Dispatch(event.id, "failed", error=error, reason="integration_gone")
         try:
-            normalised = normalise(integration, event)
-            if not normalised:
-                return Dispatch(event.id, "ignored")
-            jobs: list[NewJob] = []
-            cancels: list[tuple[str, str]] = []
-            for index, made in enumerate(normalised):
-                for flow in self.flows.get(made.name, ()):
-                    self._run_flow(flow, made.as_dict(), index, event, jobs, cancels)
-        except (DispatchError, ValueError) as exc:
-            log.error("event %s could not be dispatched: %s", event.id, exc)
-            return Dispatch(event.id, "failed", error=str(exc), reason=failure_reason(exc))
+            return self._dispatch(integration, event)
         except Exception as exc:  # the edge: one event never holds up the ones behind it
             log.exception("event %s could not be dispatched", event.id)
             error = f"{type(exc).__name__}: {exc}"
             return Dispatch(event.id, "failed", error=error, reason="internal")
-        return Dispatch(event.id, "dispatched", jobs, cancels)
+
+    def _dispatch(self, integration: Integration, event: StoredEvent) -> Dispatch:
+        try:
+            mapped = map_stored(integration, event)
+        except (DispatchError, ValueError, RecursionError) as exc:  # a body that does not parse
+            log.error("event %s could not be dispatched: %s", event.id, exc)
+            return Dispatch(event.id, "failed", error=str(exc), reason=failure_reason(exc))
+        problems = [f"{f.where()}: {f.reason}" for f in mapped.failures]
+        reason = None
+        if mapped.failures:
+            contract = any(f.rule.startswith("contract-") for f in mapped.failures)
+            reason = "contract" if contract else "mapping"
+        made = normalised(
+            mapped.events,
+            integration=integration.name,
+            tenant=event.tenant,
+            event_id=event.id,
+            event_type=event.type,
+            received_at=event.received_at,
+        )
+        if not made and not problems:
+            return Dispatch(event.id, "ignored")
+        jobs: list[NewJob] = []
+        cancels: list[tuple[str, str]] = []
+        ran: list[str] = []
+        for index, normal in enumerate(made):
+            for flow in self.flows.get(normal.name, ()):
+                failures = self._run_flow(flow, normal.as_dict(), index, event, jobs, cancels)
+                if failures:
+                    problems.extend(failures)
+                    reason = reason or "flow"
+                else:
+                    ran.append(flow.name)
+        if not problems:
+            return Dispatch(event.id, "dispatched", jobs, cancels)
+        summary = "; ".join(problems)
+        if not made or not (jobs or cancels or ran):
+            log.error("event %s could not be dispatched: %s", event.id, summary[:LOG_LIMIT])
+            return Dispatch(event.id, "failed", jobs, cancels, error=summary, reason=reason)
+        emitted = ", ".join(sorted({normal.name for normal in made}))
+        error = f"emitted {emitted}; ran {', '.join(ran) or 'no flow in full'}; failed: {summary}"
+        return Dispatch(event.id, "partial", jobs, cancels, error=error, reason=reason)
 
     def _run_flow(
         self,
@@ -166,7 +192,9 @@ class Dispatcher:
         event: StoredEvent,
         jobs: list[NewJob],
         cancels: list[tuple[str, str]],
-    ) -> None:
+    ) -> list[str]:
+        """Add the flow's jobs and cancels; each action on its own. The reasons of what could
+        not be done (a failing flow condition stops the flow; a failing action, only itself)."""
         now = self.clock()
         variables = {
             "event": made,
@@ -174,45 +202,66 @@ class Dispatcher:
             "now": datetime.fromtimestamp(now, UTC),
         }
         name = flow.name
-        if flow.condition is not None and not _render(flow.condition, variables, f"flow {name}"):
-            return
-        context = json.dumps(made, default=str)
+        try:
+            if flow.condition is not None and not _render(
+                flow.condition, variables, f"flow {name} condition"
+            ):
+                return []
+        except DispatchError as exc:
+            return [str(exc)]
+        run = _FlowRun(made_index, event, variables, json.dumps(made, default=str), now)
+        failures: list[str] = []
         for action in flow.actions:
-            label = action.label
-            where = f"flow {name} action {label}"
-            if action.condition is not None and not _render(action.condition, variables, where):
-                continue
-            if action.cancel is not None:
-                key = str(_render(action.cancel, variables, f"{where} key"))
-                cancels.append((event.tenant, key))
-                continue
-            task = action.task
-            if task is None:  # pragma: no cover - an action is a task or a cancel
-                continue
-            run_at, schedule_key = now, None
-            if action.later is not None:
-                schedule_key = str(_render(action.later.key, variables, f"{where} key"))
-                run_at = self._when(action.later, variables, now, where)
-            target = task.integration
-            key = f"{event.id}/{event.replays}/{made_index}/{name}/{label}"
-            jobs.append(
-                NewJob(
-                    id=new_id("job"),
-                    idempotency_key=key,
-                    event_id=event.id,
-                    flow=name,
-                    action=label,
-                    kind=task.kind,
-                    integration=target,
-                    tenant=event.tenant,
-                    schedule_key=schedule_key,
-                    spec=json.dumps(dict(task.stored)),
-                    context=context,
-                    run_at=run_at,
-                    max_attempts=self._max_attempts(target),
-                    created_at=now,
-                )
+            try:
+                self._run_action(flow, action, run, jobs, cancels)
+            except (DispatchError, ValueError) as exc:
+                failures.append(str(exc))
+        return failures
+
+    def _run_action(
+        self,
+        flow: Flow,
+        action: Action,
+        run: _FlowRun,
+        jobs: list[NewJob],
+        cancels: list[tuple[str, str]],
+    ) -> None:
+        made_index, event, variables, context, now = run
+        name, label = flow.name, action.label
+        where = f"flow {name} action {label}"
+        if action.condition is not None and not _render(action.condition, variables, where):
+            return
+        if action.cancel is not None:
+            key = str(_render(action.cancel, variables, f"{where} key"))
+            cancels.append((event.tenant, key))
+            return
+        task = action.task
+        if task is None:  # pragma: no cover - an action is a task or a cancel
+            return
+        run_at, schedule_key = now, None
+        if action.later is not None:
+            schedule_key = str(_render(action.later.key, variables, f"{where} key"))
+            run_at = self._when(action.later, variables, now, where)
+        target = task.integration
+        key = f"{event.id}/{event.replays}/{made_index}/{name}/{label}"
+        jobs.append(
+            NewJob(
+                id=new_id("job"),
+                idempotency_key=key,
+                event_id=event.id,
+                flow=name,
+                action=label,
+                kind=task.kind,
+                integration=target,
+                tenant=event.tenant,
+                schedule_key=schedule_key,
+                spec=json.dumps(dict(task.stored)),
+                context=context,
+                run_at=run_at,
+                max_attempts=self._max_attempts(target),
+                created_at=now,
             )
+        )
 
     def _when(self, later: Later, variables: Mapping[str, Any], now: float, where: str) -> float:
         """When a scheduled action runs: `at` plus `offset`, or now plus `delay`; a time already

@@ -84,7 +84,7 @@ class JobTables(PostgresBase):
                 cutoff,
             )
             events = await db.execute(
-                "DELETE FROM events WHERE status IN ('dispatched', 'ignored', 'failed')"
+                "DELETE FROM events WHERE status IN ('dispatched', 'partial', 'ignored', 'failed')"
                 " AND received_at < $1"
                 " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = events.id)",
                 cutoff,

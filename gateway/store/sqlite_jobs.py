@@ -227,7 +227,7 @@ def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
         (cutoff,),
     ).rowcount
     events = db.execute(
-        "DELETE FROM events WHERE status IN ('dispatched', 'ignored', 'failed')"
+        "DELETE FROM events WHERE status IN ('dispatched', 'partial', 'ignored', 'failed')"
         " AND received_at < ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = events.id)",
         (cutoff,),
     ).rowcount

@@ -17,7 +17,7 @@ from gateway.config.examples import example_request, run_example
 from gateway.config.lint import lint
 from gateway.config.model import Config, Integration, load_config
 from gateway.config.pipeline import Pipeline, mapping_variables, request_variables
-from gateway.processing.dispatcher import normalise
+from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
 from tests.helpers.app import ADMIN_TOKEN
@@ -181,9 +181,6 @@ def test_shipped_example_maps_alike_in_lint_and_at_dispatch(name: str, example: 
     assert declared is not None
     linted = run_example(integration.webhook.pipeline, name, declared)
     assert linted.failures == []
-    dispatched = [
-        (made.name, made.data)
-        for event in _as_stored(integration, example)
-        for made in normalise(integration, event)
-    ]
-    assert dispatched == linted.events
+    dispatched = [map_stored(integration, event) for event in _as_stored(integration, example)]
+    assert [f for mapped in dispatched for f in mapped.failures] == []
+    assert [made for mapped in dispatched for made in mapped.events] == linted.events

@@ -59,3 +59,30 @@ def test_readme_lint_output_is_what_lint_prints(
     result = lint(["integrations.d/square.yaml"])
     shown = _block("readme-lint-output")
     assert render(result.diagnostics, "text", result.files) + "\n" == shown
+
+
+CONTRACT_BREAKAGES = [
+    (
+        '        amount_minor: "{{ body.data.object.payment.amount_money.amount }}"   # cents, as Stripe\'s\n',
+        "",
+    ),
+    (
+        'amount: "{{ body.data.object.payment.amount_money.amount / 100 }}"',
+        'amount: "{{ body.data.object.payment.amount_money.amount / 100 }} EUR"',
+    ),
+    ("        reference:", "        receipt_url:"),
+]
+
+
+def test_readme_contract_output_is_what_lint_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = _block("readme-example")
+    for old, new in CONTRACT_BREAKAGES:
+        assert old in broken, old
+        broken = broken.replace(old, new)
+    _project(tmp_path, broken)
+    monkeypatch.chdir(tmp_path)
+    result = lint(["integrations.d"])
+    shown = _block("readme-contract-output")
+    assert render(result.diagnostics, "text", result.files) + "\n" == shown

@@ -68,7 +68,7 @@ def test_one_event_that_breaks_dispatch_does_not_hold_up_the_others(
     def explode(*_args: Any) -> Any:
         raise OSError("unexpected")
 
-    monkeypatch.setattr("gateway.processing.dispatcher.normalise", explode)
+    monkeypatch.setattr("gateway.processing.dispatcher.map_stored", explode)
     event = StoredEvent(
         "evt_1", "calcom", "default", None, "BOOKING_CREATED", 0.0, "pending", {}, b"{}"
     )

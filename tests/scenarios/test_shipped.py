@@ -17,7 +17,7 @@ from gateway.config.lint import lint
 from gateway.config.model import Config, load_config
 from gateway.config.signing import OutgoingRequest, signed_example
 from gateway.credentials.secrets import SecretLookup
-from gateway.processing.dispatcher import normalise
+from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, admin
@@ -199,11 +199,13 @@ def test_whatsapp_items_keep_their_business_number_and_sender_name(
         event_id, "whatsapp", "default", stored["provider_event_id"], stored["type"], 0.0,
         "pending", {}, stored["body"].encode(),
     )  # fmt: skip
-    (made,) = normalise(integration, event)
-    assert made.name == "message.received"
-    assert made.data["name"] == "Jane Doe"
-    assert made.data["business_number_id"] == "106540352242922"
-    assert made.data["text"] == "Can I move my appointment to Friday?"
+    mapped = map_stored(integration, event)
+    assert mapped.failures == []
+    ((name, data),) = mapped.events
+    assert name == "message.received"
+    assert data["name"] == "Jane Doe"
+    assert data["business_number_id"] == "106540352242922"
+    assert data["text"] == "Can I move my appointment to Friday?"
     statuses = _send(client, _signed("whatsapp", "statuses_batch")).json()["events"]
     for each in statuses:
         body = admin(client, f"/admin/api/events/{each['event_id']}")

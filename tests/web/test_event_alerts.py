@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli.main import main
 from gateway.config.model import load_config
+from gateway.config.pipeline import Mapped
 from gateway.counters import Counters
 from gateway.processing.dispatcher import Dispatcher, DispatchError
 from gateway.processing.worker import LOG_LIMIT, Worker
@@ -211,12 +212,12 @@ def test_dispatch_failures_are_counted_by_category_and_logged_at_error(
         "evt_bug": KeyError("surprise"),
     }
 
-    def normalise(_integration: Any, event: StoredEvent) -> Any:
+    def map_stored(_integration: Any, event: StoredEvent) -> Any:
         if event.id in failures:
             raise failures[event.id]
-        return []  # nothing emitted: ignored, not a failure
+        return Mapped([], [])  # nothing emitted: ignored, not a failure
 
-    monkeypatch.setattr("gateway.processing.dispatcher.normalise", normalise)
+    monkeypatch.setattr("gateway.processing.dispatcher.map_stored", map_stored)
     counters = Counters()
     events = [
         _stored("evt_gone", "gone"),
