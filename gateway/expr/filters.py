@@ -5,6 +5,7 @@ They are pure functions of their arguments: no I/O, no clock, no environment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -118,15 +119,29 @@ def default(value: Any, fallback: Any = "", boolean: bool = False) -> Any:
     return value
 
 
+def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter given an undefined value says the value is missing (an UndefinedError naming
+    it), as reading it would, instead of failing on its own terms: a missing optional field
+    is then null, not a failure (see the event contracts)."""
+
+    @functools.wraps(fn)
+    def strict(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return fn(value, *args, **kwargs)
+
+    return strict
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "default": default,
     "d": default,
-    "datetime": to_datetime,
-    "localtime": localtime,
-    "strftime": strftime,
-    "isoformat": isoformat,
-    "shift": shift,
-    "e164": e164,
-    "sha256": sha256,
-    "explode": explode,
+    "datetime": _strict(to_datetime),
+    "localtime": _strict(localtime),
+    "strftime": _strict(strftime),
+    "isoformat": _strict(isoformat),
+    "shift": _strict(shift),
+    "e164": _strict(e164),
+    "sha256": _strict(sha256),
+    "explode": _strict(explode),
 }

@@ -285,3 +285,95 @@ def test_metrics_count_what_the_scenario_did(gateway: tuple[TestClient, Config])
     assert total("gateway_jobs", status="succeeded") == len(succeeded)
     assert total("gateway_jobs", status="dead") == 0
     assert total("gateway_circuit_state", integration="twilio", state="closed") == 1
+
+
+# ---- event contracts: a missing optional field never stops a flow that does not need it ----
+
+
+def test_booking_without_optional_fields_still_runs_every_flow(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # Before the contracts: a BOOKING_CREATED without eventTypeId (or price and currency, a
+    # location, the attendee's language) failed as a whole: no SMS, email, mirror or reminder.
+    client, config = gateway
+    body = _booking_created(config, "uid-sparse")
+    payload = body["payload"]
+    for key in ("eventTypeId", "price", "currency", "location"):
+        payload.pop(key, None)
+    payload["attendees"][0].pop("language", None)
+    sandbox.clear_requests()
+    accepted = post_example(client, config, "calcom", "booking_created", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 4)
+    assert sorted(j["action"] for j in jobs) == [
+        "create-google-event",
+        "email-confirmation",
+        "schedule-reminder",
+        "sms-confirmation",
+    ]
+    assert "dead" not in [j["status"] for j in jobs], jobs
+    event = admin(client, f"/admin/api/events/{accepted['event_id']}")
+    assert event["status"] == "dispatched"
+
+
+def test_booking_cancelled_without_a_reason_withdraws_the_reminder(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # Cal.com leaves cancellationReason out when the attendee gives none. Before, the event
+    # failed and the reminder for the cancelled appointment stayed queued.
+    client, config = gateway
+    created = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-noreason")
+    )
+    wait_for_jobs(client, created["event_id"], 4)
+    body = body_of(config, "calcom", "booking_cancelled")
+    body["payload"].update(uid="uid-noreason", startTime=START.isoformat().replace("+00:00", "Z"))
+    body["payload"].pop("cancellationReason", None)
+    cancelled = post_example(client, config, "calcom", "booking_cancelled", body)
+    wait_for_jobs(client, cancelled["event_id"], 1)
+    reminders = admin(client, f"/admin/api/events/{created['event_id']}")["jobs"]
+    (reminder,) = [j for j in reminders if j["schedule_key"] == "reminder-uid-noreason"]
+    assert reminder["status"] == "cancelled"
+
+
+def test_checkout_without_payment_intent_or_customer_details_sends_the_receipt(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    body = body_of(config, "stripe", "checkout_session_completed")
+    body["id"] = "evt_sparse_checkout"
+    session = body["data"]["object"]
+    session.pop("payment_intent", None)
+    session["customer_details"] = None
+    session["customer_email"] = "no.details@example.com"
+    sandbox.clear_requests()
+    accepted = post_example(client, config, "stripe", "checkout_session_completed", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert {j["action"]: j["status"] for j in jobs} == {
+        "email-receipt": "succeeded",
+        "segment-order-completed": "succeeded",
+    }
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "no.details@example.com"
+    (track,) = sandbox.requests("/segment/v1/track", "POST")
+    assert "None" not in json.dumps(track.json)  # a null is left out, never printed
+
+
+def test_a_web_call_without_direction_still_requests_its_booking(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # Web calls have no direction and no numbers: the booking request was lost before.
+    client, config = gateway
+    body = body_of(config, "retell", "call_analyzed_booking")
+    body["call"]["call_id"] = "web_call_without_direction"
+    body["call"]["call_type"] = "web_call"
+    for key in ("direction", "from_number", "to_number"):
+        body["call"].pop(key, None)
+    analysis = body["call"]["call_analysis"]["custom_analysis_data"]
+    analysis.pop("customer_phone", None)
+    analysis["appointment_start"] = START.isoformat()
+    sandbox.clear_requests()
+    accepted = post_example(client, config, "retell", "call_analyzed_booking", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 1)
+    assert [(j["action"], j["status"]) for j in jobs] == [("create-booking", "succeeded")]
+    (booking,) = sandbox.requests("/calcom/v2/bookings", "POST")
+    assert "phoneNumber" not in booking.json["attendee"]
