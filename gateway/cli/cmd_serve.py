@@ -33,11 +33,12 @@ def tune_gc() -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.logs import configure_logging, init_sentry
+    from gateway.logs import configure_logging, init_sentry, install_access_log_redaction
     from gateway.web.application import create_app
 
     configure_logging(args.log_level)
     config = load_config(args.integrations, os.environ)
+    install_access_log_redaction(config.secret_query_parameters)  # kept by uvicorn's set-up
     settings = Settings.from_env(os.environ)
     if settings.sentry_dsn:
         init_sentry(settings.sentry_dsn)

@@ -183,6 +183,9 @@ class Tenant:
     integrations: frozenset[str] | None  # None: all
     timezone: str | None
     vars: Mapping[str, Any]
+    # Its webhook URLs also verify with the gateway's own secrets (the environment's, and
+    # values written in the config), not only with its stored credentials: an explicit choice.
+    shared_secrets: bool = False
 
     def uses(self, integration: str) -> bool:
         return self.integrations is None or integration in self.integrations
@@ -201,6 +204,17 @@ class Config:
         """How jobs calling `integration` are retried (the defaults for an unknown one)."""
         found = self.integrations.get(integration)
         return found.retry if found is not None else _NO_API_RETRY
+
+    @property
+    def secret_query_parameters(self) -> frozenset[str]:
+        """Query parameters that carry a secret: every handshake's token parameter."""
+        return frozenset(
+            handshake.token_query
+            for integration in self.integrations.values()
+            if integration.webhook is not None
+            for handshake in integration.webhook.handshakes
+            if handshake.token_query
+        )
 
     def tenant_variables(self, tenant: str) -> dict[str, Any]:
         """What ``tenant`` is in templates: {name, vars, timezone} (empty for an undeclared one)."""
@@ -242,6 +256,7 @@ def build_config(
                 frozenset(listed) if listed is not None else None,
                 data.get("timezone"),
                 MappingProxyType(dict(data.get("vars") or {})),
+                shared_secrets=data.get("shared_secrets") is True,
             )
     return Config(
         MappingProxyType(integrations),

@@ -6,8 +6,8 @@ decrypt, so a new key is put first and `gateway credentials rotate` re-encrypts 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
+from time import monotonic
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -55,11 +55,13 @@ class Cipher:
 
 
 class SecretSource:
-    """Resolves config secrets: a tenant's stored credential first, then the environment.
+    """Resolves config secrets: a tenant's stored credential first, then (when shared secrets
+    are allowed) the environment.
 
     Stored credentials are read per tenant and kept for `ttl` seconds, so a change made with
-    `gateway credentials set` reaches running servers within that time. The environment is
-    read once, when the source is made, as a process's environment does not change.
+    `gateway credentials set` or `delete` reaches running servers within that time; so does
+    which tenants hold any credential at all (`has_own`). The environment is read once, when
+    the source is made, as a process's environment does not change.
     """
 
     def __init__(
@@ -74,13 +76,14 @@ class SecretSource:
         self._cipher = cipher
         self._ttl = ttl
         self._cache: dict[str, tuple[float, dict[tuple[str, str], str]]] = {}
-        self._lookups: dict[tuple[str, str], tuple[float, SecretLookup]] = {}
+        self._lookups: dict[tuple[str, str, bool], tuple[float, SecretLookup]] = {}
+        self._holders: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
 
     async def tenant_values(self, tenant: str) -> dict[tuple[str, str], str]:
         """(integration, name) -> value for a tenant's stored credentials."""
         if self._store is None or self._cipher is None:
             return {}
-        now = time.monotonic()
+        now = monotonic()
         cached = self._cache.get(tenant)
         if cached and cached[0] > now:
             return cached[1]
@@ -91,46 +94,75 @@ class SecretSource:
         self._cache[tenant] = (now + self._ttl, values)
         return values
 
-    def cached(self, tenant: str, integration: str) -> SecretLookup | None:
+    async def _tenants_holding(self) -> frozenset[str]:
+        """The tenants with any stored credential, read again once the TTL has passed (one
+        query for all tenants: a request for a made-up tenant costs no read of its own)."""
+        expires, tenants = self._holders
+        if expires > monotonic():
+            return tenants
+        assert self._store is not None
+        now = monotonic()
+        tenants = frozenset(await self._store.tenants_with_credentials())
+        self._holders = (now + self._ttl, tenants)
+        return tenants
+
+    async def has_own(self, tenant: str, integration: str) -> bool:
+        """The tenant holds a stored credential of its own for this integration (as of at
+        most `ttl` seconds ago)."""
+        if self._store is None or self._cipher is None:
+            return False
+        if tenant not in await self._tenants_holding():
+            return False
+        return any(key[0] == integration for key in await self.tenant_values(tenant))
+
+    def cached(self, tenant: str, integration: str, shared: bool = True) -> SecretLookup | None:
         """The lookup `lookup` would return, when it needs nothing read (no await)."""
-        cached = self._lookups.get((tenant, integration))
-        if cached is not None and cached[0] > time.monotonic():
+        cached = self._lookups.get((tenant, integration, shared))
+        if cached is not None and cached[0] > monotonic():
             return cached[1]
         return None
 
-    async def lookup(self, tenant: str, integration: str) -> SecretLookup:
+    async def lookup(self, tenant: str, integration: str, shared: bool = True) -> SecretLookup:
         """The secrets of one tenant and integration; the same object until the tenant's
-        stored credentials are read again (it remembers what it resolved)."""
-        cached = self.cached(tenant, integration)
+        stored credentials are read again (it remembers what it resolved). Without `shared`
+        only the tenant's stored credentials count: neither the environment nor a value
+        written in the configuration, which every tenant would share."""
+        cached = self.cached(tenant, integration, shared)
         if cached is not None:
             return cached
         stored = await self.tenant_values(tenant)
-        lookup = SecretLookup(integration, stored, self._environ)
+        lookup = SecretLookup(integration, stored, self._environ, shared=shared)
         expires = self._cache[tenant][0] if tenant in self._cache else float("inf")
-        self._lookups[(tenant, integration)] = (expires, lookup)
+        self._lookups[(tenant, integration, shared)] = (expires, lookup)
         return lookup
 
 
 class SecretLookup:
     """The secrets config values stand for, for one tenant and integration."""
 
-    __slots__ = ("_environ", "_integration", "_resolved", "_stored")
+    __slots__ = ("_environ", "_integration", "_resolved", "_shared", "_stored")
 
     def __init__(
-        self, integration: str, stored: Mapping[tuple[str, str], str], environ: Mapping[str, str]
+        self,
+        integration: str,
+        stored: Mapping[tuple[str, str], str],
+        environ: Mapping[str, str],
+        *,
+        shared: bool = True,
     ) -> None:
         self._integration = integration
         self._stored = stored
         self._environ = environ
+        self._shared = shared  # False: the stored credentials alone
         self._resolved: dict[Any, list[str]] = {}
 
     def one(self, value: Any) -> str | None:
         if isinstance(value, SecretRef):
             found = self._stored.get((self._integration, value.name))
-            if found is None:
+            if found is None and self._shared:
                 found = self._environ.get(value.name)
             return found or None
-        return value if isinstance(value, str) and value else None
+        return value if self._shared and isinstance(value, str) and value else None
 
     def __call__(self, value: Any) -> list[str]:
         if isinstance(value, list):  # several secrets (rotation): a list is not hashable

@@ -37,8 +37,14 @@ log = logging.getLogger("gateway.ingress.webhooks")
 
 PREFIX = "/webhooks/"
 MASK = "**********"
-# Never stored: they carry credentials. A token scheme's own header is added per integration.
+# Never stored: they carry credentials. Each verifier adds the headers its scheme reads a
+# token or a signature from (a stored signature is a ready-made replay and lets anyone who can
+# read events guess a weak secret offline).
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+# One answer to every request that fails verification, whatever the reason: a caller must not
+# learn whether a secret is configured, or which header it got wrong. The reason is logged.
+_REJECTED = error_reply(401, "verification failed", "invalid_signature")
+_TOKEN_REJECTED = error_reply(401, "verification failed", "invalid_token")
 
 
 def _query(raw: bytes) -> list[tuple[str, str]]:
@@ -72,7 +78,6 @@ class Ingress:
         secrets: SecretSource,
         *,
         public_url: str | None,
-        known_tenants: set[str],
         counters: Counters | None = None,
     ) -> None:
         self.config = config
@@ -80,20 +85,27 @@ class Ingress:
         self.writer = writer
         self.secrets = secrets
         self.public_url = public_url
-        self.known_tenants = known_tenants
         self._dropped_headers = {
-            name: _SECRET_HEADERS | integration.webhook.verifier.secret_headers
+            name: _SECRET_HEADERS
+            | integration.webhook.verifier.secret_headers
+            | integration.webhook.verifier.signature_headers
             for name, integration in config.integrations.items()
             if integration.webhook is not None
         }
 
-    def _tenant_ok(self, tenant: str, integration: str) -> bool:
-        if tenant == DEFAULT_TENANT:
-            return True
+    async def _tenant_shares(self, tenant: str, integration: str) -> bool | None:
+        """None when `tenant` (not the default one) receives none of `integration`'s webhooks:
+        it neither declares the integration nor holds a credential of its own for it (read
+        again within the credential TTL, so a credential set or deleted on a running server
+        counts). Otherwise whether its URL may also verify with the shared secrets: only when
+        its document says `shared_secrets: true`."""
         declared = self.config.tenants.get(tenant)
-        if declared is not None:
-            return declared.uses(integration)
-        return tenant in self.known_tenants
+        shares = declared is not None and declared.shared_secrets
+        if declared is not None and declared.uses(integration):
+            return shares
+        if await self.secrets.has_own(tenant, integration):
+            return shares
+        return None
 
     def _url(self, scope: Scope) -> str:
         url = URL(scope=scope)
@@ -124,8 +136,13 @@ class Ingress:
         integration = self.config.integrations.get(name)
         if integration is None or integration.webhook is None:
             return error_reply(404, f"no integration '{name}' receives webhooks here")
-        if tenant != DEFAULT_TENANT and not self._tenant_ok(tenant, name):
-            return error_reply(404, f"unknown tenant '{tenant}' for integration '{name}'")
+        # The default tenant (the URL without one) is the gateway's own: the shared secrets.
+        shared = True
+        if tenant != DEFAULT_TENANT:
+            shares = await self._tenant_shares(tenant, name)
+            if shares is None:
+                return error_reply(404, f"unknown tenant '{tenant}' for integration '{name}'")
+            shared = shares
         webhook = integration.webhook
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
@@ -137,10 +154,12 @@ class Ingress:
         query: bytes = scope["query_string"]
         url = self._url(scope) if webhook.needs_url else ""
         incoming = WebhookRequest(method, url, headers, _query(query), body, form)
-        secrets = self.secrets.cached(tenant, name) or await self.secrets.lookup(tenant, name)
+        secrets = self.secrets.cached(tenant, name, shared) or await self.secrets.lookup(
+            tenant, name, shared
+        )
         for handshake in webhook.handshakes:
             if _matches(handshake, incoming):
-                return self._handshake(integration, handshake, incoming, secrets)
+                return self._handshake(integration, tenant, handshake, incoming, secrets)
         if method != "POST":
             refused = error_reply(405, f"{method} is not accepted here: use POST")
             return refused._replace(headers=((b"allow", webhook.allow),))
@@ -148,7 +167,7 @@ class Ingress:
             webhook.verifier.verify(incoming, secrets, time.time())
         except VerificationFailed as failed:
             log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
-            return error_reply(401, f"verification failed: {failed.reason}", "invalid_signature")
+            return _REJECTED
         try:
             payload = webhook.pipeline.parse(body)
         except (ValueError, RecursionError):
@@ -165,25 +184,28 @@ class Ingress:
     def _handshake(
         self,
         integration: Integration,
+        tenant: str,
         handshake: Handshake,
         incoming: WebhookRequest,
         secrets: SecretLookup,
     ) -> Reply:
         assert integration.webhook is not None
+        where = f"{integration.name}/{tenant}"
         if handshake.token_query is not None:
             given = dict(incoming.query).get(handshake.token_query, "")
             expected = secrets(handshake.token_secret)
-            if not expected or not any(
-                hmac.compare_digest(given.encode(), e.encode()) for e in expected
-            ):
-                return error_reply(401, "handshake token does not match", "invalid_token")
+            if not expected:
+                log.info("rejected handshake %s for %s: no token configured", handshake.name, where)
+                return _TOKEN_REJECTED
+            if not any(hmac.compare_digest(given.encode(), e.encode()) for e in expected):
+                log.info("rejected handshake %s for %s: token mismatch", handshake.name, where)
+                return _TOKEN_REJECTED
         if handshake.verified:
             try:
                 integration.webhook.verifier.verify(incoming, secrets, time.time())
             except VerificationFailed as failed:
-                return error_reply(
-                    401, f"verification failed: {failed.reason}", "invalid_signature"
-                )
+                log.info("rejected handshake %s for %s: %s", handshake.name, where, failed.reason)
+                return _REJECTED
         variables = {
             "query": dict(incoming.query),
             "headers": dict(incoming.headers),

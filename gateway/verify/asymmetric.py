@@ -77,6 +77,10 @@ class _AsymmetricVerifier:
     def signs_url(self) -> bool:
         return self._message.signs_url
 
+    @property
+    def signature_headers(self) -> frozenset[str]:
+        return self._message.signature_headers
+
     _loader: Callable[..., Any]
     _signature_length: int | None
 

@@ -76,6 +76,10 @@ class HmacVerifier:
     def signs_url(self) -> bool:
         return self._message.signs_url
 
+    @property
+    def signature_headers(self) -> frozenset[str]:
+        return self._message.signature_headers
+
     def __init__(self, spec: Mapping[str, Any]) -> None:
         options.reject_unknown(spec, "verify", _KEYS)
         self._algorithm = algorithm(spec)

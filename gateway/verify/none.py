@@ -17,6 +17,7 @@ class NoVerification:
     __slots__ = ("reason",)
     signs_url = False
     secret_headers: frozenset[str] = frozenset()
+    signature_headers: frozenset[str] = frozenset()
     secret_body_path: str | None = None
 
     def __init__(self, spec: Mapping[str, Any]) -> None:

@@ -35,6 +35,10 @@ class SignedMessage:
             raise VerifyConfigError("verify.signed: {timestamp} needs a 'timestamp' declaration")
 
     @property
+    def signature_headers(self) -> frozenset[str]:
+        return frozenset({self.signature.header})
+
+    @property
     def signs_url(self) -> bool:
         return self._template.uses_url
 

@@ -39,6 +39,8 @@ class TokenVerifier:
         """The token's header: it is the secret, never stored."""
         return frozenset({self._header}) if self._header else frozenset()
 
+    signature_headers: frozenset[str] = frozenset()  # the token is a secret, not a signature
+
     @property
     def secret_body_path(self) -> str | None:
         """The token's place in the body: what it points at is masked before storing."""

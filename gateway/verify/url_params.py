@@ -54,6 +54,10 @@ class UrlParamsVerifier:
         self._body_hash_param = options.text(spec, "body_hash_param", "verify") or None
         self._port_variants = options.flag(spec, "port_variants", "verify")
 
+    @property
+    def signature_headers(self) -> frozenset[str]:
+        return frozenset({self._signature.header})
+
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         keys = self._keys.keys(secrets(self._secret))
         candidates = self._signature.read(request.headers).candidates

@@ -44,6 +44,13 @@ class Verifier(Protocol):
         ...
 
     @property
+    def signature_headers(self) -> frozenset[str]:
+        """Request headers that hold a signature: never stored either (a stored signature
+        replays the request, and offers a weak secret to offline guessing). Timestamp and id
+        headers are not signatures and may be kept."""
+        ...
+
+    @property
     def secret_body_path(self) -> str | None:
         """A dotted body path (``[*]`` for every item) holding a secret: masked when stored."""
         ...

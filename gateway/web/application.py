@@ -98,20 +98,17 @@ def create_app(
     )
     syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
     sync_scheduler = SyncScheduler(config, store, syncs, environ)
-    known_tenants: set[str] = set()
     ingress = Ingress(
         config,
         writer,
         secrets,
         public_url=settings.public_url,
-        known_tenants=known_tenants,
         counters=counters,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await store.open()
-        known_tenants.update(await store.tenants_with_credentials())
         writer.start()
         stop = asyncio.Event()
         tasks = (

@@ -36,6 +36,10 @@ class Rows:
         value = self.values.get(tenant)
         return [("acme", "ACME_SECRET", self.cipher.encrypt(value))] if value else []
 
+    async def tenants_with_credentials(self) -> set[str]:
+        self.reads += 1
+        return {tenant for tenant, value in self.values.items() if value}
+
 
 def _source(ttl: float) -> tuple[SecretSource, Rows]:
     cipher = Cipher([Fernet.generate_key().decode()])
@@ -106,3 +110,50 @@ def test_one_verifier_checks_each_tenant_against_its_own_secret() -> None:
         return out
 
     assert asyncio.run(verdicts()) == [True, False, True] * 2
+
+
+def test_a_first_credential_and_its_deletion_count_within_the_ttl_without_the_environment() -> None:
+    async def scenario() -> list[tuple[bool, list[str]]]:
+        source, rows = _source(ttl=0.05)
+
+        async def seen() -> tuple[bool, list[str]]:
+            own = await source.has_own("clinic", "acme")
+            return own, (await source.lookup("clinic", "acme", shared=False))(REF)
+
+        states = [await seen()]  # nothing stored: not the environment's secret either
+        rows.values["clinic"] = "first"
+        await asyncio.sleep(0.06)
+        states.append(await seen())
+        assert not await source.has_own("clinic", "other")  # acme's, not other's
+        del rows.values["clinic"]
+        await asyncio.sleep(0.06)
+        states.append(await seen())
+        states.append((False, (await source.lookup("clinic", "acme"))(REF)))  # shared: allowed
+        return states
+
+    assert asyncio.run(scenario()) == [
+        (False, []),
+        (True, ["first"]),
+        (False, []),
+        (False, ["from-env"]),
+    ]
+
+
+def test_without_shared_secrets_a_value_written_in_the_config_does_not_count() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        source, _rows = _source(ttl=60)
+        own = await source.lookup("clinic", "acme", shared=False)
+        shared = await source.lookup("clinic", "acme")
+        return own(["literal", REF]), shared(["literal", REF])
+
+    assert asyncio.run(scenario()) == ([], ["literal", "from-env"])
+
+
+def test_which_tenants_hold_credentials_is_one_read_per_ttl_whatever_the_names() -> None:
+    async def scenario() -> int:
+        source, rows = _source(ttl=60)
+        for n in range(50):  # made-up tenants cost no read of their own
+            assert not await source.has_own(f"made-up-{n}", "acme")
+        return rows.reads
+
+    assert asyncio.run(scenario()) == 1

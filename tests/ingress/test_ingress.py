@@ -50,6 +50,7 @@ TENANTS = """\
 kind: tenant
 name: clinic
 integrations: [acme]
+shared_secrets: true
 ---
 kind: tenant
 name: other
