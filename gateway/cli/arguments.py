@@ -11,6 +11,7 @@ from typing import Any
 from gateway.config.model import Config, Integration
 from gateway.durations import parse_duration
 from gateway.errors import UsageError
+from gateway.store.entities import EventQuery
 
 DEFAULT_DB = "sqlite:///var/gateway.db"
 Subparsers = Any  # argparse's _SubParsersAction, which it does not export
@@ -78,3 +79,15 @@ def named_integration(config: Config, name: str) -> Integration:
         known = ", ".join(sorted(config.integrations))
         raise UsageError(f"no integration '{name}' (known: {known})")
     return integration
+
+
+def event_query(args: argparse.Namespace, limit: int) -> EventQuery:
+    """The events `--status/--integration/--tenant/--since/--until` select."""
+    return EventQuery(
+        status=args.status,
+        integration=args.integration,
+        tenant=args.tenant,
+        since=parse_time(args.since),
+        until=parse_time(args.until),
+        limit=limit,
+    )

@@ -9,11 +9,17 @@ import argparse
 import asyncio
 import json
 
-from gateway.cli.arguments import Subparsers, add_config_args, parse_time, positive, shown_time
+from gateway.cli.arguments import (
+    Subparsers,
+    add_config_args,
+    event_query,
+    positive,
+    shown_time,
+)
 from gateway.cli.cmd_operations import job_line
 from gateway.errors import UsageError
 from gateway.store import open_store
-from gateway.store.entities import EVENT_STATUSES, EventQuery, JobQuery, StoredEvent
+from gateway.store.entities import EVENT_STATUSES, JobQuery, StoredEvent
 
 ERROR_SHOWN = 120  # characters of an event's error in a list line (`show` prints it whole)
 JOBS_SHOWN = 100
@@ -47,14 +53,7 @@ async def _events(args: argparse.Namespace) -> int:
         raise UsageError("events show needs an EVENT_ID")
     if args.action == "list" and args.event:
         raise UsageError(f"events list takes filters, not an id: gateway events show {args.event}")
-    query = EventQuery(
-        status=args.status,
-        integration=args.integration,
-        tenant=args.tenant,
-        since=parse_time(args.since),
-        until=parse_time(args.until),
-        limit=args.limit,
-    )
+    query = event_query(args, args.limit)
     store = open_store(args.db)
     await store.open()
     try:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from gateway.cli.arguments import Subparsers, add_config_args, parse_time, shown_time
+from gateway.cli.arguments import Subparsers, add_config_args, event_query, parse_time, shown_time
 from gateway.errors import UsageError
 from gateway.store import open_store
 from gateway.store.entities import (
     EVENT_STATUSES,
     JOB_STATUSES,
     REPLAY_LIMIT,
-    EventQuery,
     Job,
     JobQuery,
 )
@@ -83,14 +82,7 @@ async def _replay(args: argparse.Namespace) -> int:
         raise UsageError("name EVENT_IDs, or filter with --status/--integration/--since/...")
     if args.dry_run and not filtered:
         raise UsageError("--dry-run goes with a filter (--status, --integration, --since, ...)")
-    query = EventQuery(
-        status=args.status,
-        integration=args.integration,
-        tenant=args.tenant,
-        since=parse_time(args.since),
-        until=parse_time(args.until),
-        limit=REPLAY_LIMIT,
-    )
+    query = event_query(args, REPLAY_LIMIT)
     store = open_store(args.db)
     await store.open()
     try:

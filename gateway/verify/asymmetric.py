@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key, lo
 
 from gateway.verify import options
 from gateway.verify.encoding import decode_base64_unpadded
-from gateway.verify.signed_message import SignedMessage
+from gateway.verify.signed_message import DeclaresFromMessage, SignedMessage
 from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 _KEYS = frozenset(
@@ -66,20 +66,10 @@ def load_ed25519_key(text: str, prefix: str) -> Ed25519PublicKey | None:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-class _AsymmetricVerifier:
+class _AsymmetricVerifier(DeclaresFromMessage):
     """A public-key scheme: any configured key may verify any candidate signature."""
 
     __slots__ = ("_load", "_message", "_public_key")
-    secret_headers: frozenset[str] = frozenset()
-    secret_body_path: str | None = None
-
-    @property
-    def signs_url(self) -> bool:
-        return self._message.signs_url
-
-    @property
-    def signature_headers(self) -> frozenset[str]:
-        return self._message.signature_headers
 
     _loader: Callable[..., Any]
     _signature_length: int | None

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.verify import options
 from gateway.verify.encoding import decode_base64_unpadded, text_bytes
 from gateway.verify.mac import Mac
-from gateway.verify.signed_message import SignedMessage
+from gateway.verify.signed_message import DeclaresFromMessage, SignedMessage
 from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 ALGORITHMS = ("sha256", "sha1", "sha512")
@@ -67,18 +67,8 @@ class SecretKeys:
         return key
 
 
-class HmacVerifier:
+class HmacVerifier(DeclaresFromMessage):
     __slots__ = ("_algorithm", "_keys", "_message", "_secret")
-    secret_headers: frozenset[str] = frozenset()
-    secret_body_path: str | None = None
-
-    @property
-    def signs_url(self) -> bool:
-        return self._message.signs_url
-
-    @property
-    def signature_headers(self) -> frozenset[str]:
-        return self._message.signature_headers
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         options.reject_unknown(spec, "verify", _KEYS)

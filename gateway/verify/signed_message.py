@@ -49,3 +49,21 @@ class SignedMessage:
         if self._timestamp is not None:
             timestamp = self._timestamp.accept(request.headers, from_signature, now)
         return candidates, self._template.render(request, timestamp)
+
+
+class DeclaresFromMessage:
+    """What a scheme signing a message (hmac, ecdsa, ed25519) declares for ingress: read from
+    its `SignedMessage`. Its secret is never in the request."""
+
+    __slots__ = ()
+    _message: SignedMessage
+    secret_headers: frozenset[str] = frozenset()
+    secret_body_path: str | None = None
+
+    @property
+    def signs_url(self) -> bool:
+        return self._message.signs_url
+
+    @property
+    def signature_headers(self) -> frozenset[str]:
+        return self._message.signature_headers

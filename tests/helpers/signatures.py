@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 
 def stripe_header(body: bytes, secret: str, timestamp: int | None = None) -> str:
     stamp = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={stamp},v1={digest}"
+
+
+# An ECDSA P-256 key pair for the schemes that sign with one (SendGrid): the private key signs
+# examples as the provider would, the public one is what the integration is configured with.
+_KEY = ec.generate_private_key(ec.SECP256R1())
+PRIVATE_PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+PUBLIC_B64 = base64.b64encode(
+    _KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+).decode()

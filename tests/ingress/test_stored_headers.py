@@ -4,12 +4,8 @@ provider's other headers are kept."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config.model import load_config
 from gateway.config.signing import signed_example
@@ -17,18 +13,9 @@ from gateway.credentials.secrets import SecretLookup
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, admin
 from tests.helpers.integrations import acme, webhook
-from tests.helpers.signatures import stripe_header
+from tests.helpers.signatures import PRIVATE_PEM, PUBLIC_B64, stripe_header
 
 SHIPPED = REPO / "integrations.d"
-_KEY = ec.generate_private_key(ec.SECP256R1())
-PRIVATE_PEM = _KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
-PUBLIC_B64 = base64.b64encode(
-    _KEY.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-).decode()
 # The signature headers of the shipped providers, as they document them.
 SIGNATURES = {
     "stripe": "stripe-signature",

@@ -3,12 +3,9 @@ the provider signs it, and rejected when tampered with. Random requests never ge
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -21,17 +18,9 @@ from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, admin
+from tests.helpers.signatures import PRIVATE_PEM, PUBLIC_B64
 
 SHIPPED = REPO / "integrations.d"
-_KEY = ec.generate_private_key(ec.SECP256R1())
-PRIVATE_PEM = _KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
-PUBLIC_B64 = base64.b64encode(
-    _KEY.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-).decode()
 SECRET_NAMES = [
     "CALCOM_API_KEY", "CALCOM_WEBHOOK_SECRET", "GOOGLE_CALENDAR_CHANNEL_TOKEN",
     "GOOGLE_CLIENT_SECRET", "GOOGLE_REFRESH_TOKEN", "OUTLOOK_CLIENT_SECRET", "OUTLOOK_CLIENT_STATE",
