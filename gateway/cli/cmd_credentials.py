@@ -23,7 +23,7 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 async def _credentials(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
-    store = open_store(args.db)
+    store = open_store(args.db, create=args.action == "set")
     await store.open()
     try:
         if args.action == "list":

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from gateway.cli.arguments import Subparsers
+from gateway.cli.arguments import DEFAULT_PORT, Subparsers, port_default, port_number
 from gateway.resources import sandbox_responses
 from gateway.sandbox.server import SandboxHandle, running_sandbox
 
@@ -123,6 +123,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the gateway wired to the provider sandbox, with demo secrets")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--port",
+        type=port_number,
+        default=port_default(),
+        help=f"default: $GATEWAY_PORT, then $PORT, then {DEFAULT_PORT}",
+    )
     p.add_argument("--integrations", default="integrations.d", metavar="DIR")
     p.set_defaults(func=cmd_demo)

@@ -55,7 +55,7 @@ async def _events(args: argparse.Namespace) -> int:
         until=parse_time(args.until),
         limit=args.limit,
     )
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         if args.action == "list":

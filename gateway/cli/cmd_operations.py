@@ -33,7 +33,7 @@ def job_line(job: Job) -> str:
 
 
 async def _jobs(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         query = JobQuery(
@@ -91,7 +91,7 @@ async def _replay(args: argparse.Namespace) -> int:
         until=parse_time(args.until),
         limit=REPLAY_LIMIT,
     )
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         if args.dry_run:

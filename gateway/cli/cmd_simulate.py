@@ -12,7 +12,7 @@ from gateway.config.model import DEFAULT_TENANT, load_config
 from gateway.config.settings import Settings
 from gateway.config.signing import signed_example
 from gateway.credentials.secrets import Cipher, SecretLookup
-from gateway.errors import GatewayError, UsageError
+from gateway.errors import UsageError
 from gateway.store import open_store
 
 
@@ -43,7 +43,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             request.method, request.url, headers=request.headers, content=request.body, timeout=30
         )
     except httpx.TransportError as exc:
-        raise GatewayError(f"cannot reach {base}: {exc or type(exc).__name__}") from exc
+        # Exit 2, like any argument naming nothing usable: 1 says the gateway answered non-2xx.
+        raise UsageError(f"cannot reach {base}: {exc or type(exc).__name__}") from exc
     print(f"{request.method} {request.url} -> {response.status_code}")
     print(response.text)
     return 0 if response.is_success else 1

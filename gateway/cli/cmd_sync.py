@@ -147,7 +147,7 @@ async def run_syncs(
 
 
 async def show_log(args: argparse.Namespace, *, echo: Callable[[str], None] = print) -> int:
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         query = SyncRunQuery(
