@@ -33,6 +33,8 @@ def job_line(job: Job) -> str:
 
 
 async def _jobs(args: argparse.Namespace) -> int:
+    if args.action == "show" and not args.job:
+        raise UsageError("jobs show needs a JOB id (gateway jobs lists them)")
     store = open_store(args.db, create=False)
     await store.open()
     try:

@@ -59,11 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.web.read_timeout import read_timeout_protocol
 
     configure_logging(args.log_level)
-    sock = listening_socket(
-        args.host, args.port, args.backlog
-    )  # a busy port: one line, before anything starts
+    config = load_config(args.integrations, os.environ)  # it starts nothing: errors come first
+    # A busy port is one line here, before the store, the workers or the scheduler start.
+    sock = listening_socket(args.host, args.port, args.backlog)
     try:
-        config = load_config(args.integrations, os.environ)
         settings = Settings.from_env(os.environ)
         if settings.sentry_dsn:
             init_sentry(settings.sentry_dsn)
