@@ -12,12 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# `make run PORT=8012` (or GATEWAY_PORT/PORT in the environment): the port to listen on.
+PORT_ARG = $(if $(PORT),--port $(PORT))
+
 run: $(STAMP)
 	@mkdir -p var
-	$(BIN)/gateway serve --integrations integrations.d
+	$(BIN)/gateway serve --integrations integrations.d $(PORT_ARG)
 
 demo: $(STAMP)
-	$(BIN)/gateway demo --integrations integrations.d
+	$(BIN)/gateway demo --integrations integrations.d $(PORT_ARG)
 
 test: $(STAMP)
 	$(BIN)/ruff check gateway tests bench

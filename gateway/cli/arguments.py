@@ -14,6 +14,7 @@ from gateway.errors import UsageError
 from gateway.store.entities import EventQuery
 
 DEFAULT_DB = "sqlite:///var/gateway.db"
+DEFAULT_PORT = 8000
 Subparsers = Any  # argparse's _SubParsersAction, which it does not export
 
 
@@ -23,6 +24,18 @@ def integrations_default() -> str:
 
 def db_default() -> str:
     return os.environ.get("GATEWAY_DATABASE_URL", DEFAULT_DB)
+
+
+def port_default() -> str:
+    """`serve`'s port: $GATEWAY_PORT, then $PORT (what platforms and `make run PORT=` set)."""
+    return os.environ.get("GATEWAY_PORT") or os.environ.get("PORT") or str(DEFAULT_PORT)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: expected 1 to 65535")
+    return int(text)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import os
 import sys
 
 from gateway.cli.arguments import Subparsers, add_config_args, named_integration
-from gateway.config.model import load_config
+from gateway.config.model import DEFAULT_TENANT, load_config
 from gateway.config.settings import Settings
 from gateway.credentials.secrets import Cipher
 from gateway.errors import UsageError
@@ -23,7 +23,9 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 async def _credentials(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
-    store = open_store(args.db)
+    if args.action == "set":
+        return await _set(args, settings)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         if args.action == "list":
@@ -35,25 +37,52 @@ async def _credentials(args: argparse.Namespace) -> int:
             print("deleted" if removed else "no such credential")
             return 0 if removed else 1
         cipher = Cipher(settings.secret_keys)
-        if args.action == "rotate":
-            rows = await store.all_credential_tokens()
-            await store.replace_credential_tokens(
-                [(t, i, n, cipher.rotate(token)) for t, i, n, token in rows]
-            )
-            print(f"re-encrypted {len(rows)} credential(s) with the first key")
-            return 0
-        config = load_config(args.integrations, os.environ)
-        integration = named_integration(config, args.integration)
-        names = set(integration.secret_names)
-        if args.name not in names:
-            listed = ", ".join(sorted(names)) or "none"
-            raise UsageError(
-                f"{args.integration} reads no secret named {args.name} (its secrets: {listed})"
-            )
-        value = _read_value()
-        await store.set_credential(args.tenant, args.integration, args.name, cipher.encrypt(value))
-        print(f"stored {args.name} for tenant {args.tenant} ({args.integration})")
+        rows = await store.all_credential_tokens()
+        await store.replace_credential_tokens(
+            [(t, i, n, cipher.rotate(token)) for t, i, n, token in rows]
+        )
+        print(f"re-encrypted {len(rows)} credential(s) with the first key")
         return 0
+    finally:
+        await store.close()
+
+
+async def _set(args: argparse.Namespace, settings: Settings) -> int:
+    cipher = Cipher(settings.secret_keys)
+    config = load_config(args.integrations, os.environ)
+    integration = named_integration(config, args.integration)
+    names = set(integration.secret_names)
+    if args.name not in names:
+        listed = ", ".join(sorted(names)) or "none"
+        raise UsageError(
+            f"{args.integration} reads no secret named {args.name} (its secrets: {listed})"
+        )
+    known = args.new_tenant or args.tenant in config.tenants or args.tenant == DEFAULT_TENANT
+    if not known and not await _holds_credentials(args.db, args.tenant):
+        declared = ", ".join(sorted(config.tenants)) or "none"
+        raise UsageError(
+            f"no tenant '{args.tenant}': it is not declared (declared: {declared}) and holds no"
+            " credentials; check the name, or give --new-tenant to create it"
+        )
+    value = _read_value()
+    store = open_store(args.db)
+    await store.open()
+    try:
+        await store.set_credential(args.tenant, args.integration, args.name, cipher.encrypt(value))
+    finally:
+        await store.close()
+    print(f"stored {args.name} for tenant {args.tenant} ({args.integration})")
+    return 0
+
+
+async def _holds_credentials(db: str, tenant: str) -> bool:
+    try:
+        store = open_store(db, create=False)
+    except UsageError:  # no database yet: no tenant holds anything
+        return False
+    await store.open()
+    try:
+        return bool(await store.list_credentials(tenant))
     finally:
         await store.close()
 
@@ -78,11 +107,17 @@ def register(sub: Subparsers) -> None:
     s.add_argument("tenant")
     s.add_argument("integration")
     s.add_argument("name", help="the secret's name, as in ${secret:NAME}")
+    s.add_argument(
+        "--new-tenant",
+        action="store_true",
+        help="create TENANT: one not declared in the integrations folder and holding no"
+        " credentials yet (without it such a name is refused as a likely typo)",
+    )
     add_config_args(s)
     s = actions.add_parser("list", help="names and times, never values")
     s.add_argument("--tenant", default=None)
     add_config_args(s)
-    s = actions.add_parser("delete")
+    s = actions.add_parser("delete", help="remove one stored secret of a tenant")
     s.add_argument("tenant")
     s.add_argument("integration")
     s.add_argument("name")

@@ -8,15 +8,20 @@ receive are printed as they arrive.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import threading
 import time
 from pathlib import Path
 
-from gateway.cli.arguments import Subparsers
+from gateway.cli.arguments import DEFAULT_PORT, Subparsers, port_default, port_number
+from gateway.processing.worker import JOB_HEADER
 from gateway.resources import sandbox_responses
+from gateway.sandbox.recording import RecordedRequest
 from gateway.sandbox.server import SandboxHandle, running_sandbox
+from gateway.store import open_store
+from gateway.store.entities import Job
 
 RULES = sandbox_responses()
 PROVIDERS = (
@@ -70,14 +75,42 @@ def demo_environment(sandbox: SandboxHandle, folder: Path) -> dict[str, str]:
     return env
 
 
-def _watch(sandbox: SandboxHandle, stop: threading.Event) -> None:
+def provider_line(request: RecordedRequest, job: Job | None) -> str:
+    """One request a provider received, with the event, flow and action that made it."""
+    body = request.body if len(request.body) <= 160 else request.body[:157] + "..."
+    line = f"  provider <- {request.method} {request.path} -> {request.status}"
+    if job is not None:
+        line += f"  [event {job.event_id}, flow {job.flow}, action {job.action}, {job.id}]"
+    return f"{line}\n      {body}" if body else line
+
+
+def _watch(sandbox: SandboxHandle, db: str, stop: threading.Event) -> None:
+    """Print what the providers receive, each request with the job that sent it (its
+    X-Gateway-Job header), read from the demo's store on this thread's own loop."""
+    loop = asyncio.new_event_loop()
+    store = open_store(db)
+    loop.run_until_complete(store.open())
     seen = 0
-    while not stop.is_set():
-        for request in sandbox.requests()[seen:]:
-            body = request.body if len(request.body) <= 160 else request.body[:157] + "..."
-            print(f"  provider <- {request.method} {request.path} -> {request.status}  {body}")
-        seen = len(sandbox.requests())
-        time.sleep(0.2)
+    try:
+        while not stop.is_set():
+            requests = sandbox.requests()
+            for request in requests[seen:]:
+                job_id = request.headers.get(JOB_HEADER.lower())
+                job = loop.run_until_complete(store.get_job(job_id)) if job_id else None
+                print(provider_line(request, job), flush=True)
+            seen = len(requests)
+            time.sleep(0.2)
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
+
+
+def fresh_database(folder: Path) -> str:
+    """The demo's database, new for every run: events of an earlier run would make every
+    simulated webhook a duplicate."""
+    for suffix in ("", "-wal", "-shm"):
+        (folder / f"demo.db{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{folder / 'demo.db'}"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -86,7 +119,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.config.model import load_config
     from gateway.config.settings import Settings
     from gateway.logs import configure_logging
-    from gateway.store import open_store
     from gateway.web.application import create_app
 
     configure_logging("warning")
@@ -97,7 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         (folder / "demo.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         os.environ.update(env)
         config = load_config(args.integrations, os.environ)
-        store = open_store(f"sqlite:///{folder / 'demo.db'}")
+        db = fresh_database(folder)
+        store = open_store(db)
         app = create_app(config, store, Settings.from_env(os.environ), os.environ)
         url = f"http://{args.host}:{args.port}"
         print(
@@ -105,13 +138,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "In a second shell, play the scenario:\n"
             "  set -a; . var/demo.env; set +a\n"
             f"  .venv/bin/gateway simulate retell call_analyzed_booking --tenant demo --url {url}\n"
-            f"  .venv/bin/gateway simulate calcom booking_created --tenant demo --url {url}\n"
+            f"  .venv/bin/gateway simulate calcom booking_created --tenant demo --url {url} \\\n"
+            "      --at payload.startTime=24h1m  # a booking tomorrow: its reminder in a minute\n"
             f"  .venv/bin/gateway simulate stripe checkout_session_completed --url {url}\n"
             f"  .venv/bin/gateway jobs --db sqlite:///var/demo.db\n"
-            "What the providers receive is printed below.\n"
+            "What the providers receive is printed below, each with the event, flow and action"
+            " that sent it.\nThe database is new for every run of the demo.\n"
         )
         stop = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(sandbox, stop), daemon=True)
+        watcher = threading.Thread(target=_watch, args=(sandbox, db, stop), daemon=True)
         watcher.start()
         try:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -123,6 +158,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the gateway wired to the provider sandbox, with demo secrets")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--port",
+        type=port_number,
+        default=port_default(),
+        help=f"default: $GATEWAY_PORT, then $PORT, then {DEFAULT_PORT}",
+    )
     p.add_argument("--integrations", default="integrations.d", metavar="DIR")
     p.set_defaults(func=cmd_demo)

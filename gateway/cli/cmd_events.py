@@ -54,7 +54,7 @@ async def _events(args: argparse.Namespace) -> int:
     if args.action == "list" and args.event:
         raise UsageError(f"events list takes filters, not an id: gateway events show {args.event}")
     query = event_query(args, args.limit)
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         if args.action == "list":

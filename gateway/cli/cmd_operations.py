@@ -32,7 +32,9 @@ def job_line(job: Job) -> str:
 
 
 async def _jobs(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    if args.action == "show" and not args.job:
+        raise UsageError("jobs show needs a JOB id (gateway jobs lists them)")
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         query = JobQuery(
@@ -83,7 +85,7 @@ async def _replay(args: argparse.Namespace) -> int:
     if args.dry_run and not filtered:
         raise UsageError("--dry-run goes with a filter (--status, --integration, --since, ...)")
     query = event_query(args, REPLAY_LIMIT)
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         if args.dry_run:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from gateway.cli.arguments import Subparsers
+from gateway.cli.arguments import Subparsers, port_number
 from gateway.logs import configure_logging
 from gateway.resources import sandbox_responses
 from gateway.sandbox.server import DEFAULT_PORT, LOOPBACK, run_sandbox
@@ -39,7 +39,9 @@ def register(sub: Subparsers) -> argparse.ArgumentParser:
         "sandbox", help="run the provider sandbox: records requests, answers from declared rules"
     )
     p.add_argument("--host", default=LOOPBACK, help="a loopback address (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    p.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}"
+    )
     p.add_argument(
         "--responses",
         default=_responses_default(),

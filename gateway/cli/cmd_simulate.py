@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import os
+import re
 from pathlib import Path
 
 from gateway.cli.arguments import Subparsers, add_config_args, named_integration
+from gateway.config.example_times import shift_times
 from gateway.config.model import DEFAULT_TENANT, load_config
 from gateway.config.settings import Settings
 from gateway.config.signing import signed_example
 from gateway.credentials.secrets import Cipher, SecretLookup
-from gateway.errors import GatewayError, UsageError
+from gateway.durations import parse_signed_duration
+from gateway.errors import UsageError
 from gateway.store import open_store
 
 
@@ -27,6 +31,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if example is None:
         known = ", ".join(sorted(integration.examples)) or "none"
         raise UsageError(f"{args.integration} has no example '{args.example}' (examples: {known})")
+    if args.at:
+        example = shift_times(example, *args.at)
     base = args.url.rstrip("/")
     path = f"/webhooks/{args.integration}" + (f"/{args.tenant}" if args.tenant else "")
     secrets = SecretLookup(args.integration, asyncio.run(_tenant_values(args)), os.environ)
@@ -43,10 +49,33 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             request.method, request.url, headers=request.headers, content=request.body, timeout=30
         )
     except httpx.TransportError as exc:
-        raise GatewayError(f"cannot reach {base}: {exc or type(exc).__name__}") from exc
+        # Exit 2, like any argument naming nothing usable: 1 says the gateway answered non-2xx.
+        raise UsageError(f"cannot reach {base}: {exc or type(exc).__name__}") from exc
     print(f"{request.method} {request.url} -> {response.status_code}")
     print(response.text)
     return 0 if response.is_success else 1
+
+
+def _at(text: str) -> tuple[str, datetime.datetime]:
+    """An argparse type: ``payload.startTime=24h1m`` -> (the field, now + 24h1m)."""
+    field, equals, offset = text.partition("=")
+    if not (field and equals):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FIELD=DURATION, like payload.startTime=25h"
+        )
+    parts = re.findall(r"-?[0-9.]+[a-z]+", offset)
+    if "".join(parts) != offset or not parts:
+        parts = [offset]  # not a sum of durations: let the parser say why
+    seconds = sum(_offset(part) for part in parts)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return field, now + datetime.timedelta(seconds=seconds)
+
+
+def _offset(text: str) -> float:
+    try:
+        return parse_signed_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _private_key(args: argparse.Namespace) -> bytes | None:
@@ -85,6 +114,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
     p.add_argument(
         "--private-key", metavar="PEM", help="ecdsa/ed25519: the private key to sign with"
+    )
+    p.add_argument(
+        "--at",
+        type=_at,
+        metavar="FIELD=DURATION",
+        help="move the example in time: FIELD of its body (a dotted path, e.g. payload.startTime)"
+        " becomes now plus DURATION (24h1m, -5m, ...), and every other time in the body moves"
+        " by as much",
     )
     add_config_args(p)
     p.set_defaults(func=cmd_simulate)

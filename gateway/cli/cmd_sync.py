@@ -147,7 +147,9 @@ async def run_syncs(
 
 
 async def show_log(args: argparse.Namespace, *, echo: Callable[[str], None] = print) -> int:
-    store = open_store(args.db)
+    if args.integration:  # a name that is not declared is a usage error, not an empty log
+        _selected(load_config(args.integrations, os.environ), args.integration, args.sync)
+    store = open_store(args.db, create=False)
     await store.open()
     try:
         query = SyncRunQuery(

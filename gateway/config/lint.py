@@ -227,9 +227,38 @@ def lint(
     templates_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> LintResult:
+    """Lint the files `paths` name (folders: every YAML file in them).
+
+    A file named alone is read with its folder's other YAML files as context, as `serve`
+    would read them together: references to what they declare resolve, and findings are
+    reported for the named files only.
+    """
     files = collect_files(paths)
     if not files:
         raise UsageError(f"no YAML files (*.yaml, *.yml) in {', '.join(paths)}")
     sources = {str(p): _read(p) for p in files}
+    context = _context_sources(paths, sources)
     templates = templates_dir or default_templates_dir(paths)
-    return lint_documents(sources, templates_dir=templates, environ=environ)
+    if not context:
+        return lint_documents(sources, templates_dir=templates, environ=environ)
+    result = lint_documents({**context, **sources}, templates_dir=templates, environ=environ)
+    return LintResult(
+        diagnostics=[d for d in result.diagnostics if d.path in sources],
+        documents=[doc for doc in result.documents if doc.path in sources],
+        files=len(sources),
+    )
+
+
+def _context_sources(paths: Sequence[str], named: Mapping[str, str]) -> dict[str, str]:
+    """The other YAML files beside each file named alone (those that can be read)."""
+    folders = {Path(raw).parent for raw in paths if Path(raw).is_file()}
+    context: dict[str, str] = {}
+    for folder in sorted(folders):
+        for sibling in sorted(folder.glob("*")):
+            key = str(sibling)
+            if sibling.suffix in YAML_SUFFIXES and sibling.is_file() and key not in named:
+                try:
+                    context[key] = _read(sibling)
+                except UsageError:
+                    continue  # not lintable: the folder's own lint reports it
+    return context

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 from jinja2 import TemplateError, UndefinedError
 
 from gateway.config.contracts import NO_CONTRACTS, Contract, Contracts, Invalid
+from gateway.config.headers import headers_of
 from gateway.expr.expressions import RENDER_ERRORS, Expression, compile_expression, is_template
 from gateway.jsontext import loads
 
@@ -376,7 +377,7 @@ def request_variables(
     """What id, type, split and ``respond`` expressions read of a verified request."""
     return {
         "body": payload,
-        "headers": headers,
+        "headers": headers_of(headers),  # read by case-insensitive name
         "query": query,
         "integration": integration,
         "tenant": tenant,
@@ -387,7 +388,12 @@ def mapping_variables(
     payload: Any, headers: Mapping[str, str], integration: str, tenant: str
 ) -> dict[str, Any]:
     """What mapping rules read of an event (stored, or an example's)."""
-    return {"body": payload, "headers": headers, "integration": integration, "tenant": tenant}
+    return {
+        "body": payload,
+        "headers": headers_of(headers),  # read by case-insensitive name
+        "integration": integration,
+        "tenant": tenant,
+    }
 
 
 def is_sync_event(event_type: str | None, headers: Mapping[str, str]) -> bool:

@@ -31,6 +31,9 @@ from gateway.store.interfaces import JobStore
 
 log = logging.getLogger("gateway.processing.worker")
 RESULT_LIMIT = 2000
+# Every call a job makes carries the job's id: a provider's request log (or the demo's
+# sandbox) leads back to the job, and `gateway jobs show ID` to its event, flow and action.
+JOB_HEADER = "X-Gateway-Job"
 LOG_LIMIT = 300  # characters of a dead job's reason in the log
 
 
@@ -141,6 +144,7 @@ class Worker:
                 tenant=job.tenant,
                 params=render_value(dict(message.params), variables),
                 body=message.body,
+                headers={JOB_HEADER: job.id},
                 idempotency_key=job.idempotency_key,
             )
         else:
@@ -155,7 +159,7 @@ class Worker:
                 params=rendered["params"],
                 query=rendered["query"],
                 body=rendered["body"],
-                headers=rendered["headers"],
+                headers={**(rendered["headers"] or {}), JOB_HEADER: job.id},
                 idempotency_key=job.idempotency_key,
             )
         return _result_text(result)

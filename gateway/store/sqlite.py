@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from gateway.errors import UsageError
 from gateway.store.entities import EventQuery, Inserted, NewEvent, SchemaTooNew, StoredEvent
 from gateway.store.rows import EVENT_COLUMNS, event_from_row, event_where, sqlite_mark
 from gateway.store.sqlite_events import insert_events
@@ -67,6 +68,20 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def unusable_database(path: str, exc: BaseException) -> UsageError:
+    """The one line a database that cannot be opened is reported as, saying why when it can."""
+    target = Path(path)
+    if target.is_dir():
+        reason = "it is a folder"
+    elif any(parent.exists() and not parent.is_dir() for parent in target.parents):
+        reason = "a part of its path is a file, not a folder"
+    elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        reason = "the file is not a SQLite database"
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return UsageError(f"cannot open the SQLite database {path}: {reason}")
+
+
 def _create_schema(db: sqlite3.Connection) -> None:
     """Bring the database up to SCHEMA_VERSION (on the writer thread, as the store opens)."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -89,7 +104,10 @@ class SQLiteStore(JobTables, SyncTables):
         self.synchronous = synchronous
 
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unusable_database(self.path, exc) from exc
         try:
             self._thread = WriterThread(self.path, self.synchronous)
             await self._thread.open()
@@ -97,8 +115,11 @@ class SQLiteStore(JobTables, SyncTables):
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._reader.execute("PRAGMA busy_timeout=5000")
             await self._reader.execute("PRAGMA query_only=ON")
-        except BaseException:
+        except (OSError, sqlite3.Error) as exc:
             await self.close()  # the connections' threads would keep the process alive
+            raise unusable_database(self.path, exc) from exc
+        except BaseException:
+            await self.close()
             raise
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,7 +99,8 @@ def test_credentials_are_encrypted_never_listed_and_win_over_the_environment(
     monkeypatch.setenv("GATEWAY_SECRET_KEY", old)
     monkeypatch.setattr("sys.stdin", io.StringIO("whsec_tenant_secret\n"))
     args = ["--integrations", str(REPO / "integrations.d"), "--db", db]
-    assert main(["credentials", "set", "acme", "stripe", "STRIPE_WEBHOOK_SECRET", *args]) == 0
+    new_tenant = ["credentials", "set", "acme", "stripe", "STRIPE_WEBHOOK_SECRET", "--new-tenant"]
+    assert main([*new_tenant, *args]) == 0  # acme is not declared in the shipped tenants.yaml
     assert "whsec_tenant_secret" not in capsys.readouterr().out
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("g.db*"))
     assert b"whsec_tenant_secret" not in raw  # encrypted at rest
@@ -125,3 +127,43 @@ def test_credentials_are_encrypted_never_listed_and_win_over_the_environment(
     )
     assert main(["credentials", "list", "--db", db]) == 0
     assert "acme" not in capsys.readouterr().out.replace("deleted", "")
+
+
+def test_jobs_show_without_an_id_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "g.db"
+    db.touch()
+    assert main(["jobs", "show", "--db", f"sqlite:///{db}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("gateway jobs: jobs show needs a JOB id"), captured.err
+    assert captured.out == ""
+
+
+def test_credentials_set_refuses_a_tenant_that_is_neither_declared_nor_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", Fernet.generate_key().decode())
+    db = tmp_path / "g.db"
+    args = ["stripe", "STRIPE_WEBHOOK_SECRET", "--integrations", str(REPO / "integrations.d")]
+    args += ["--db", f"sqlite:///{db}"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("whsec_x\n"))
+    assert main(["credentials", "set", "dmeo", *args]) == 2  # a typo of the declared "demo"
+    err = capsys.readouterr().err
+    assert "no tenant 'dmeo'" in err and "(declared: demo)" in err and "--new-tenant" in err
+    assert not db.exists()  # nothing stored, nothing created
+    for tenant in ("demo", "default"):  # declared, and the tenant of un-prefixed webhook URLs
+        monkeypatch.setattr("sys.stdin", io.StringIO("whsec_x\n"))
+        assert main(["credentials", "set", tenant, *args]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("whsec_x\n"))
+    assert main(["credentials", "set", "beta", *args, "--new-tenant"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("whsec_y\n"))
+    assert main(["credentials", "set", "beta", *args]) == 0  # it holds credentials now
+
+
+def test_credentials_help_lists_every_action(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["credentials", "--help"])
+    listing = capsys.readouterr().out
+    for action in ("set", "list", "delete", "rotate"):
+        assert re.search(rf"^\s+{action}\s+\S", listing, re.MULTILINE), f"{action}: no help"

@@ -107,12 +107,12 @@ def test_a_sandbox_that_cannot_start_is_one_line_and_exit_2(
     assert "cannot read" in _one_line(capsys.readouterr().err, "sandbox")
 
 
-def test_simulate_without_a_gateway_to_reach_is_one_line_and_exit_1(
+def test_simulate_without_a_gateway_to_reach_is_one_line_and_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_unreached")
     argv = ["simulate", "stripe", "checkout_session_completed", "--integrations", SHIPPED]
-    assert main([*argv, "--url", "http://127.0.0.1:9"]) == 1  # port 9: nothing listens
+    assert main([*argv, "--url", "http://127.0.0.1:9"]) == 2  # port 9: nothing listens
     assert "cannot reach http://127.0.0.1:9" in _one_line(capsys.readouterr().err, "simulate")
 
 

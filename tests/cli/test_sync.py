@@ -110,6 +110,29 @@ def test_sync_prints_one_key_value_line_per_run(
     assert code == 0 and len(lines) == 2
     assert "sync=widgets" in lines[0] and "sync=things" in lines[1]
     assert re.match(r"^run_\w+  started=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ finished=", lines[0])
+    code, lines = gateway(
+        capsys, "sync", "--log", "acme", "things", "--integrations", str(folder), "--db", db
+    )
+    assert code == 0 and len(lines) == 2 and all("sync=things" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["nosuch"], "no integration 'nosuch'"),
+        (["acme", "nosuch"], "acme has no sync 'nosuch' (its syncs: things, widgets)"),
+    ],
+)
+def test_the_log_of_a_sync_that_is_not_declared_is_a_usage_error(
+    names: list[str], message: str, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "gw.db"
+    db.touch()
+    argv = ["sync", "--log", *names, "--integrations", str(folder), "--db", f"sqlite:///{db}"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("gateway sync: ") and message in captured.err
+    assert captured.out == ""
 
 
 def test_a_failed_run_exits_1_and_says_why(

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,7 +51,12 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 20
 
 @contextmanager
 def gateway_process(
-    integrations: Path, db: Path, environ: Mapping[str, str], extra: Sequence[str] = ()
+    integrations: Path,
+    db: Path,
+    environ: Mapping[str, str],
+    extra: Sequence[str] = (),
+    *,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[GatewayProcess]:
     port = free_port()
     env = {**os.environ, **environ}
@@ -73,7 +78,12 @@ def gateway_process(
         *extra,
     ]
     process = subprocess.Popen(
-        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=preexec_fn,
     )
     url = f"http://127.0.0.1:{port}"
     try:

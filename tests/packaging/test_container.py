@@ -9,6 +9,9 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
+from gateway.durations import parse_duration
 from tests.helpers import REPO
 
 CONTAINERFILE = (REPO / "Containerfile").read_text()
@@ -98,3 +101,20 @@ def test_the_runtime_stage_installs_a_wheel_and_keeps_no_sources() -> None:
     assert "--mount=type=bind,from=build" in runs and "pip install /wheels/" in runs
     builds = " ".join(rest for word, rest in stages[0] if word == "RUN")
     assert "pip wheel" in builds
+
+
+def test_the_image_sets_the_connection_limits_serve_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli.main import build_parser
+
+    env = " ".join(rest for word, rest in _stages()[-1] if word == "ENV")
+    settings = dict(re.findall(r"(GATEWAY_[A-Z_]+)=(\S+)", env))
+    for name in ("GATEWAY_READ_TIMEOUT", "GATEWAY_KEEP_ALIVE", "GATEWAY_MAX_CONNECTIONS"):
+        assert name in settings, f"the image does not set {name}"
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GATEWAY_READ_TIMEOUT", "7s")  # serve reads the variables it is given
+    serve = build_parser().parse_args(["serve"])
+    assert serve.read_timeout == 7.0
+    assert serve.keep_alive == parse_duration(settings["GATEWAY_KEEP_ALIVE"])
+    assert serve.max_connections == int(settings["GATEWAY_MAX_CONNECTIONS"])
+    assert (serve.host, serve.port) == ("0.0.0.0", 8000)  # noqa: S104 - in a container
