@@ -10,6 +10,7 @@ import os
 from gateway.cli.arguments import Subparsers, add_config_args, duration
 from gateway.config.model import load_config
 from gateway.config.settings import Settings
+from gateway.logs import LOG_FORMATS
 from gateway.store import open_store
 from gateway.store.interfaces import Store
 
@@ -33,10 +34,11 @@ def tune_gc() -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.logs import configure_logging, init_sentry
+    from gateway.logs import configure_logging, init_sentry, uvicorn_log_config
     from gateway.web.application import create_app
+    from gateway.web.draining import DrainingServer
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     config = load_config(args.integrations, os.environ)
     settings = Settings.from_env(os.environ)
     if settings.sentry_dsn:
@@ -53,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retention=args.retention,
     )
     tune_gc()
-    uvicorn.run(
+    server_config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -61,7 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         proxy_headers=False,
         server_header=False,
+        log_config=uvicorn_log_config(args.log_format) or uvicorn.config.LOGGING_CONFIG,
     )
+    DrainingServer(server_config, app.state.readiness, drain=args.drain).run()
     return 0
 
 
@@ -77,7 +81,22 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text (default), or json: one object per line with event_id, job_id,"
+        " integration and tenant where known",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--drain",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="on SIGTERM, answer /readyz 503 this long before stopping, so a load balancer"
+        " stops sending first (default 0s; 5s behind one)",
+    )
     p.add_argument(
         "--role",
         choices=("all", "ingest", "worker"),

@@ -37,6 +37,10 @@ class Lifecycle(Protocol):
 
     async def close(self) -> None: ...
 
+    async def check_writable(self) -> None:
+        """Raise when the database cannot be written now (the readiness probe)."""
+        ...
+
 
 class EventStore(Protocol):
     """Received events: the ingress writer, the dispatcher, replay, retention and the admin API."""

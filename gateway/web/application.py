@@ -20,7 +20,7 @@ from gateway.config.model import Config
 from gateway.config.settings import Settings
 from gateway.counters import Counters
 from gateway.credentials.secrets import Cipher, SecretSource
-from gateway.errors import CredentialError
+from gateway.errors import CredentialError, error_body
 from gateway.ingress.replies import route_path
 from gateway.ingress.webhooks import PREFIX, Ingress
 from gateway.outbound.client import OutboundClient
@@ -34,6 +34,7 @@ from gateway.sync.scheduler import SyncScheduler
 from gateway.web import admin_api as admin
 from gateway.web import sync_admin
 from gateway.web.error_handlers import http_exception, server_error
+from gateway.web.readiness import Readiness
 
 log = logging.getLogger("gateway")
 ROLES = ("all", "ingest", "worker")
@@ -108,26 +109,37 @@ def create_app(
         counters=counters,
     )
 
+    readiness = Readiness(config, store, role)
+
+    def scheduler_running() -> bool:
+        return sync_scheduler.scheduler is not None and bool(sync_scheduler.scheduler.running)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await store.open()
         known_tenants.update(await store.tenants_with_credentials())
         writer.start()
+        if writer.task is not None:
+            readiness.tasks["writer"] = writer.task
         stop = asyncio.Event()
-        tasks = (
-            [
-                asyncio.create_task(dispatcher.run(stop)),
-                asyncio.create_task(worker.run(stop)),
-                asyncio.create_task(_purge_periodically(store, retention, stop)),
-            ]
-            if processing
-            else []
-        )
+        tasks: list[asyncio.Task[None]] = []
         if processing:
+            named = {
+                "dispatcher": dispatcher.run(stop),
+                "workers": worker.run(stop),
+                "retention": _purge_periodically(store, retention, stop),
+            }
+            for name, work in named.items():
+                task = asyncio.create_task(work, name=name)
+                readiness.tasks[name] = task
+                tasks.append(task)
             await sync_scheduler.start()
+            readiness.scheduler_running = scheduler_running
+        readiness.started = True
         try:
             yield
         finally:
+            readiness.drain()
             await sync_scheduler.stop()
             stop.set()
             await asyncio.gather(*tasks)
@@ -135,13 +147,30 @@ def create_app(
             await outbound.aclose()
             await store.close()
 
-    async def healthz(_request: Request) -> Response:
+    async def livez(_request: Request) -> Response:
         return JSONResponse(
             {"status": "ok", "integrations": len(config.integrations), "flows": len(config.flows)}
         )
 
+    async def readyz(_request: Request) -> Response:
+        checks = await readiness.checks()
+        failing = [name for name, result in checks.items() if result != "ok"]
+        if failing:
+            message = "not ready: " + "; ".join(f"{n}: {checks[n]}" for n in failing)
+            body = {
+                **error_body(503, message, "not_ready"),
+                "status": "unavailable",
+                "failing": failing,
+                "checks": checks,
+                "role": role,
+            }
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", "checks": checks, "role": role})
+
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/healthz", livez, methods=["GET"]),  # the older name of /livez
+        Route("/readyz", readyz, methods=["GET"]),
         *admin.routes(
             store,
             settings.admin_token,
@@ -163,4 +192,5 @@ def create_app(
     app.state.worker = worker
     app.state.outbound = outbound
     app.state.sync_scheduler = sync_scheduler
+    app.state.readiness = readiness
     return app
