@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         role=args.role,
         job_lease=args.job_lease,
         retention=args.retention,
+        health_checks=args.health_checks,
     )
     tune_gc()
     server_config = uvicorn.Config(
@@ -89,6 +90,12 @@ def register(sub: Subparsers) -> None:
         " integration and tenant where known",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--health-checks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="probe each integration's api.health in the background (default: on)",
+    )
     p.add_argument(
         "--drain",
         type=duration,

@@ -22,6 +22,7 @@ from gateway.cli import (
     cmd_credentials,
     cmd_demo,
     cmd_events,
+    cmd_health,
     cmd_lint,
     cmd_operations,
     cmd_sandbox,
@@ -39,6 +40,7 @@ COMMANDS = (  # in the order `gateway --help` lists them
     cmd_credentials,
     cmd_events,
     cmd_operations,  # jobs, replay
+    cmd_health,
     cmd_sync,
     cmd_sandbox,
     cmd_demo,

@@ -38,6 +38,10 @@ class OutboundHealth(Protocol):
     def health(self) -> dict[str, dict[str, Any]]: ...
 
 
+class ProbeReport(Protocol):
+    async def report(self) -> list[dict[str, Any]]: ...
+
+
 def guarded(token: Secret | None, endpoint: Endpoint) -> Endpoint:
     async def guard(request: Request) -> Response:
         if token is None:
@@ -117,6 +121,7 @@ def routes(
     outbound: OutboundHealth | None = None,
     wake: asyncio.Event | None = None,
     counters: Counters | None = None,
+    probes: ProbeReport | None = None,
 ) -> list[Route]:
     async def list_events(request: Request) -> Response:
         params = request.query_params
@@ -260,6 +265,7 @@ def routes(
             counters if counters is not None else Counters(),
             job_counts=await store.job_counts(),
             outbound=outbound.health() if outbound is not None else {},
+            probes=await probes.report() if probes is not None else [],
         )
         return Response(text, media_type=metrics.CONTENT_TYPE)
 

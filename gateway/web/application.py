@@ -21,6 +21,7 @@ from gateway.config.settings import Settings
 from gateway.counters import Counters
 from gateway.credentials.secrets import Cipher, SecretSource
 from gateway.errors import CredentialError, error_body
+from gateway.health.prober import HealthChecks
 from gateway.ingress.replies import route_path
 from gateway.ingress.webhooks import PREFIX, Ingress
 from gateway.outbound.client import OutboundClient
@@ -32,7 +33,7 @@ from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
 from gateway.web import admin_api as admin
-from gateway.web import sync_admin
+from gateway.web import health_admin, sync_admin
 from gateway.web.error_handlers import http_exception, server_error
 from gateway.web.readiness import Readiness
 
@@ -77,11 +78,14 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     job_lease: float = 120.0,
     retention: float = 30 * 86400.0,
+    health_checks: bool = False,
 ) -> GatewayApp:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
     `transport` replaces the network for outbound calls (tests). A job whose worker died is
     taken again `job_lease` seconds after it was claimed. Finished events and jobs are kept
-    `retention` seconds, which is also how long a repeated event is recognised."""
+    `retention` seconds, which is also how long a repeated event is recognised.
+    `health_checks`: probe each integration's ``api.health`` in the background (`gateway
+    serve` turns it on; an app built in-process only reports what it was told)."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
@@ -99,6 +103,7 @@ def create_app(
     )
     syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
     sync_scheduler = SyncScheduler(config, store, syncs, environ)
+    health = HealthChecks(config, store, outbound, environ)
     known_tenants: set[str] = set()
     ingress = Ingress(
         config,
@@ -129,6 +134,8 @@ def create_app(
                 "workers": worker.run(stop),
                 "retention": _purge_periodically(store, retention, stop),
             }
+            if health_checks:
+                named["health checks"] = health.run(stop)
             for name, work in named.items():
                 task = asyncio.create_task(work, name=name)
                 readiness.tasks[name] = task
@@ -177,7 +184,9 @@ def create_app(
             outbound=outbound,
             wake=dispatcher.wake,
             counters=counters,
+            probes=health,
         ),
+        *health_admin.routes(health, settings.admin_token),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
     ]
     app = GatewayApp(
@@ -193,4 +202,5 @@ def create_app(
     app.state.outbound = outbound
     app.state.sync_scheduler = sync_scheduler
     app.state.readiness = readiness
+    app.state.health = health
     return app
