@@ -195,6 +195,8 @@ def routes(
             until=_time(params.get("until"), "until"),
             limit=limit,
             before=params.get("before") or None,
+            provider_id=params.get("provider_event_id") or None,
+            text=params.get("q") or None,
         )
 
     def _job_query(params: Mapping[str, str], limit: int) -> JobQuery:

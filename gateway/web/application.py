@@ -33,7 +33,7 @@ from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
 from gateway.web import admin_api as admin
-from gateway.web import health_admin, sync_admin
+from gateway.web import admin_ui, health_admin, sync_admin
 from gateway.web.error_handlers import http_exception, server_error
 from gateway.web.readiness import Readiness
 
@@ -188,6 +188,19 @@ def create_app(
         ),
         *health_admin.routes(health, settings.admin_token),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
+        *admin_ui.routes(
+            admin_ui.UiContext(
+                config=config,
+                store=store,
+                token=settings.admin_token,
+                health=health,
+                runner=syncs,
+                spawn=sync_scheduler.spawn,
+                cipher=cipher,
+                known_tenants=known_tenants,
+                wake=dispatcher.wake,
+            )
+        ),
     ]
     app = GatewayApp(
         routes=routes,
