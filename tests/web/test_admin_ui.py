@@ -189,3 +189,14 @@ def test_without_an_admin_token_the_ui_is_off(make_client: AppFactory) -> None:
     client = make_client({"acme.yaml": ACME}, {**ENV, "GATEWAY_ADMIN_TOKEN": ""})
     response = client.get("/admin/")
     assert response.status_code == 404 and "GATEWAY_ADMIN_TOKEN" in response.text
+
+
+def test_the_json_api_finds_events_by_provider_id_and_body_text(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    client = seeded_client(make_client, tmp_path)
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    by_id = client.get("/admin/api/events?provider_event_id=pi_ui_001", headers=auth).json()
+    assert [e["id"] for e in by_id["events"]] == ["evt_ui_001"]
+    by_text = client.get("/admin/api/events?q=order 4 ", headers=auth).json()
+    assert [e["id"] for e in by_text["events"]] == ["evt_ui_004"]
