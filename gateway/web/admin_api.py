@@ -80,7 +80,7 @@ def parse_limit(raw: str, most: int = MAX_LIMIT) -> int | None:
     return int(raw) if _whole(raw) and len(raw) <= 6 and 1 <= int(raw) <= most else None
 
 
-def _time(raw: str | None, name: str) -> float | None:
+def query_time(raw: str | None, name: str) -> float | None:
     """An ISO 8601 time or epoch seconds; raises ValueError, naming the parameter, for
     anything else."""
     if raw is None or raw == "":
@@ -191,8 +191,8 @@ def routes(
             tenant=params.get("tenant") or None,
             type=params.get("type") or None,
             status=status,
-            since=_time(params.get("since"), "since"),
-            until=_time(params.get("until"), "until"),
+            since=query_time(params.get("since"), "since"),
+            until=query_time(params.get("until"), "until"),
             limit=limit,
             before=params.get("before") or None,
             provider_id=params.get("provider_event_id") or None,
@@ -208,8 +208,8 @@ def routes(
             integration=params.get("integration") or None,
             tenant=params.get("tenant") or None,
             event_id=params.get("event_id") or None,
-            since=_time(params.get("since"), "since"),
-            until=_time(params.get("until"), "until"),
+            since=query_time(params.get("since"), "since"),
+            until=query_time(params.get("until"), "until"),
             limit=limit,
         )
 

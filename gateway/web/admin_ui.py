@@ -35,7 +35,7 @@ from gateway.store.interfaces import CredentialStore, EventsAndJobs, SyncStore
 from gateway.store.sync_model import SyncRunQuery
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import UnknownSync, declared_syncs
-from gateway.web.admin_api import _time as parse_time
+from gateway.web.admin_api import query_time as parse_time
 from gateway.web.sessions import (
     LOGIN_COOKIE,
     LOGIN_SECONDS,

@@ -249,6 +249,7 @@ def test_count_jobs_counts_what_the_query_matches(make_store: Factory) -> None:
             assert await store.count_jobs(JobQuery()) == 3
             assert await store.count_jobs(JobQuery(integration="acme", limit=1)) == 2
             assert await store.count_jobs(JobQuery(status="dead")) == 0
+            await store.check_writable()  # the readiness probe's check: no error when writable
 
     run(main)
 

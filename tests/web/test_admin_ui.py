@@ -170,9 +170,11 @@ def test_the_overview_lists_integrations_with_a_sparkline(
 
 def test_syncs_and_configuration_pages(make_client: AppFactory) -> None:
     client = make_client({"acme.yaml": ACME}, ENV)
-    log_in(client)
+    csrf = log_in(client)
     syncs = client.get("/admin/syncs")
     assert syncs.status_code == 200 and "No sync is declared." in syncs.text
+    unknown = client.post("/admin/syncs/acme/nope/run", data={"csrf": csrf, "full": "true"})
+    assert unknown.status_code == 404 and "nope" in unknown.text
     config = client.get("/admin/config").text
     assert "acme.yaml" in config and "integration acme" in config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -104,11 +105,20 @@ def test_sigterm_turns_readiness_off_first_then_the_process_exits(tmp_path: Path
         assert ready.status_code == 503
         assert ready.json()["failing"] == ["shutdown"]
         assert httpx.get(f"{server.url}/livez").status_code == 200
+        # still serving while draining: an event received now is committed before the exit
+        accepted = httpx.post(
+            f"{server.url}/webhooks/acme",
+            headers={"X-Token": ENV["TOKEN"]},
+            json={"id": "evt_drain", "type": "thing"},
+        )
+        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
         server.process.wait(timeout=15)
         assert server.process.stdout is not None
         lines = [json.loads(line) for line in server.process.stdout.read().splitlines()]
     assert any(line["message"].startswith("SIGTERM: not ready") for line in lines)
     assert all(line["level"] in ("info", "warning") for line in lines)
+    stored = sqlite3.connect(tmp_path / "g.db").execute("SELECT provider_id FROM events")
+    assert [row[0] for row in stored] == ["evt_drain"]
 
 
 def test_version_prints_the_package_s_version(capsys: pytest.CaptureFixture[str]) -> None:
