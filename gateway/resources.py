@@ -35,3 +35,8 @@ def templates_dir() -> Path:
 
 def sandbox_responses() -> Path:
     return shipped_root() / "sandbox" / "responses.yaml"
+
+
+def admin_ui_dir() -> Path:
+    """The admin UI's Jinja2 templates and static files (package data beside gateway/web/)."""
+    return Path(str(files("gateway"))) / "web" / "ui"

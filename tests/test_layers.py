@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "web": 7,
     "ingress": 6,
     "processing": 6,
+    "health": 6,  # probes through outbound, counts from store, tenants as sync schedules them
     "functions": 6,
     "sync": 5,
     "outbound": 4,

@@ -20,6 +20,7 @@ from gateway.cli.arguments import (
 )
 from gateway.config.model import load_config
 from gateway.config.settings import Settings
+from gateway.logs import LOG_FORMATS
 from gateway.store import open_store
 from gateway.store.interfaces import Store
 
@@ -53,12 +54,18 @@ def tune_gc() -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.logs import configure_logging, init_sentry, install_access_log_redaction
+    from gateway.logs import (
+        configure_logging,
+        init_sentry,
+        install_access_log_redaction,
+        uvicorn_log_config,
+    )
     from gateway.web.application import create_app
-    from gateway.web.http_server import GatewayServer, listening_socket
+    from gateway.web.draining import DrainingServer
+    from gateway.web.http_server import listening_socket
     from gateway.web.read_timeout import read_timeout_protocol
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     config = load_config(args.integrations, os.environ)  # it starts nothing: errors come first
     install_access_log_redaction(config.secret_query_parameters)  # kept by uvicorn's set-up
     # A busy port is one line here, before the store, the workers or the scheduler start.
@@ -77,24 +84,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             role=args.role,
             job_lease=args.job_lease,
             retention=args.retention,
+            health_checks=args.health_checks,
         )
         tune_gc()
-        server = GatewayServer(
-            uvicorn.Config(
-                app,
-                host=args.host,
-                port=args.port,
-                log_level=args.log_level,
-                access_log=args.access_log,
-                proxy_headers=False,
-                server_header=False,
-                http=read_timeout_protocol(args.read_timeout),
-                timeout_keep_alive=math.ceil(args.keep_alive),
-                limit_concurrency=args.max_connections,
-                backlog=args.backlog,
-            )
+        server_config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            proxy_headers=False,
+            server_header=False,
+            http=read_timeout_protocol(args.read_timeout),
+            timeout_keep_alive=math.ceil(args.keep_alive),
+            limit_concurrency=args.max_connections,
+            backlog=args.backlog,
+            log_config=uvicorn_log_config(args.log_format) or uvicorn.config.LOGGING_CONFIG,
         )
-        server.run(sockets=[sock])
+        DrainingServer(server_config, app.state.readiness, drain=args.drain).run(sockets=[sock])
     finally:
         sock.close()
     return 0
@@ -155,7 +162,28 @@ def register(sub: Subparsers) -> None:
         " (default: $GATEWAY_BACKLOG, then 2048)",
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text (default), or json: one object per line with event_id, job_id,"
+        " integration and tenant where known",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--health-checks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="probe each integration's api.health in the background (default: on)",
+    )
+    p.add_argument(
+        "--drain",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="on SIGTERM, answer /readyz 503 this long before stopping, so a load balancer"
+        " stops sending first (default 0s; 5s behind one)",
+    )
     p.add_argument(
         "--role",
         choices=("all", "ingest", "worker"),

@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from gateway.cli import (
     cmd_credentials,
     cmd_demo,
     cmd_events,
+    cmd_health,
     cmd_lint,
     cmd_operations,
     cmd_sandbox,
@@ -38,16 +40,26 @@ COMMANDS = (  # in the order `gateway --help` lists them
     cmd_credentials,
     cmd_events,
     cmd_operations,  # jobs, replay
+    cmd_health,
     cmd_sync,
     cmd_sandbox,
     cmd_demo,
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (a checkout run without installing: unknown)."""
+    try:
+        return version("yaml-gateway")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="A declarative integration gateway driven by YAML."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)

@@ -188,6 +188,29 @@ class Endpoint:
 _ENDPOINT_ENCODING = Endpoint.__dataclass_fields__["encoding"].default
 
 
+DEFAULT_HEALTH_EVERY = 60.0
+DEFAULT_HEALTH_SLOW = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """An integration's ``api.health``: the request probed in the background (the endpoint
+    ``health``), how often, which statuses mean up (empty: any 2xx) and when it is slow."""
+
+    every: float = DEFAULT_HEALTH_EVERY
+    slow: float = DEFAULT_HEALTH_SLOW
+    expect: frozenset[int] = frozenset()
+    endpoint: str = "health"
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> HealthCheck:
+        return cls(
+            every=parse_duration(spec.get("every", DEFAULT_HEALTH_EVERY)),
+            slow=parse_duration(spec.get("slow", DEFAULT_HEALTH_SLOW)),
+            expect=frozenset(int(status) for status in spec.get("expect") or ()),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Api:
     integration: str
@@ -200,6 +223,7 @@ class Api:
     circuit_breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     rate_limit: RateLimit = field(default_factory=RateLimit)
     secrets: frozenset[str] = frozenset()  # the secret names the section reads
+    health: HealthCheck | None = None  # api.health, probed in the background
 
     @classmethod
     def build(cls, integration: str, spec: Mapping[str, Any]) -> Api:
@@ -229,6 +253,7 @@ class Api:
                 str(health.get("method", "GET")).upper(),
                 str(health["path"]),
                 timeout=timeout,
+                ok_status=frozenset(int(s) for s in health.get("expect") or ()),
             )
         return cls(
             integration=integration,
@@ -241,4 +266,5 @@ class Api:
             circuit_breaker=BreakerPolicy.from_spec(spec.get("circuit_breaker")),
             rate_limit=RateLimit.from_spec(spec.get("rate_limit")),
             secrets=frozenset(secret_names(spec)),
+            health=HealthCheck.from_spec(health) if isinstance(health, Mapping) else None,
         )

@@ -155,6 +155,13 @@ class OutboundClient:
     def endpoint(self, integration: str, endpoint: str) -> Endpoint:
         return find_endpoint(self._integration(integration).api, endpoint)
 
+    async def probe(self, integration: str, tenant: str) -> OutboundResult:
+        """The integration's ``api.health`` request for `tenant`: through its authentication
+        and rate limit, never refused nor counted by its circuit breaker."""
+        api = self._integration(integration).api
+        endpoint = api.health.endpoint if api.health is not None else "health"
+        return await self.call(integration, endpoint, tenant=tenant, breaker=False)
+
     def health(self) -> dict[str, dict[str, Any]]:
         """{integration: {"breaker": ..., "limiter": ...}} for every integration with an api."""
         return {
@@ -181,10 +188,13 @@ class OutboundClient:
         headers: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         url: str | None = None,
+        breaker: bool = True,
     ) -> OutboundResult:
         """One attempt at calling `endpoint` of `integration` for `tenant`. `url`: an absolute
         URL on the api's host to call instead of the endpoint's path (a next page or delta
-        link), with the endpoint's method, headers and authentication."""
+        link), with the endpoint's method, headers and authentication. `breaker=False` (the
+        health probes): the circuit breaker neither refuses the call nor counts its outcome;
+        authentication and the rate limit apply as to any call."""
         state = self._integration(integration)
         target = find_endpoint(state.api, endpoint)
         redactor = Redactor(await self._secrets.lookup(tenant, integration), integration, tenant)
@@ -200,14 +210,15 @@ class OutboundClient:
             idempotency_key=idempotency_key,
             url=url,
         )
-        state.breaker.check()  # fail fast before waiting for the limiter
+        if breaker:
+            state.breaker.check()  # fail fast before waiting for the limiter
         started = self._clock()
         permit = await state.limiter.acquire()
         waited = self._clock() - started
         outcome = Outcome.NEUTRAL
         sent = False
         try:
-            ticket = state.breaker.allow()
+            ticket = state.breaker.allow() if breaker else None
             try:
                 started = self._clock()
                 attempt = _copy(request)
@@ -228,7 +239,8 @@ class OutboundClient:
                 outcome = failed.outcome
                 raise failed.error from None
             finally:
-                state.breaker.record(ticket, outcome)
+                if ticket is not None:
+                    state.breaker.record(ticket, outcome)
         finally:
             permit.release(sent=sent)
         log.debug("%s %s -> %d in %.3fs", target.label, tenant, response.status_code, elapsed)

@@ -21,6 +21,7 @@ from gateway.config.model import Config
 from gateway.counters import Counters
 from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, render_value
+from gateway.logs import log_context
 from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import RetryableError
@@ -99,6 +100,12 @@ class Worker:
 
     async def execute(self, job: Job) -> JobOutcome:
         """Run one job's attempt and say what became of it (the caller records it)."""
+        with log_context(
+            job_id=job.id, event_id=job.event_id, integration=job.integration, tenant=job.tenant
+        ):
+            return await self._execute(job)
+
+    async def _execute(self, job: Job) -> JobOutcome:
         try:
             result = await self._attempt(job)
         except RetryableError as exc:

@@ -61,6 +61,10 @@ class StoredEvent:
         }
 
 
+# The condition of EventQuery.text: the body holds these bytes (each backend adds what its
+# LIKE needs: the escape character).
+BODY_CONTAINS = "body LIKE "
+
 EVENT_STATUSES = ("pending", "dispatched", "partial", "ignored", "failed")
 # The most events one bulk replay marks pending again (one transaction: it must stay short);
 # call it again for the rest.
@@ -77,15 +81,20 @@ class EventQuery:
     until: float | None = None  # received before
     limit: int = 50
     before: str | None = None  # page backwards: events with an id below this one
+    provider_id: str | None = None  # the provider's own event id
+    text: str | None = None  # a piece of the body (SQLite: ASCII letters in any case)
 
     def filters(self) -> list[tuple[str, Any]]:
         """The query's conditions, each a column and operator awaiting its placeholder, with
         its value (both backends add their own placeholders); `limit` is not one."""
         found: list[tuple[str, Any]] = [
             (f"{column} = ", getattr(self, column))
-            for column in ("integration", "tenant", "type", "status")
+            for column in ("integration", "tenant", "type", "status", "provider_id")
             if getattr(self, column) is not None
         ]
+        if self.text:
+            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found.append((BODY_CONTAINS, f"%{escaped}%"))
         if self.since is not None:
             found.append(("received_at >= ", self.since))
         if self.until is not None:

@@ -37,6 +37,10 @@ class Lifecycle(Protocol):
 
     async def close(self) -> None: ...
 
+    async def check_writable(self) -> None:
+        """Raise when the database cannot be written now (the readiness probe)."""
+        ...
+
 
 class EventStore(Protocol):
     """Received events: the ingress writer, the dispatcher, replay, retention and the admin API."""
@@ -82,6 +86,10 @@ class JobStore(Protocol):
     async def next_run_at(self) -> float | None: ...
 
     async def list_jobs(self, query: JobQuery) -> list[Job]: ...
+
+    async def count_jobs(self, query: JobQuery) -> int:
+        """Jobs `query` matches (its limit does not apply): what a bulk retry would take."""
+        ...
 
     async def get_job(self, job_id: str) -> Job | None: ...
 

@@ -60,6 +60,15 @@ class PostgresStore(JobTables, SyncTables):
             raise
         self._pool = pool
 
+    async def check_writable(self) -> None:
+        """Raises when the database cannot be written now (a standby, a read-only session)."""
+        async with self.pool.acquire() as db:
+            read_only = await db.fetchval(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+            )
+        if read_only:
+            raise RuntimeError("the database is read-only")
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()

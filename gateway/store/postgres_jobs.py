@@ -153,6 +153,13 @@ class JobTables(PostgresBase):
         value = await self.pool.fetchval("SELECT min(run_at) FROM jobs WHERE status = 'queued'")
         return float(value) if value is not None else None
 
+    async def count_jobs(self, query: JobQuery) -> int:
+        """Jobs `query` matches (its limit does not apply)."""
+        clauses, args = _job_filters(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        found = await self.pool.fetchval(f"SELECT count(*) FROM jobs {where}", *args)  # noqa: S608
+        return int(found)
+
     async def list_jobs(self, query: JobQuery) -> list[Job]:
         clauses, args = _job_filters(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""

@@ -6,7 +6,15 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.store.entities import REPLAY_LIMIT, EventQuery, Job, JobQuery, NewJob, StoredEvent
+from gateway.store.entities import (
+    BODY_CONTAINS,
+    REPLAY_LIMIT,
+    EventQuery,
+    Job,
+    JobQuery,
+    NewJob,
+    StoredEvent,
+)
 from gateway.store.sync_model import SyncCounts, SyncKey, SyncRun
 
 EVENT_COLUMNS = (
@@ -39,11 +47,26 @@ def postgres_mark(n: int) -> str:
 
 
 def event_where(query: EventQuery, mark: Mark) -> tuple[str, list[Any]]:
-    """The WHERE clause (or "") of an event query and its arguments."""
+    """The WHERE clause (or "") of an event query and its arguments. A body search is a LIKE
+    over the body as text in SQLite (whose LIKE has no escape character unless told) and
+    over its bytes in PostgreSQL (whose escape character is the backslash already)."""
     filters = query.filters()
-    clauses = [f"{condition}{mark(n)}" for n, (condition, _) in enumerate(filters, 1)]
+    sqlite = mark is sqlite_mark
+    clauses: list[str] = []
+    args: list[Any] = []
+    for n, (condition, value) in enumerate(filters, 1):
+        if condition == BODY_CONTAINS:
+            if sqlite:
+                clauses.append(f"CAST(body AS TEXT) LIKE {mark(n)} ESCAPE '\\'")
+                args.append(value)
+            else:
+                clauses.append(f"body LIKE {mark(n)}")
+                args.append(str(value).encode())
+        else:
+            clauses.append(f"{condition}{mark(n)}")
+            args.append(value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return where, [value for _, value in filters]
+    return where, args
 
 
 def replay_limit(query: EventQuery) -> int:

@@ -97,6 +97,10 @@ def _create_schema(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
+def _nothing(_connection: sqlite3.Connection) -> None:
+    return None
+
+
 class SQLiteStore(JobTables, SyncTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         super().__init__()
@@ -121,6 +125,11 @@ class SQLiteStore(JobTables, SyncTables):
         except BaseException:
             await self.close()
             raise
+
+    async def check_writable(self) -> None:
+        """Take the write lock and let it go (BEGIN IMMEDIATE ... COMMIT, writing nothing):
+        raises when the database cannot be written."""
+        await self.write(_nothing)
 
     async def close(self) -> None:
         if self._reader is not None:

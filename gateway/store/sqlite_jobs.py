@@ -119,6 +119,16 @@ class JobTables(SQLiteBase):
         )
         return [job_from_row(r) for r in rows]
 
+    async def count_jobs(self, query: JobQuery) -> int:
+        """Jobs `query` matches (its limit does not apply)."""
+        clauses, args = _job_filters(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT count(*) FROM jobs {where}",  # noqa: S608
+            args,
+        )
+        return int(next(iter(rows))[0])
+
     async def get_job(self, job_id: str) -> Job | None:
         rows = await self.reader.execute_fetchall(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",  # noqa: S608

@@ -42,6 +42,11 @@ class EventWriter:
         self._loop = asyncio.get_running_loop()  # asked once: each ask is a getpid() on 3.11
         self._task = self._loop.create_task(self._run(), name="event-writer")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The committing task while the writer runs (readiness watches it)."""
+        return self._task
+
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
         self._closing = True

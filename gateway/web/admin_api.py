@@ -38,6 +38,10 @@ class OutboundHealth(Protocol):
     def health(self) -> dict[str, dict[str, Any]]: ...
 
 
+class ProbeReport(Protocol):
+    async def report(self) -> list[dict[str, Any]]: ...
+
+
 def guarded(token: Secret | None, endpoint: Endpoint) -> Endpoint:
     async def guard(request: Request) -> Response:
         if token is None:
@@ -76,7 +80,7 @@ def parse_limit(raw: str, most: int = MAX_LIMIT) -> int | None:
     return int(raw) if _whole(raw) and len(raw) <= 6 and 1 <= int(raw) <= most else None
 
 
-def _time(raw: str | None, name: str) -> float | None:
+def query_time(raw: str | None, name: str) -> float | None:
     """An ISO 8601 time or epoch seconds; raises ValueError, naming the parameter, for
     anything else."""
     if raw is None or raw == "":
@@ -117,6 +121,7 @@ def routes(
     outbound: OutboundHealth | None = None,
     wake: asyncio.Event | None = None,
     counters: Counters | None = None,
+    probes: ProbeReport | None = None,
 ) -> list[Route]:
     async def list_events(request: Request) -> Response:
         params = request.query_params
@@ -186,10 +191,12 @@ def routes(
             tenant=params.get("tenant") or None,
             type=params.get("type") or None,
             status=status,
-            since=_time(params.get("since"), "since"),
-            until=_time(params.get("until"), "until"),
+            since=query_time(params.get("since"), "since"),
+            until=query_time(params.get("until"), "until"),
             limit=limit,
             before=params.get("before") or None,
+            provider_id=params.get("provider_event_id") or None,
+            text=params.get("q") or None,
         )
 
     def _job_query(params: Mapping[str, str], limit: int) -> JobQuery:
@@ -201,8 +208,8 @@ def routes(
             integration=params.get("integration") or None,
             tenant=params.get("tenant") or None,
             event_id=params.get("event_id") or None,
-            since=_time(params.get("since"), "since"),
-            until=_time(params.get("until"), "until"),
+            since=query_time(params.get("since"), "since"),
+            until=query_time(params.get("until"), "until"),
             limit=limit,
         )
 
@@ -260,6 +267,7 @@ def routes(
             counters if counters is not None else Counters(),
             job_counts=await store.job_counts(),
             outbound=outbound.health() if outbound is not None else {},
+            probes=await probes.report() if probes is not None else [],
         )
         return Response(text, media_type=metrics.CONTENT_TYPE)
 

@@ -20,7 +20,8 @@ from gateway.config.model import Config
 from gateway.config.settings import Settings
 from gateway.counters import Counters
 from gateway.credentials.secrets import Cipher, SecretSource
-from gateway.errors import CredentialError
+from gateway.errors import CredentialError, error_body
+from gateway.health.prober import HealthChecks
 from gateway.ingress.replies import route_path
 from gateway.ingress.webhooks import PREFIX, Ingress
 from gateway.outbound.client import OutboundClient
@@ -32,8 +33,9 @@ from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
 from gateway.web import admin_api as admin
-from gateway.web import sync_admin
+from gateway.web import admin_ui, health_admin, sync_admin
 from gateway.web.error_handlers import http_exception, server_error
+from gateway.web.readiness import Readiness
 
 log = logging.getLogger("gateway")
 ROLES = ("all", "ingest", "worker")
@@ -76,11 +78,14 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     job_lease: float = 120.0,
     retention: float = 30 * 86400.0,
+    health_checks: bool = False,
 ) -> GatewayApp:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
     `transport` replaces the network for outbound calls (tests). A job whose worker died is
     taken again `job_lease` seconds after it was claimed. Finished events and jobs are kept
-    `retention` seconds, which is also how long a repeated event is recognised."""
+    `retention` seconds, which is also how long a repeated event is recognised.
+    `health_checks`: probe each integration's ``api.health`` in the background (`gateway
+    serve` turns it on; an app built in-process only reports what it was told)."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
@@ -98,6 +103,7 @@ def create_app(
     )
     syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
     sync_scheduler = SyncScheduler(config, store, syncs, environ)
+    health = HealthChecks(config, store, outbound, environ)
     ingress = Ingress(
         config,
         writer,
@@ -106,25 +112,38 @@ def create_app(
         counters=counters,
     )
 
+    readiness = Readiness(config, store, role)
+
+    def scheduler_running() -> bool:
+        return sync_scheduler.scheduler is not None and bool(sync_scheduler.scheduler.running)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await store.open()
         writer.start()
+        if writer.task is not None:
+            readiness.tasks["writer"] = writer.task
         stop = asyncio.Event()
-        tasks = (
-            [
-                asyncio.create_task(dispatcher.run(stop)),
-                asyncio.create_task(worker.run(stop)),
-                asyncio.create_task(_purge_periodically(store, retention, stop)),
-            ]
-            if processing
-            else []
-        )
+        tasks: list[asyncio.Task[None]] = []
         if processing:
+            named = {
+                "dispatcher": dispatcher.run(stop),
+                "workers": worker.run(stop),
+                "retention": _purge_periodically(store, retention, stop),
+            }
+            if health_checks:
+                named["health checks"] = health.run(stop)
+            for name, work in named.items():
+                task = asyncio.create_task(work, name=name)
+                readiness.tasks[name] = task
+                tasks.append(task)
             await sync_scheduler.start()
+            readiness.scheduler_running = scheduler_running
+        readiness.started = True
         try:
             yield
         finally:
+            readiness.drain()
             await sync_scheduler.stop()
             stop.set()
             await asyncio.gather(*tasks)
@@ -132,21 +151,52 @@ def create_app(
             await outbound.aclose()
             await store.close()
 
-    async def healthz(_request: Request) -> Response:
+    async def livez(_request: Request) -> Response:
         return JSONResponse(
             {"status": "ok", "integrations": len(config.integrations), "flows": len(config.flows)}
         )
 
+    async def readyz(_request: Request) -> Response:
+        checks = await readiness.checks()
+        failing = [name for name, result in checks.items() if result != "ok"]
+        if failing:
+            message = "not ready: " + "; ".join(f"{n}: {checks[n]}" for n in failing)
+            body = {
+                **error_body(503, message, "not_ready"),
+                "status": "unavailable",
+                "failing": failing,
+                "checks": checks,
+                "role": role,
+            }
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", "checks": checks, "role": role})
+
     routes = [
-        Route("/healthz", healthz, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/healthz", livez, methods=["GET"]),  # the older name of /livez
+        Route("/readyz", readyz, methods=["GET"]),
         *admin.routes(
             store,
             settings.admin_token,
             outbound=outbound,
             wake=dispatcher.wake,
             counters=counters,
+            probes=health,
         ),
+        *health_admin.routes(health, settings.admin_token),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
+        *admin_ui.routes(
+            admin_ui.UiContext(
+                config=config,
+                store=store,
+                token=settings.admin_token,
+                health=health,
+                runner=syncs,
+                spawn=sync_scheduler.spawn,
+                cipher=cipher,
+                wake=dispatcher.wake,
+            )
+        ),
     ]
     app = GatewayApp(
         routes=routes,
@@ -160,4 +210,6 @@ def create_app(
     app.state.worker = worker
     app.state.outbound = outbound
     app.state.sync_scheduler = sync_scheduler
+    app.state.readiness = readiness
+    app.state.health = health
     return app

@@ -9,7 +9,7 @@ process: sum them across replicas (`sum by (integration) (rate(...))`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -37,6 +37,7 @@ def render(
     *,
     job_counts: Mapping[str, int],
     outbound: Mapping[str, Mapping[str, Any]],
+    probes: Sequence[Mapping[str, Any]] = (),
 ) -> bytes:
     """The exposition text: `counters`, the job queue's `job_counts` (status -> jobs) and
     `outbound` (the engine's per-integration health: breaker and limiter snapshots)."""
@@ -84,6 +85,7 @@ def render(
     families.append(jobs)
 
     families.extend(_outbound(outbound))
+    families.extend(_probes(probes))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     return generate_latest(registry)
@@ -127,3 +129,27 @@ def _outbound(health: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
         in_flight.add_metric([integration], limiter["in_flight"])
         waiting.add_metric([integration], limiter["waiting"])
     return [state, opened, in_flight, waiting]
+
+
+def _probes(rows: Sequence[Mapping[str, Any]]) -> list[Metric]:
+    """The health probes' verdicts: up (1: healthy or degraded, 0: down) and the last probe's
+    seconds, per integration x tenant probed at least once."""
+    up = GaugeMetricFamily(
+        "gateway_integration_up",
+        "1 when the integration's health probe for the tenant succeeds, 0 when it is down.",
+        labels=["integration", "tenant"],
+    )
+    seconds = GaugeMetricFamily(
+        "gateway_integration_probe_seconds",
+        "Seconds the last health probe of the integration for the tenant took.",
+        labels=["integration", "tenant"],
+    )
+    for row in rows:
+        if row["status"] not in ("healthy", "degraded", "down"):
+            continue
+        labels = [row["integration"], row["tenant"]]
+        up.add_metric(labels, 0.0 if row["status"] == "down" else 1.0)
+        last = row["latency_ms"]["last"]
+        if last is not None:
+            seconds.add_metric(labels, last / 1000)
+    return [up, seconds]

@@ -4,6 +4,7 @@ sync log) and the admin API (run a sync, list the last runs)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,37 @@ def test_the_readme_shows_a_shipped_sync_and_the_resync_commands() -> None:
     assert match.group(2) in (REPO / match.group(1)).read_text()  # shown as shipped
     for command in ("gateway sync INTEGRATION [SYNC]", "gateway sync --log", "--full"):
         assert command in readme
+
+
+def test_the_admin_ui_runs_a_full_re_sync_and_shows_the_run(folder: Path, tmp_path: Path) -> None:
+    from tests.helpers.ui import csrf_of
+
+    env = {"ACME_KEY": "sk_test_cli", "ACME_BASE_URL": "https://api.acme.test"}
+    env["GATEWAY_ADMIN_TOKEN"] = ADMIN
+    config = load_config(folder, env)
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        page = request.url.params.get("page")
+        return httpx.Response(200, json={"results": [thing(1)] if page == "1" else []})
+
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'gw.db'}")
+    app = create_app(
+        config, store, Settings.from_env(env), env, transport=httpx.MockTransport(provider)
+    )
+    with TestClient(app) as client:
+        form = client.get("/admin/login")
+        client.post(
+            "/admin/login", data={"csrf": csrf_of(form.text), "token": ADMIN, "next": "/admin/"}
+        )
+        page = client.get("/admin/syncs")
+        assert "acme.things" in page.text and "Full re-sync" in page.text
+        started = client.post(
+            "/admin/syncs/acme/things/run",
+            data={"csrf": csrf_of(page.text), "tenant": "default", "full": "true"},
+        )
+        assert "The sync is running." in started.text
+        deadline = time.monotonic() + 10
+        while "succeeded" not in (shown := client.get("/admin/syncs").text):
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.05)
+    assert "acme.things (full)" in shown

@@ -75,6 +75,9 @@ def gateway_process(
         f"sqlite:///{db}",
         "--log-level",
         "warning",
+        "--no-health-checks",  # probes would leave loopback: a test turns them on itself
+        "--drain",
+        "0s",
         *extra,
     ]
     process = subprocess.Popen(

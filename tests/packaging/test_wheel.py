@@ -18,6 +18,7 @@ import venv
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import REPO
@@ -55,6 +56,11 @@ def test_the_wheel_carries_schemas_templates_and_sandbox_responses(wheel: Path) 
             if file.is_file():
                 assert f"gateway/_data/{file.relative_to(REPO)}" in names
     assert "gateway/_data/sandbox/responses.yaml" in names
+    ui = REPO / "gateway" / "web" / "ui"
+    shipped_ui = [f for f in ui.rglob("*") if f.is_file() and f.suffix in (".html", ".css")]
+    assert len(shipped_ui) >= 10
+    for file in shipped_ui:
+        assert f"{file.relative_to(REPO)}" in names  # the admin UI's templates and stylesheet
 
 
 def test_an_installed_wheel_lints_serves_and_simulates_from_any_folder(
@@ -87,10 +93,10 @@ def test_an_installed_wheel_lints_serves_and_simulates_from_any_folder(
     assert "0 error(s)" in linted.stdout
 
     port = free_port()
-    secrets = {"STRIPE_WEBHOOK_SECRET": "whsec_wheel", **env}
+    secrets = {"STRIPE_WEBHOOK_SECRET": "whsec_wheel", "GATEWAY_ADMIN_TOKEN": "wheel", **env}
     server = subprocess.Popen(
         [gateway, "serve", "--port", str(port), "--integrations", "integrations.d",
-         "--db", f"sqlite:///{work / 'g.db'}", "--log-level", "warning"],
+         "--db", f"sqlite:///{work / 'g.db'}", "--log-level", "warning", "--no-health-checks"],
         cwd=work, env=secrets, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -102,6 +108,10 @@ def test_an_installed_wheel_lints_serves_and_simulates_from_any_folder(
         )  # fmt: skip
         assert simulated.returncode == 0, simulated.stdout + simulated.stderr
         assert "-> 200" in simulated.stdout and '"status":"accepted"' in simulated.stdout
+        login = httpx.get(f"http://127.0.0.1:{port}/admin/login", timeout=5)
+        assert login.status_code == 200 and '<label for="token">' in login.text
+        css = httpx.get(f"http://127.0.0.1:{port}/admin/static/admin.css", timeout=5)
+        assert css.status_code == 200 and "font-family" in css.text
     finally:
         server.terminate()
         server.communicate(timeout=20)  # also closes the pipe

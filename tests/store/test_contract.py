@@ -214,6 +214,46 @@ def test_events_list_get_and_page(make_store: Factory) -> None:
     run(main)
 
 
+def test_events_found_by_provider_id_and_body_text(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await store.insert_events(
+                [
+                    event("evt_01", "a", body=bytes(range(256))),
+                    event("evt_02", "b", body=b'{"note": "refund 50% of order_7"}'),
+                    event("evt_03", "c", body=b'{"note": "refund 50 of order 7"}'),
+                ]
+            )
+
+            async def ids(**query: Any) -> list[str]:
+                return [e.id for e in await store.list_events(EventQuery(**query))]
+
+            assert await ids(provider_id="p-b") == ["evt_02"]
+            assert await ids(text="refund") == ["evt_03", "evt_02"]
+            assert await ids(text="50%") == ["evt_02"]  # % and _ are themselves, not wildcards
+            assert await ids(text="order_7") == ["evt_02"]
+            assert await ids(text="refund", provider_id="p-c") == ["evt_03"]
+            assert await store.count_events(EventQuery(text="refund")) == 2
+            assert await ids(text="nowhere") == []
+
+    run(main)
+
+
+def test_count_jobs_counts_what_the_query_matches(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await enqueue(
+                store,
+                [job("j1", "e1"), job("j2", "e2", integration="beta"), job("j3", "e3")],
+            )
+            assert await store.count_jobs(JobQuery()) == 3
+            assert await store.count_jobs(JobQuery(integration="acme", limit=1)) == 2
+            assert await store.count_jobs(JobQuery(status="dead")) == 0
+            await store.check_writable()  # the readiness probe's check: no error when writable
+
+    run(main)
+
+
 # ---- dispatch -------------------------------------------------------------------------------
 
 

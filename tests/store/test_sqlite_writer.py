@@ -30,6 +30,7 @@ READS = {
     "pending_events",
     "next_run_at",
     "list_jobs",
+    "count_jobs",
     "get_job",
     "job_counts",
     "list_credentials",

@@ -1,0 +1,1 @@
+"""Active health checks: each integration's ``api.health`` probed in the background."""
