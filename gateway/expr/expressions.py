@@ -75,10 +75,15 @@ ENV = _make_environment()
 # split and respond; a stored event (no query string) to mapping rules.
 _WEBHOOK = frozenset({"body", "headers", "query", "integration", "tenant"})
 _MAPPING = frozenset({"body", "headers", "integration", "tenant"})
+# An in-call function (gateway.functions.engine): the verified call, then the steps' results.
+_FUNCTION = frozenset({"body", "args", "call", "tenant", "integration", "now"})
 CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("webhook", "handshakes"), frozenset({"query", "headers", "integration"})),
     (("webhook",), _WEBHOOK),
     (("webhook", "map"), _MAPPING),
+    (("functions",), _FUNCTION | {"steps"}),
+    (("functions", "*", "idempotency"), _FUNCTION),
+    (("functions", "*", "fallback"), _FUNCTION),
     (("api",), frozenset({"tenant"})),
     (("api", "retry", "retryable"), frozenset({"status", "headers", "body"})),
     (

@@ -99,6 +99,15 @@ def explode(parents: Any, path: str, **carry: str) -> list[Any]:
     return found
 
 
+def nearest(moments: Any, target: Any, count: int = 3) -> list[Any]:
+    """The `count` of `moments` (ISO 8601 texts or datetimes) closest to `target`, closest
+    first (the earlier of two as close): the free slots nearest to one that was taken."""
+    aim = to_datetime(target)
+    items = list(moments) if isinstance(moments, list | tuple) else []
+    ranked = sorted(items, key=lambda m: (abs((to_datetime(m) - aim).total_seconds()), str(m)))
+    return ranked[: max(int(count), 0)]
+
+
 def _at(value: Any, path: str) -> Any:
     for key in path.split("."):
         if not isinstance(value, dict) or key not in value:
@@ -116,4 +125,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "e164": e164,
     "sha256": sha256,
     "explode": explode,
+    "nearest": nearest,
 }

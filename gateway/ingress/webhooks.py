@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from starlette.datastructures import URL
@@ -28,7 +27,15 @@ from gateway.counters import Counters
 from gateway.credentials.secrets import SecretLookup, SecretSource
 from gateway.expr.expressions import RENDER_ERRORS, Expression
 from gateway.ids import new_id
-from gateway.ingress.replies import BodyTooLarge, Reply, error_reply, read_body, route_path
+from gateway.replies import (
+    BodyTooLarge,
+    Reply,
+    error_reply,
+    media_type,
+    query_pairs,
+    read_body,
+    route_path,
+)
 from gateway.store.entities import NewEvent
 from gateway.store.writer import EventWriter
 from gateway.verify.verifier import VerificationFailed, WebhookRequest
@@ -41,10 +48,6 @@ MASK = "**********"
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
-def _query(raw: bytes) -> list[tuple[str, str]]:
-    return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
-
-
 def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> Any:
     if expression is None:
         return None
@@ -53,13 +56,6 @@ def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> An
     except RENDER_ERRORS as exc:
         log.warning("expression %r failed on a verified event: %s", expression.source, exc)
         return None
-
-
-def _media_type(value: str) -> bytes:
-    """As Starlette sends it: text types get a charset unless they name one."""
-    if value.startswith("text/") and "charset" not in value.lower():
-        value += "; charset=utf-8"
-    return value.encode("latin-1")
 
 
 class Ingress:
@@ -88,12 +84,7 @@ class Ingress:
         }
 
     def _tenant_ok(self, tenant: str, integration: str) -> bool:
-        if tenant == DEFAULT_TENANT:
-            return True
-        declared = self.config.tenants.get(tenant)
-        if declared is not None:
-            return declared.uses(integration)
-        return tenant in self.known_tenants
+        return self.config.tenant_allowed(tenant, integration, self.known_tenants)
 
     def _url(self, scope: Scope) -> str:
         url = URL(scope=scope)
@@ -136,7 +127,7 @@ class Ingress:
         method: str = scope["method"]
         query: bytes = scope["query_string"]
         url = self._url(scope) if webhook.needs_url else ""
-        incoming = WebhookRequest(method, url, headers, _query(query), body, form)
+        incoming = WebhookRequest(method, url, headers, query_pairs(query), body, form)
         secrets = self.secrets.cached(tenant, name) or await self.secrets.lookup(tenant, name)
         for handshake in webhook.handshakes:
             if _matches(handshake, incoming):
@@ -193,7 +184,7 @@ class Ingress:
         return Reply(
             handshake.status,
             ("" if text is None else str(text)).encode(),
-            _media_type(handshake.content_type),
+            media_type(handshake.content_type),
             ((b"x-content-type-options", b"nosniff"),),
         )
 
@@ -246,7 +237,7 @@ class Ingress:
             return Reply(
                 respond.status,
                 ("" if text is None else str(text)).encode(),
-                _media_type(respond.content_type),
+                media_type(respond.content_type),
                 ((b"x-gateway-event-id", results[0].event_id.encode()),),
             )
         if not split:  # the common case, written without the JSON encoder (ids are [a-z0-9_])
