@@ -52,6 +52,7 @@ class Handshake:
     status: int
     content_type: str
     body: Expression | None
+    when: Expression | None = None  # over the parsed body: Slack's url_verification
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Handshake:
@@ -70,6 +71,7 @@ class Handshake:
             status=int(respond.get("status", DEFAULT_RESPOND_STATUS)),
             content_type=str(respond.get("content_type", DEFAULT_TEXT_TYPE)),
             body=_expr(respond.get("body")),
+            when=_expr(spec.get("when")),
         )
 
 

@@ -5,7 +5,9 @@ They are pure functions of their arguments: no I/O, no clock, no environment.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.durations import parse_signed_duration
+from gateway.expr.sealed import Sealed, unseal
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
@@ -81,6 +84,21 @@ def sha256(value: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hmac_sha256(value: Any, key: Any, encoding: str = "hex") -> str:
+    """The HMAC-SHA256 of `value` with `key` (a ``secret('NAME')``, or a text), as hex or
+    base64: what handshakes answer (Zoom's encryptedToken)."""
+    secret = unseal(key) if isinstance(key, Sealed) else key
+    if not isinstance(secret, str) or not secret:
+        raise ValueError("hmac_sha256 needs a key: secret('NAME') of a secret that is set")
+    data = value if isinstance(value, bytes) else str(value).encode()
+    digest = hmac.new(secret.encode(), data, hashlib.sha256).digest()
+    if encoding == "base64":
+        return base64.b64encode(digest).decode()
+    if encoding != "hex":
+        raise ValueError(f"hmac_sha256 encoding must be hex or base64, not {encoding!r}")
+    return digest.hex()
+
+
 def explode(parents: Any, path: str, **carry: str) -> list[Any]:
     """The items of the list at `path` (dotted keys) in each parent, each given the fields
     `carry` names, read from its parent: ``changes | explode('value.messages',
@@ -124,6 +142,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "shift": shift,
     "e164": e164,
     "sha256": sha256,
+    "hmac_sha256": hmac_sha256,
     "explode": explode,
     "nearest": nearest,
 }

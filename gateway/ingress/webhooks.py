@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -21,11 +21,13 @@ from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from gateway.config.envsubst import SecretRef
 from gateway.config.model import DEFAULT_TENANT, Config, Handshake, Integration
 from gateway.config.pipeline import Failure, request_variables
 from gateway.counters import Counters
 from gateway.credentials.secrets import SecretLookup, SecretSource
 from gateway.expr.expressions import RENDER_ERRORS, Expression
+from gateway.expr.sealed import Sealed
 from gateway.ids import new_id
 from gateway.replies import (
     BodyTooLarge,
@@ -129,9 +131,12 @@ class Ingress:
         url = self._url(scope) if webhook.needs_url else ""
         incoming = WebhookRequest(method, url, headers, query_pairs(query), body, form)
         secrets = self.secrets.cached(tenant, name) or await self.secrets.lookup(tenant, name)
+        parsed: list[Any] = []  # the body, parsed once for the handshakes that read it
         for handshake in webhook.handshakes:
-            if _matches(handshake, incoming):
-                return self._handshake(integration, handshake, incoming, secrets)
+            if _matches(handshake, incoming) and self._when(
+                integration, handshake, incoming, parsed
+            ):
+                return self._handshake(integration, handshake, incoming, secrets, tenant, parsed)
         if method != "POST":
             refused = error_reply(405, f"{method} is not accepted here: use POST")
             return refused._replace(headers=((b"allow", webhook.allow),))
@@ -153,12 +158,42 @@ class Ingress:
         except TooDeep:
             return error_reply(400, "body nests too deeply to be stored", "invalid_body")
 
+    def _when(
+        self,
+        integration: Integration,
+        handshake: Handshake,
+        incoming: WebhookRequest,
+        parsed: list[Any],
+    ) -> bool:
+        """Whether the handshake's `when` holds over the (not yet verified) body: it only
+        picks the handshake; a verified one is verified before it answers."""
+        if handshake.when is None:
+            return True
+        assert integration.webhook is not None
+        if not parsed:
+            try:
+                parsed.append(integration.webhook.pipeline.parse(incoming.body))
+            except (ValueError, RecursionError):
+                parsed.append(None)
+        variables = {
+            "body": parsed[0],
+            "query": dict(incoming.query),
+            "headers": dict(incoming.headers),
+            "integration": integration.name,
+        }
+        try:
+            return bool(handshake.when.render(variables))
+        except RENDER_ERRORS:
+            return False
+
     def _handshake(
         self,
         integration: Integration,
         handshake: Handshake,
         incoming: WebhookRequest,
         secrets: SecretLookup,
+        tenant: str,
+        parsed: list[Any],
     ) -> Reply:
         assert integration.webhook is not None
         if handshake.token_query is not None:
@@ -175,11 +210,20 @@ class Ingress:
                 return error_reply(
                     401, f"verification failed: {failed.reason}", "invalid_signature"
                 )
-        variables = {
+        variables: dict[str, Any] = {
             "query": dict(incoming.query),
             "headers": dict(incoming.headers),
             "integration": integration.name,
+            "tenant": self.config.tenant_variables(tenant),
+            "secret": _secret_reader(integration, secrets),
         }
+        if handshake.verified:  # only a verified body is answered from
+            if not parsed:
+                try:
+                    parsed.append(integration.webhook.pipeline.parse(incoming.body))
+                except (ValueError, RecursionError):
+                    return error_reply(400, "body is not valid JSON", "invalid_body")
+            variables["body"] = parsed[0]
         text = _evaluate(handshake.body, variables) if handshake.body else ""
         return Reply(
             handshake.status,
@@ -280,6 +324,21 @@ def _masked(value: Any, path: list[str]) -> Any:
     else:
         replaced = _masked(inner, rest)
     return {**value, key: replaced}
+
+
+def _secret_reader(integration: Integration, secrets: SecretLookup) -> Callable[[str], Sealed]:
+    """``secret('NAME')`` for a handshake's expressions: one of the integration's own declared
+    secrets (``${secret:NAME}`` in its file), sealed; any other name is refused."""
+
+    def secret(name: str) -> Sealed:
+        if name not in integration.secret_names:
+            raise ValueError(f"secret {name!r} is not one of {integration.name}'s secrets")
+        value = secrets.one(SecretRef(name))
+        if not value:
+            raise ValueError(f"secret {name} is not set")
+        return Sealed(value)
+
+    return secret
 
 
 def _matches(handshake: Handshake, incoming: WebhookRequest) -> bool:
