@@ -14,6 +14,7 @@ import pytest
 import retell.lib.webhook_auth as retell_auth
 from starlette.testclient import TestClient
 
+from gateway.cli.main import main
 from gateway.config.model import load_config
 from gateway.config.settings import Settings
 from gateway.resources import sandbox_responses
@@ -292,3 +293,49 @@ def test_reschedule_by_booking_uid(gateway: Gateway) -> None:
     (moved,) = gateway.requests("/calcom/v2/bookings/bk1/reschedule", "POST")
     assert json.loads(moved.body)["start"] == "2025-06-13T12:00:00Z"
     assert gateway.requests("/calcom/v2/bookings", "GET") == []  # no lookup by number
+
+
+def test_simulate_signs_a_function_call_and_prints_the_answer(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    sent: list[httpx.Request] = []
+
+    def request(method: str, url: str, *, timeout: float, **kwargs: Any) -> httpx.Response:
+        assert timeout > 0  # the test client takes none
+        response = gateway.client.request(method, url, **kwargs)
+        sent.append(response.request)
+        return response
+
+    monkeypatch.setattr(httpx, "request", request)
+    argv = ["simulate", "retell", "--function", "check_availability", "--tenant", "demo"]
+    argv += ["--args", '{"date": "2025-06-13"}', "--url", "http://testserver"]
+    argv += ["--integrations", str(REPO / "integrations.d")]
+
+    assert main(argv) == 0
+
+    out = capsys.readouterr().out
+    assert "POST http://testserver/functions/retell/check_availability/demo -> 200" in out
+    assert "The first free times are Friday 13 June at 09:00" in out
+    (request_sent,) = sent
+    body = json.loads(request_sent.content)
+    assert body["name"] == "check_availability" and body["args"] == {"date": "2025-06-13"}
+    assert body["call"]["call_id"].startswith("sim_")
+
+
+def test_simulate_names_the_functions_there_are(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "simulate",
+        "retell",
+        "--function",
+        "book",
+        "--integrations",
+        str(REPO / "integrations.d"),
+    ]
+
+    assert main(argv) == 2
+
+    assert "retell has no function 'book' (functions: book_appointment," in capsys.readouterr().err
