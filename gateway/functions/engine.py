@@ -2,8 +2,10 @@
 
 The caller (a voice agent, its caller on the line) always gets an answer before the
 function's deadline: the rendered `respond` when every step ran, else the `fallback`. Each
-invocation is stored with its steps' outcomes; with an `idempotency` key a repeat is answered
-from the store (or from the first call still running in this process) and runs no step again.
+invocation is stored with its steps' outcomes, after it is answered (the caller does not wait
+for the bookkeeping); with an `idempotency` key an `ok` answer is stored before it is given,
+and a repeat is answered from the store (or from the first call still running in this
+process) and runs no step again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -76,6 +78,7 @@ class FunctionEngine:
         self.counters = counters if counters is not None else Counters()
         self.clock = clock
         self._running: dict[tuple[str, str, str, str], asyncio.Future[FunctionCall]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
 
     def variables(self, request: Request) -> dict[str, Any]:
         """What the function's expressions read (`steps` is added as they run)."""
@@ -99,26 +102,32 @@ class FunctionEngine:
         key = self._key(function, variables)
         if key is None:
             call = await self._run(function, request, variables, started, started_at, None)
-            return await self._record(call)
+            return self._record(call)
         slot = (function.integration, function.name, request.tenant, key)
         running = self._running.get(slot)
         if running is not None:  # the first call is still working: answer what it answers
             return await self._repeat(function, request, running, started, started_at, key)
         stored = await self.store.function_answer(*slot)
         if stored is not None:
-            return await self._record(self._repeated(stored, request, started, started_at))
+            return self._record(self._repeated(stored, request, started, started_at))
         future: asyncio.Future[FunctionCall] = asyncio.get_running_loop().create_future()
         self._running[slot] = future
         try:
             call = await self._run(function, request, variables, started, started_at, key)
+            if call.outcome != "ok":  # nothing to remember: a retry tries again
+                future.set_result(call)
+                return self._record(call)
+            # Durable before it is answered: a retry after a restart finds it.
             if not await self.store.record_function_call(call):
                 # another replica answered the same key first: its answer is the one
                 first = await self.store.function_answer(*slot)
                 if first is not None:
                     call = self._repeated(first, request, started, started_at)
-                    await self.store.record_function_call(call)
+                    self._record(call)
+                    future.set_result(call)
+                    return call
             else:
-                await self._emit(function, request, variables, call)
+                self._later(self._emit(function, request, variables, call))
             self._count(call)
             future.set_result(call)
             return call
@@ -158,8 +167,8 @@ class FunctionEngine:
             first = await asyncio.wait_for(asyncio.shield(running), max(left, 0.0))
         except TimeoutError:
             call = self._fallback(function, request, started, started_at, key, "timeout", [])
-            return await self._record(call)
-        return await self._record(self._repeated(first, request, started, started_at))
+            return self._record(call)
+        return self._record(self._repeated(first, request, started, started_at))
 
     def _repeated(
         self, first: FunctionCall, request: Request, started: float, started_at: float
@@ -180,10 +189,30 @@ class FunctionEngine:
             duration_ms=(self.clock() - started) * 1000,
         )
 
-    async def _record(self, call: FunctionCall) -> FunctionCall:
-        await self.store.record_function_call(call)
+    def _record(self, call: FunctionCall) -> FunctionCall:
+        """Count `call` and store it after it is answered: the caller does not wait for the
+        bookkeeping (only an `ok` answer under an idempotency key is stored first)."""
         self._count(call)
+        self._later(self._store(call))
         return call
+
+    async def _store(self, call: FunctionCall) -> None:
+        try:
+            await self.store.record_function_call(call)
+        except Exception:
+            log.exception(
+                "%s.%s: the call %s was not stored", call.integration, call.function, call.id
+            )
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for the bookkeeping still under way (stored calls, emitted events)."""
+        while self._pending:
+            await asyncio.gather(*self._pending)
 
     def _count(self, call: FunctionCall) -> None:
         self.counters.function_calls[(call.integration, call.function, call.outcome)] += 1

@@ -148,6 +148,7 @@ def create_app(
             await sync_scheduler.stop()
             stop.set()
             await asyncio.gather(*tasks)
+            await engine.drain()  # calls answered but not yet stored, events still emitting
             await writer.stop()
             await outbound.aclose()
             await store.close()
