@@ -679,6 +679,10 @@ def test_function_calls_keep_one_answer_per_key_and_list_newest_first(
             assert [c.id for c in fallbacks] == ["fnc_1"]
             assert await one.list_function_calls(FunctionCallQuery(function="other")) == []
 
+            await one.purge(NOW + 1)  # retention forgets function calls too, keys with them
+            assert await one.list_function_calls(FunctionCallQuery()) == []
+            assert await one.function_answer("retell", "book", "default", "k") is None
+
     run(main)
 
 
