@@ -146,7 +146,10 @@ class Ingress:
             log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
             return error_reply(401, f"verification failed: {failed.reason}", "invalid_signature")
         try:
-            payload = webhook.pipeline.parse(body)
+            # parsed already when a handshake's `when` read it (a large body is parsed once)
+            payload = (
+                parsed[0] if parsed and parsed[0] is not None else webhook.pipeline.parse(body)
+            )
         except (ValueError, RecursionError):
             return error_reply(400, "body is not valid JSON", "invalid_body")
         try:
