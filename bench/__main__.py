@@ -10,7 +10,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, lint_speed, postgres, processing, report, sync_speed, targets
+from bench import (
+    function_latency,
+    ingest,
+    lint_speed,
+    postgres,
+    processing,
+    report,
+    sync_speed,
+    targets,
+)
 from bench.signed import write_requests
 from bench.wrk import ensure_wrk
 
@@ -24,6 +33,7 @@ SECTIONS = (
     "gateway_all",
     "processing",
     "sync",
+    "functions",
 )
 MAKERS = {
     "raw": targets.raw,
@@ -108,6 +118,7 @@ def main() -> int:
         for section, measure in (
             ("processing", _processing),
             ("sync", sync_speed.run),
+            ("functions", function_latency.measure),
         ):
             if section in only:
                 print(f"bench: {section} ...", flush=True)
@@ -134,6 +145,7 @@ def _failed(results: dict[str, Any]) -> bool:
         results.get("lint", {}),
         results.get("processing", {}),
         results.get("sync", {}),
+        results.get("functions", {}),
         *results.get("ingest", {}).values(),
     ]
     lost = any(row.get("durability", {}).get("lost") for row in rows)

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "expr": 1,
     "verify": 1,
+    "replies": 1,  # plain-ASGI replies and bounded body reading: ingress and functions
     # leaves
     "errors": 0,
     "diagnostics": -1,

@@ -1,17 +1,23 @@
-"""`gateway simulate`: sign a declared example as the provider would, and POST it."""
+"""`gateway simulate`: sign a declared example as the provider would, and POST it; or, with
+``--function``, sign and post an in-call function call (Retell's shape: name, call, args)
+and print the answer."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime
+import json
 import os
 import re
+import secrets as random
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from gateway.cli.arguments import Subparsers, add_config_args, named_integration
 from gateway.config.example_times import shift_times
-from gateway.config.model import DEFAULT_TENANT, load_config
+from gateway.config.model import DEFAULT_TENANT, Integration, load_config
 from gateway.config.settings import Settings
 from gateway.config.signing import signed_example
 from gateway.credentials.secrets import Cipher, SecretLookup
@@ -27,14 +33,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     integration = named_integration(config, args.integration)
     if integration.webhook is None:
         raise UsageError(f"integration '{args.integration}' does not receive webhooks")
-    example = integration.example(args.example)
-    if example is None:
-        known = ", ".join(sorted(integration.examples)) or "none"
-        raise UsageError(f"{args.integration} has no example '{args.example}' (examples: {known})")
-    if args.at:
-        example = shift_times(example, *args.at)
     base = args.url.rstrip("/")
-    path = f"/webhooks/{args.integration}" + (f"/{args.tenant}" if args.tenant else "")
+    tenant_part = f"/{args.tenant}" if args.tenant else ""
+    if args.function:
+        if args.example:
+            raise UsageError("give an example or --function, not both")
+        example: Mapping[str, Any] = _function_call(integration, args)
+        path = f"/functions/{args.integration}/{args.function}{tenant_part}"
+    else:
+        if not args.example:
+            raise UsageError("name an example to send, or a function with --function")
+        found = integration.example(args.example)
+        if found is None:
+            known = ", ".join(sorted(integration.examples)) or "none"
+            raise UsageError(
+                f"{args.integration} has no example '{args.example}' (examples: {known})"
+            )
+        example = shift_times(found, *args.at) if args.at else found
+        path = f"/webhooks/{args.integration}{tenant_part}"
     secrets = SecretLookup(args.integration, asyncio.run(_tenant_values(args)), os.environ)
     request = signed_example(
         integration,
@@ -78,6 +94,36 @@ def _offset(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object")
+    return value
+
+
+def _function_call(integration: Integration, args: argparse.Namespace) -> dict[str, Any]:
+    """The request a voice agent makes to call the function: {name, call, args}."""
+    if args.function not in integration.functions:
+        known = ", ".join(sorted(integration.functions)) or "none"
+        raise UsageError(
+            f"{integration.name} has no function '{args.function}' (functions: {known})"
+        )
+    call = {
+        "call_id": "sim_" + random.token_hex(8),
+        "call_type": "phone_call",
+        "direction": "inbound",
+        "from_number": "+15555550100",
+        "to_number": "+15555550199",
+        "transcript": "",
+        **_json_object(args.call, "--call"),
+    }
+    body = {"name": args.function, "call": call, "args": _json_object(args.args, "--args")}
+    return {"headers": {"Content-Type": "application/json"}, "body": body}
+
+
 def _private_key(args: argparse.Namespace) -> bytes | None:
     if not args.private_key:
         return None
@@ -106,10 +152,17 @@ async def _tenant_values(args: argparse.Namespace) -> dict[tuple[str, str], str]
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser(
-        "simulate", help="sign a declared example and POST it, as the provider would"
+        "simulate",
+        help="sign a declared example (or an in-call function call) and POST it, as the"
+        " provider would",
     )
     p.add_argument("integration")
-    p.add_argument("example")
+    p.add_argument("example", nargs="?", default=None)
+    p.add_argument("--function", metavar="NAME", help="call this in-call function instead")
+    p.add_argument("--args", default="{}", help="the function's arguments (a JSON object)")
+    p.add_argument(
+        "--call", default="{}", help="fields of the call object (JSON), over a made-up call"
+    )
     p.add_argument("--tenant", default=None)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
     p.add_argument(

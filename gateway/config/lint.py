@@ -22,7 +22,7 @@ from gateway.config.schemas import KINDS, validate
 from gateway.config.yamlsource import Document, load_text
 from gateway.diagnostics import Diagnostic
 from gateway.errors import UsageError
-from gateway.expr.expressions import analyse, context_for, is_template
+from gateway.expr.expressions import analyse, context_for, is_template, secrets_read
 from gateway.verify import VerifyConfigError, build_verifier
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -163,6 +163,44 @@ def _check_expression(
         )
 
 
+def _check_handshakes(doc: Document) -> Iterator[Diagnostic]:
+    """A handshake answers from the body only when it is verified, and reads only the
+    integration's own secrets, named as written (``secret('NAME')``)."""
+    webhook = doc.data.get("webhook")
+    handshakes = webhook.get("handshakes") if isinstance(webhook, dict) else None
+    declared = {
+        ref.name
+        for _, text in _marked_strings(doc.data)
+        if "$" in text
+        for ref in find_refs(text)
+        if ref.secret
+    }
+    for i, handshake in enumerate(handshakes if isinstance(handshakes, list) else []):
+        respond = handshake.get("respond") if isinstance(handshake, dict) else None
+        body = respond.get("body") if isinstance(respond, dict) else None
+        if not isinstance(body, str) or not is_template(body):
+            continue
+        path = ("webhook", "handshakes", i, "respond", "body")
+        if "body" in analyse(body)[0] and handshake.get("verified") is not True:
+            yield doc.diagnostic(
+                path,
+                "a handshake answers from the body only when it is verified: add verified: true",
+                "handshake-unverified-body",
+            )
+        for name in secrets_read(body):
+            if name is None:
+                yield doc.diagnostic(
+                    path, "secret(...) takes one secret's name, written as text", "secret-ref"
+                )
+            elif name not in declared:
+                yield doc.diagnostic(
+                    path,
+                    f"secret('{name}') is not one of this integration's secrets"
+                    f" (declared with ${{secret:NAME}}: {', '.join(sorted(declared)) or 'none'})",
+                    "secret-ref",
+                )
+
+
 def _check_verifier(doc: Document) -> Iterator[Diagnostic]:
     """The verifier the server would build from this file must build: same code, same verdict."""
     webhook = doc.data.get("webhook")
@@ -198,6 +236,7 @@ def lint_documents(
                 valid.add(id(doc))
             if kind == "integration" and not schema_problems:
                 result.diagnostics.extend(_check_verifier(doc))
+                result.diagnostics.extend(_check_handshakes(doc))
             result.diagnostics.extend(_check_strings(doc, kind, environ))
             typed.append((doc, kind))
             result.documents.append(doc)

@@ -17,6 +17,7 @@ from gateway.config.channels import Channel
 from gateway.config.contracts import NO_CONTRACTS, Contract, Contracts
 from gateway.config.envsubst import secret_names, substitute
 from gateway.config.flows import Flow
+from gateway.config.functions import Function, build_functions, emit_rules
 from gateway.config.lint import default_templates_dir, lint
 from gateway.config.pipeline import Pipeline
 from gateway.config.syncs import SyncSpec
@@ -51,6 +52,7 @@ class Handshake:
     status: int
     content_type: str
     body: Expression | None
+    when: Expression | None = None  # over the parsed body: Slack's url_verification
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Handshake:
@@ -69,6 +71,7 @@ class Handshake:
             status=int(respond.get("status", DEFAULT_RESPOND_STATUS)),
             content_type=str(respond.get("content_type", DEFAULT_TEXT_TYPE)),
             body=_expr(respond.get("body")),
+            when=_expr(spec.get("when")),
         )
 
 
@@ -132,6 +135,7 @@ class Integration:
     syncs: Mapping[str, SyncSpec] = field(default_factory=lambda: _EMPTY)
     examples: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     secret_names: frozenset[str] = frozenset()  # every secret the document refers to
+    functions: Mapping[str, Function] = field(default_factory=lambda: _EMPTY)
 
     @classmethod
     def build(
@@ -141,9 +145,14 @@ class Integration:
         name = str(data["name"])
         api = data.get("api")
         examples = data.get("examples") or {}
+        functions = data.get("functions") or {}
+        webhook = data.get("webhook")
+        if isinstance(webhook, Mapping) and functions:  # what the functions emit is mapped
+            rules = emit_rules(functions)
+            webhook = {**webhook, "map": {**(webhook.get("map") or {}), **rules}}
         return cls(
             name=name,
-            webhook=Webhook.build(data["webhook"], contracts) if "webhook" in data else None,
+            webhook=Webhook.build(webhook, contracts) if isinstance(webhook, Mapping) else None,
             source=source,
             api=Api.build(name, api) if isinstance(api, Mapping) else None,
             channels=MappingProxyType(
@@ -160,6 +169,7 @@ class Integration:
                 }
             ),
             secret_names=frozenset(secret_names(data)),
+            functions=MappingProxyType(build_functions(name, functions)),
         )
 
     def sync_event_name(self, sync: str, change: str) -> str | None:

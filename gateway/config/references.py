@@ -42,6 +42,10 @@ class _Index:
                 for item in mapping if isinstance(mapping, list) else [mapping]:
                     if isinstance(item, dict) and isinstance(item.get("emit"), str):
                         self.emitted.add(item["emit"])
+            for function in _dict(doc.data.get("functions")).values():
+                emit = _dict(_dict(function).get("emit"))
+                if isinstance(emit.get("event"), str):
+                    self.emitted.add(emit["event"])
             for sync in _dict(doc.data.get("syncs")).values():
                 for event in _dict(_dict(sync).get("emit")).values():
                     if isinstance(event, str):
@@ -229,6 +233,33 @@ def _template_file(file: Path) -> Iterator[Diagnostic]:
         )
 
 
+def _function_checks(doc: Document, flows: _FlowChecker) -> Iterator[Diagnostic]:
+    """A function's steps call declared endpoints; functions are verified with the
+    integration's webhook.verify, and what they emit is mapped by its webhook."""
+    functions = _dict(doc.data.get("functions"))
+    if functions and not isinstance(_dict(doc.data.get("webhook")).get("verify"), dict):
+        yield doc.diagnostic(
+            ("functions",),
+            "functions are verified with webhook.verify: declare it",
+            "function-unverified",
+        )
+    for name, function in functions.items():
+        steps = _dict(function).get("steps")
+        seen: set[str] = set()
+        for i, step in enumerate(steps if isinstance(steps, list) else []):
+            step = _dict(step)
+            yield from flows.call(
+                doc, ("functions", name, "steps", i, "call"), _dict(step.get("call"))
+            )
+            if step.get("name") in seen:
+                yield doc.diagnostic(
+                    ("functions", name, "steps", i, "name"),
+                    f"step name {step.get('name')!r} is used twice in function {name!r}",
+                    "duplicate-name",
+                )
+            seen.add(str(step.get("name")))
+
+
 def _tenant_checks(doc: Document, index: _Index) -> Iterator[Diagnostic]:
     listed = doc.data.get("integrations")
     for i, name in enumerate(listed if isinstance(listed, list) else []):
@@ -249,6 +280,7 @@ def check_references(
     for doc, kind in typed:
         if kind == "integration":
             yield from _integration_checks(doc)
+            yield from _function_checks(doc, flows)
         elif kind == "flow":
             yield from flows.flow(doc)
         elif kind == "tenant":

@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.config.envsubst import SecretRef
+from gateway.config.model import DEFAULT_TENANT, Config
 from gateway.errors import CredentialError
 from gateway.store.interfaces import CredentialStore
 
@@ -179,3 +180,23 @@ class SecretLookup:
     def _resolve(self, value: Any) -> list[str]:
         items = value if isinstance(value, tuple) else (value,)
         return [one for one in (self.one(v) for v in items) if one]
+
+
+async def tenant_shares(
+    config: Config, secrets: SecretSource, tenant: str, integration: str
+) -> bool | None:
+    """Whether requests naming `tenant` for `integration` are served, and how they verify:
+    None when the tenant receives none of them (it neither declares the integration nor holds
+    a credential of its own for it, read again within the credential TTL); otherwise whether
+    it may also verify with the shared secrets. The default tenant (no tenant in the URL) is
+    the gateway's own: True. Another tenant shares only when its document says
+    `shared_secrets: true`. Webhooks and in-call functions both ask this."""
+    if tenant == DEFAULT_TENANT:
+        return True
+    declared = config.tenants.get(tenant)
+    shares = declared is not None and declared.shared_secrets
+    if declared is not None and declared.uses(integration):
+        return shares
+    if await secrets.has_own(tenant, integration):
+        return shares
+    return None

@@ -18,6 +18,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gateway.expr.filters import FILTERS
+from gateway.expr.sealed import Sealed
 
 # What rendering an expression may raise on data it was not written for (a missing key, a
 # wrong type, a bad date): callers turn these into their own errors, never into a crash.
@@ -59,6 +60,10 @@ class _Environment(ImmutableSandboxedEnvironment):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        """Nothing of a sealed secret is readable (see gateway/expr/sealed.py)."""
+        return not isinstance(obj, Sealed) and super().is_safe_attribute(obj, attr, value)
+
 
 def _make_environment() -> ImmutableSandboxedEnvironment:
     env = _Environment(undefined=MissingValue, autoescape=False, keep_trailing_newline=True)
@@ -75,10 +80,20 @@ ENV = _make_environment()
 # split and respond; a stored event (no query string) to mapping rules.
 _WEBHOOK = frozenset({"body", "headers", "query", "integration", "tenant"})
 _MAPPING = frozenset({"body", "headers", "integration", "tenant"})
+# An in-call function (gateway.functions.engine): the verified call, then the steps' results.
+_FUNCTION = frozenset({"body", "args", "call", "tenant", "integration", "now"})
 CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
-    (("webhook", "handshakes"), frozenset({"query", "headers", "integration"})),
+    # A handshake's answer: `body` where it is verified (lint checks), `secret('NAME')` for
+    # the integration's own secrets, sealed (gateway/expr/sealed.py).
+    (
+        ("webhook", "handshakes"),
+        frozenset({"query", "headers", "integration", "tenant", "body", "secret"}),
+    ),
     (("webhook",), _WEBHOOK),
     (("webhook", "map"), _MAPPING),
+    (("functions",), _FUNCTION | {"steps"}),
+    (("functions", "*", "idempotency"), _FUNCTION),
+    (("functions", "*", "fallback"), _FUNCTION),
     (("api",), frozenset({"tenant"})),
     (("api", "retry", "retryable"), frozenset({"status", "headers", "body"})),
     (
@@ -146,6 +161,24 @@ def analyse(source: str) -> tuple[frozenset[str], tuple[Problem, ...]]:
             problems.extend(_regex_problems(node))
     free = frozenset(loaded - stored - set(ENV.globals))
     return free, tuple(problems)
+
+
+@lru_cache(maxsize=1024)
+def secrets_read(source: str) -> tuple[str | None, ...]:
+    """The names an expression's ``secret(...)`` calls ask for (None: not a literal text)."""
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError:
+        return ()  # lint reports it
+    found: list[str | None] = []
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "secret":
+            first = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+            if isinstance(first, nodes.Const) and isinstance(first.value, str):
+                found.append(first.value)
+            else:
+                found.append(None)
+    return tuple(found)
 
 
 _GUARDS = frozenset({"default", "d"})

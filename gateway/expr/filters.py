@@ -5,8 +5,10 @@ They are pure functions of their arguments: no I/O, no clock, no environment.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Undefined
 
 from gateway.durations import parse_signed_duration
+from gateway.expr.sealed import Sealed, unseal
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
@@ -84,6 +87,21 @@ def sha256(value: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hmac_sha256(value: Any, key: Any, encoding: str = "hex") -> str:
+    """The HMAC-SHA256 of `value` with `key` (a ``secret('NAME')``, or a text), as hex or
+    base64: what handshakes answer (Zoom's encryptedToken)."""
+    secret = unseal(key) if isinstance(key, Sealed) else key
+    if not isinstance(secret, str) or not secret:
+        raise ValueError("hmac_sha256 needs a key: secret('NAME') of a secret that is set")
+    data = value if isinstance(value, bytes) else str(value).encode()
+    digest = hmac.new(secret.encode(), data, hashlib.sha256).digest()
+    if encoding == "base64":
+        return base64.b64encode(digest).decode()
+    if encoding != "hex":
+        raise ValueError(f"hmac_sha256 encoding must be hex or base64, not {encoding!r}")
+    return digest.hex()
+
+
 def explode(parents: Any, path: str, **carry: str) -> list[Any]:
     """The items of the list at `path` (dotted keys) in each parent, each given the fields
     `carry` names, read from its parent: ``changes | explode('value.messages',
@@ -100,6 +118,15 @@ def explode(parents: Any, path: str, **carry: str) -> list[Any]:
         for item in items:
             found.append({**shared, **item} if isinstance(item, dict) else item)
     return found
+
+
+def nearest(moments: Any, target: Any, count: int = 3) -> list[Any]:
+    """The `count` of `moments` (ISO 8601 texts or datetimes) closest to `target`, closest
+    first (the earlier of two as close): the free slots nearest to one that was taken."""
+    aim = to_datetime(target)
+    items = list(moments) if isinstance(moments, list | tuple) else []
+    ranked = sorted(items, key=lambda m: (abs((to_datetime(m) - aim).total_seconds()), str(m)))
+    return ranked[: max(int(count), 0)]
 
 
 def _at(value: Any, path: str) -> Any:
@@ -143,5 +170,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "shift": _strict(shift),
     "e164": _strict(e164),
     "sha256": _strict(sha256),
+    "hmac_sha256": _strict(hmac_sha256),
     "explode": _strict(explode),
+    "nearest": _strict(nearest),
 }

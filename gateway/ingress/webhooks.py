@@ -13,22 +13,31 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from gateway.config.envsubst import SecretRef
 from gateway.config.model import DEFAULT_TENANT, Config, Handshake, Integration
 from gateway.config.pipeline import Failure, request_variables
 from gateway.counters import Counters
-from gateway.credentials.secrets import SecretLookup, SecretSource
+from gateway.credentials.secrets import SecretLookup, SecretSource, tenant_shares
 from gateway.expr.expressions import RENDER_ERRORS, Expression
+from gateway.expr.sealed import Sealed
 from gateway.ids import new_id
-from gateway.ingress.replies import BodyTooLarge, Reply, error_reply, read_body, route_path
+from gateway.replies import (
+    BodyTooLarge,
+    Reply,
+    error_reply,
+    media_type,
+    query_pairs,
+    read_body,
+    route_path,
+)
 from gateway.store.entities import NewEvent
 from gateway.store.writer import EventWriter
 from gateway.verify.verifier import VerificationFailed, WebhookRequest
@@ -47,10 +56,6 @@ _REJECTED = error_reply(401, "verification failed", "invalid_signature")
 _TOKEN_REJECTED = error_reply(401, "verification failed", "invalid_token")
 
 
-def _query(raw: bytes) -> list[tuple[str, str]]:
-    return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
-
-
 def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> Any:
     if expression is None:
         return None
@@ -59,13 +64,6 @@ def _evaluate(expression: Expression | None, variables: Mapping[str, Any]) -> An
     except RENDER_ERRORS as exc:
         log.warning("expression %r failed on a verified event: %s", expression.source, exc)
         return None
-
-
-def _media_type(value: str) -> bytes:
-    """As Starlette sends it: text types get a charset unless they name one."""
-    if value.startswith("text/") and "charset" not in value.lower():
-        value += "; charset=utf-8"
-    return value.encode("latin-1")
 
 
 class Ingress:
@@ -92,20 +90,6 @@ class Ingress:
             for name, integration in config.integrations.items()
             if integration.webhook is not None
         }
-
-    async def _tenant_shares(self, tenant: str, integration: str) -> bool | None:
-        """None when `tenant` (not the default one) receives none of `integration`'s webhooks:
-        it neither declares the integration nor holds a credential of its own for it (read
-        again within the credential TTL, so a credential set or deleted on a running server
-        counts). Otherwise whether its URL may also verify with the shared secrets: only when
-        its document says `shared_secrets: true`."""
-        declared = self.config.tenants.get(tenant)
-        shares = declared is not None and declared.shared_secrets
-        if declared is not None and declared.uses(integration):
-            return shares
-        if await self.secrets.has_own(tenant, integration):
-            return shares
-        return None
 
     def _url(self, scope: Scope) -> str:
         url = URL(scope=scope)
@@ -139,7 +123,7 @@ class Ingress:
         # The default tenant (the URL without one) is the gateway's own: the shared secrets.
         shared = True
         if tenant != DEFAULT_TENANT:
-            shares = await self._tenant_shares(tenant, name)
+            shares = await tenant_shares(self.config, self.secrets, tenant, name)
             if shares is None:
                 return error_reply(404, f"unknown tenant '{tenant}' for integration '{name}'")
             shared = shares
@@ -153,13 +137,16 @@ class Ingress:
         method: str = scope["method"]
         query: bytes = scope["query_string"]
         url = self._url(scope) if webhook.needs_url else ""
-        incoming = WebhookRequest(method, url, headers, _query(query), body, form)
+        incoming = WebhookRequest(method, url, headers, query_pairs(query), body, form)
         secrets = self.secrets.cached(tenant, name, shared) or await self.secrets.lookup(
             tenant, name, shared
         )
+        parsed: list[Any] = []  # the body, parsed once for the handshakes that read it
         for handshake in webhook.handshakes:
-            if _matches(handshake, incoming):
-                return self._handshake(integration, tenant, handshake, incoming, secrets)
+            if _matches(handshake, incoming) and self._when(
+                integration, handshake, incoming, parsed
+            ):
+                return self._handshake(integration, handshake, incoming, secrets, tenant, parsed)
         if method != "POST":
             refused = error_reply(405, f"{method} is not accepted here: use POST")
             return refused._replace(headers=((b"allow", webhook.allow),))
@@ -169,7 +156,10 @@ class Ingress:
             log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
             return _REJECTED
         try:
-            payload = webhook.pipeline.parse(body)
+            # parsed already when a handshake's `when` read it (a large body is parsed once)
+            payload = (
+                parsed[0] if parsed and parsed[0] is not None else webhook.pipeline.parse(body)
+            )
         except (ValueError, RecursionError):
             return error_reply(400, "body is not valid JSON", "invalid_body")
         try:
@@ -181,13 +171,42 @@ class Ingress:
         except TooDeep:
             return error_reply(400, "body nests too deeply to be stored", "invalid_body")
 
+    def _when(
+        self,
+        integration: Integration,
+        handshake: Handshake,
+        incoming: WebhookRequest,
+        parsed: list[Any],
+    ) -> bool:
+        """Whether the handshake's `when` holds over the (not yet verified) body: it only
+        picks the handshake; a verified one is verified before it answers."""
+        if handshake.when is None:
+            return True
+        assert integration.webhook is not None
+        if not parsed:
+            try:
+                parsed.append(integration.webhook.pipeline.parse(incoming.body))
+            except (ValueError, RecursionError):
+                parsed.append(None)
+        variables = {
+            "body": parsed[0],
+            "query": dict(incoming.query),
+            "headers": dict(incoming.headers),
+            "integration": integration.name,
+        }
+        try:
+            return bool(handshake.when.render(variables))
+        except RENDER_ERRORS:
+            return False
+
     def _handshake(
         self,
         integration: Integration,
-        tenant: str,
         handshake: Handshake,
         incoming: WebhookRequest,
         secrets: SecretLookup,
+        tenant: str,
+        parsed: list[Any],
     ) -> Reply:
         assert integration.webhook is not None
         where = f"{integration.name}/{tenant}"
@@ -206,16 +225,25 @@ class Ingress:
             except VerificationFailed as failed:
                 log.info("rejected handshake %s for %s: %s", handshake.name, where, failed.reason)
                 return _REJECTED
-        variables = {
+        variables: dict[str, Any] = {
             "query": dict(incoming.query),
             "headers": dict(incoming.headers),
             "integration": integration.name,
+            "tenant": self.config.tenant_variables(tenant),
+            "secret": _secret_reader(integration, secrets),
         }
+        if handshake.verified:  # only a verified body is answered from
+            if not parsed:
+                try:
+                    parsed.append(integration.webhook.pipeline.parse(incoming.body))
+                except (ValueError, RecursionError):
+                    return error_reply(400, "body is not valid JSON", "invalid_body")
+            variables["body"] = parsed[0]
         text = _evaluate(handshake.body, variables) if handshake.body else ""
         return Reply(
             handshake.status,
             ("" if text is None else str(text)).encode(),
-            _media_type(handshake.content_type),
+            media_type(handshake.content_type),
             ((b"x-content-type-options", b"nosniff"),),
         )
 
@@ -268,7 +296,7 @@ class Ingress:
             return Reply(
                 respond.status,
                 ("" if text is None else str(text)).encode(),
-                _media_type(respond.content_type),
+                media_type(respond.content_type),
                 ((b"x-gateway-event-id", results[0].event_id.encode()),),
             )
         if not split:  # the common case, written without the JSON encoder (ids are [a-z0-9_])
@@ -311,6 +339,21 @@ def _masked(value: Any, path: list[str]) -> Any:
     else:
         replaced = _masked(inner, rest)
     return {**value, key: replaced}
+
+
+def _secret_reader(integration: Integration, secrets: SecretLookup) -> Callable[[str], Sealed]:
+    """``secret('NAME')`` for a handshake's expressions: one of the integration's own declared
+    secrets (``${secret:NAME}`` in its file), sealed; any other name is refused."""
+
+    def secret(name: str) -> Sealed:
+        if name not in integration.secret_names:
+            raise ValueError(f"secret {name!r} is not one of {integration.name}'s secrets")
+        value = secrets.one(SecretRef(name))
+        if not value:
+            raise ValueError(f"secret {name} is not set")
+        return Sealed(value)
+
+    return secret
 
 
 def _matches(handshake: Handshake, incoming: WebhookRequest) -> bool:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from gateway.expr.filters import FILTERS, to_datetime
+from gateway.expr.filters import FILTERS, to_datetime, zone_or_utc
 
 __all__ = ["Renderer", "TemplateError", "compile_text", "compile_value", "jsonable", "utc_iso"]
 
@@ -47,9 +47,34 @@ def utc_iso(value: Any, plus_minutes: Any = 0) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def day_slots(
+    start: Any, end: Any = None, zone: Any = None, every: Any = 30, hours: Any = (9, 17)
+) -> dict[str, list[dict[str, str]]]:
+    """Free slots as Cal.com's ``GET /v2/slots`` answers them: ``{"YYYY-MM-DD": [{"start":
+    "<ISO 8601 in the zone's offset>"}, ...]}``, every `every` minutes within `hours` on each
+    weekday from `start` to `end` (dates, or times whose date counts), at most 31 days."""
+    tz = zone_or_utc(None if isinstance(zone, Undefined) else zone)
+    first = date.fromisoformat(str(start)[:10])
+    last = date.fromisoformat(str(end)[:10]) if end and not isinstance(end, Undefined) else first
+    found: dict[str, list[dict[str, str]]] = {}
+    day = first
+    while day <= last and (day - first).days < 31:
+        if day.weekday() < 5:
+            moment = datetime.combine(day, time(int(hours[0])), tz)
+            stop = datetime.combine(day, time(int(hours[1])), tz)
+            slots = []
+            while moment < stop:
+                slots.append({"start": moment.isoformat(timespec="milliseconds")})
+                moment += timedelta(minutes=int(every))
+            found[day.isoformat()] = slots
+        day += timedelta(days=1)
+    return found
+
+
 _ENV = _Environment(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True)
 _ENV.filters.update(FILTERS)
 _ENV.filters["utc_iso"] = utc_iso
+_ENV.filters["day_slots"] = day_slots
 
 
 def jsonable(value: Any) -> Any:

@@ -211,3 +211,66 @@ class Dispatch:
 
 # Categories of dispatch failures, the `reason` label of gateway_dispatch_failures_total.
 DISPATCH_FAILURE_REASONS = ("mapping", "contract", "flow", "integration_gone", "internal")
+
+
+# ---- in-call functions ----------------------------------------------------------------------
+
+# ok: the answer rendered from the steps; fallback: a step failed (or a breaker was open);
+# timeout: the deadline passed; repeat: the stored answer of an earlier call with the same key.
+FUNCTION_OUTCOMES = ("ok", "fallback", "timeout", "repeat")
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """One invocation of an in-call function, as answered."""
+
+    id: str
+    integration: str
+    function: str
+    tenant: str
+    idempotency_key: str | None
+    outcome: str  # one of FUNCTION_OUTCOMES
+    status: int
+    content_type: str
+    answer: str
+    request: str  # the verified body, as JSON text
+    steps: str  # JSON: [{name, outcome, status, ms, error}] in the order they ran
+    started_at: float
+    duration_ms: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "integration": self.integration,
+            "function": self.function,
+            "tenant": self.tenant,
+            "idempotency_key": self.idempotency_key,
+            "outcome": self.outcome,
+            "status": self.status,
+            "content_type": self.content_type,
+            "answer": self.answer,
+            "request": self.request,
+            "steps": self.steps,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCallQuery:
+    integration: str | None = None
+    function: str | None = None
+    tenant: str | None = None
+    outcome: str | None = None
+    limit: int = 50
+    before: str | None = None  # page backwards: calls with an id below this one
+
+    def filters(self) -> list[tuple[str, Any]]:
+        found: list[tuple[str, Any]] = [
+            (f"{column} = ", getattr(self, column))
+            for column in ("integration", "function", "tenant", "outcome")
+            if getattr(self, column) is not None
+        ]
+        if self.before:
+            found.append(("id < ", self.before))
+        return found

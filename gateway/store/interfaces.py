@@ -12,6 +12,8 @@ from typing import Protocol
 from gateway.store.entities import (
     Dispatch,
     EventQuery,
+    FunctionCall,
+    FunctionCallQuery,
     Inserted,
     Job,
     JobOutcome,
@@ -170,6 +172,23 @@ class SyncStore(Protocol):
     async def count_sync_records(self, key: SyncKey) -> tuple[int, int]: ...
 
 
+class FunctionStore(Protocol):
+    """In-call functions' invocations: the function engine and the admin API."""
+
+    async def record_function_call(self, call: FunctionCall) -> bool:
+        """Store one invocation; False (nothing stored) when it is an `ok` answer and one
+        with the same idempotency key was stored first."""
+        ...
+
+    async def function_answer(
+        self, integration: str, function: str, tenant: str, key: str
+    ) -> FunctionCall | None:
+        """The `ok` answer stored under an idempotency key, if any."""
+        ...
+
+    async def list_function_calls(self, query: FunctionCallQuery) -> list[FunctionCall]: ...
+
+
 class EventsAndJobs(EventStore, JobStore, Protocol):
     """Events and jobs: the admin API."""
 
@@ -178,5 +197,5 @@ class CredentialsAndSyncs(CredentialStore, SyncStore, Protocol):
     """Who has credentials, and when each sync last ran: the sync scheduler."""
 
 
-class Store(Lifecycle, EventStore, JobStore, CredentialStore, SyncStore, Protocol):
+class Store(Lifecycle, EventStore, JobStore, CredentialStore, SyncStore, FunctionStore, Protocol):
     """A storage backend: every interface above."""

@@ -17,6 +17,7 @@ from gateway.errors import UsageError
 from gateway.store.entities import EventQuery, Inserted, NewEvent, StoredEvent
 from gateway.store.postgres_base import affected
 from gateway.store.postgres_events import insert_events
+from gateway.store.postgres_functions import FunctionTables
 from gateway.store.postgres_jobs import JobTables
 from gateway.store.postgres_schema import create_schema
 from gateway.store.postgres_sync import SyncTables
@@ -32,7 +33,7 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PostgresStore(JobTables, SyncTables):
+class PostgresStore(JobTables, SyncTables, FunctionTables):
     """`PostgresStore("postgresql://user@host/db")`; ``pool_min`` and ``pool_max`` bound the
     connection pool (1 and 10 by default); query parameters the driver does not know
     (``?search_path=gateway``) are session settings."""

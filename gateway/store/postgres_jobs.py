@@ -75,8 +75,9 @@ class JobTables(PostgresBase):
                 )
 
     async def purge(self, cutoff: float) -> tuple[int, int]:
-        """Forget what is finished and older than `cutoff`: (events, jobs) deleted. A repeat of
-        a purged event is new again, so the retention is also the dedup window."""
+        """Forget what is finished and older than `cutoff`: (events, jobs) deleted, and the
+        in-call function calls of that age. A repeat of a purged event is new again, so the
+        retention is also the dedup window."""
         async with self.transaction() as db:
             jobs = await db.execute(
                 "DELETE FROM jobs WHERE status IN ('succeeded', 'dead', 'cancelled')"
@@ -89,6 +90,7 @@ class JobTables(PostgresBase):
                 " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = events.id)",
                 cutoff,
             )
+            await db.execute("DELETE FROM function_calls WHERE started_at < $1", cutoff)
         return affected(events), affected(jobs)
 
     async def replay_event(self, event_id: str) -> bool:

@@ -10,6 +10,8 @@ from gateway.store.entities import (
     BODY_CONTAINS,
     REPLAY_LIMIT,
     EventQuery,
+    FunctionCall,
+    FunctionCallQuery,
     Job,
     JobQuery,
     NewJob,
@@ -125,3 +127,39 @@ def run_from_row(row: Sequence[Any]) -> SyncRun:
         full=bool(row[15]),
         resumed=bool(row[16]),
     )
+
+
+FUNCTION_CALL_COLUMNS = (
+    "id, integration, function, tenant, idempotency_key, outcome, status, content_type,"
+    " answer, request, steps, started_at, duration_ms"
+)
+
+
+def function_call_values(call: FunctionCall) -> tuple[Any, ...]:
+    """A call's values in FUNCTION_CALL_COLUMNS order."""
+    return (
+        call.id,
+        call.integration,
+        call.function,
+        call.tenant,
+        call.idempotency_key,
+        call.outcome,
+        call.status,
+        call.content_type,
+        call.answer,
+        call.request,
+        call.steps,
+        call.started_at,
+        call.duration_ms,
+    )
+
+
+def function_call_from_row(row: Sequence[Any]) -> FunctionCall:
+    return FunctionCall(*row)
+
+
+def function_call_where(query: FunctionCallQuery, mark: Mark) -> tuple[str, list[Any]]:
+    filters = query.filters()
+    clauses = [f"{condition}{mark(n)}" for n, (condition, _) in enumerate(filters, 1)]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, [value for _, value in filters]

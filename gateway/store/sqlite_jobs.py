@@ -66,8 +66,9 @@ class JobTables(SQLiteBase):
         await self.write(_commit_dispatches, dispatches, time.time())
 
     async def purge(self, cutoff: float) -> tuple[int, int]:
-        """Forget what is finished and older than `cutoff`: (events, jobs) deleted. A repeat of
-        a purged event is new again, so the retention is also the dedup window."""
+        """Forget what is finished and older than `cutoff`: (events, jobs) deleted, and the
+        in-call function calls of that age. A repeat of a purged event is new again, so the
+        retention is also the dedup window."""
         return await self.write(_purge, cutoff)
 
     async def replay_event(self, event_id: str) -> bool:
@@ -241,6 +242,7 @@ def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
         " AND received_at < ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.event_id = events.id)",
         (cutoff,),
     ).rowcount
+    db.execute("DELETE FROM function_calls WHERE started_at < ?", (cutoff,))  # and their keys
     return events, jobs
 
 

@@ -18,13 +18,15 @@ from gateway.counters import Counters
 from gateway.expr.filters import to_datetime
 from gateway.store.entities import (
     EVENT_STATUSES,
+    FUNCTION_OUTCOMES,
     JOB_STATUSES,
     REPLAY_LIMIT,
     EventQuery,
+    FunctionCallQuery,
     JobQuery,
     StoredEvent,
 )
-from gateway.store.interfaces import EventsAndJobs
+from gateway.store.interfaces import EventsAndJobs, FunctionStore
 from gateway.web import metrics_page as metrics
 from gateway.web.error_handlers import error_response
 
@@ -122,7 +124,34 @@ def routes(
     wake: asyncio.Event | None = None,
     counters: Counters | None = None,
     probes: ProbeReport | None = None,
+    functions: FunctionStore | None = None,
 ) -> list[Route]:
+    async def list_function_calls(request: Request) -> Response:
+        if functions is None:
+            return error_response(404, "in-call functions are not served here")
+        params = request.query_params
+        limit = parse_limit(params.get("limit", "50"))
+        if limit is None:
+            return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        outcome = params.get("outcome") or None
+        if outcome is not None and outcome not in FUNCTION_OUTCOMES:
+            return error_response(
+                400, f"outcome must be one of {', '.join(FUNCTION_OUTCOMES)}, not {outcome[:40]!r}"
+            )
+        query = FunctionCallQuery(
+            integration=params.get("integration") or None,
+            function=params.get("function") or None,
+            tenant=params.get("tenant") or None,
+            outcome=outcome,
+            limit=limit,
+            before=params.get("before") or None,
+        )
+        calls = await functions.list_function_calls(query)
+        page: dict[str, object] = {"calls": [c.summary() for c in calls]}
+        if len(calls) == limit:
+            page["next_before"] = calls[-1].id
+        return JSONResponse(page)
+
     async def list_events(request: Request) -> Response:
         params = request.query_params
         limit = parse_limit(params.get("limit", "50"))
@@ -283,6 +312,7 @@ def routes(
         Route("/admin/api/jobs/retry", guard(retry_dead), methods=["POST"]),
         Route("/admin/api/jobs/{job_id}", guard(get_job), methods=["GET"]),
         Route("/admin/api/jobs/{job_id}/retry", guard(retry_job), methods=["POST"]),
+        Route("/admin/api/functions/calls", guard(list_function_calls), methods=["GET"]),
         Route("/admin/api/health", guard(health), methods=["GET"]),
         Route("/metrics", guard(prometheus), methods=["GET"]),
     ]

@@ -21,13 +21,16 @@ from gateway.config.settings import Settings
 from gateway.counters import Counters
 from gateway.credentials.secrets import Cipher, SecretSource
 from gateway.errors import CredentialError, error_body
+from gateway.functions.engine import FunctionEngine
+from gateway.functions.route import PREFIX as FUNCTIONS_PREFIX
+from gateway.functions.route import FunctionRoute
 from gateway.health.prober import HealthChecks
-from gateway.ingress.replies import route_path
 from gateway.ingress.webhooks import PREFIX, Ingress
 from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
+from gateway.replies import route_path
 from gateway.store.interfaces import EventStore, Store
 from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
@@ -42,14 +45,19 @@ ROLES = ("all", "ingest", "worker")
 
 
 class GatewayApp(Starlette):
-    """Starlette, with ``/webhooks/...`` answered by the ingress before any middleware or
-    routing runs: the hot path pays for none of it (see gateway/asgi.py)."""
+    """Starlette, with ``/webhooks/...`` answered by the ingress and ``/functions/...`` by the
+    in-call functions before any middleware or routing runs: the hot paths pay for none of it
+    (see gateway/replies.py)."""
 
     webhooks: ASGIApp
+    functions: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and route_path(scope).startswith(PREFIX):
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if path.startswith(PREFIX):
             await self.webhooks(scope, receive, send)
+        elif path.startswith(FUNCTIONS_PREFIX):
+            await self.functions(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -111,6 +119,14 @@ def create_app(
         public_url=settings.public_url,
         counters=counters,
     )
+    engine = FunctionEngine(config, outbound, store, writer, counters=counters)
+    functions = FunctionRoute(
+        config,
+        engine,
+        secrets,
+        public_url=settings.public_url,
+        counters=counters,
+    )
 
     readiness = Readiness(config, store, role)
 
@@ -147,6 +163,7 @@ def create_app(
             await sync_scheduler.stop()
             stop.set()
             await asyncio.gather(*tasks)
+            await engine.drain()  # calls answered but not yet stored, events still emitting
             await writer.stop()
             await outbound.aclose()
             await store.close()
@@ -182,6 +199,7 @@ def create_app(
             wake=dispatcher.wake,
             counters=counters,
             probes=health,
+            functions=store,
         ),
         *health_admin.routes(health, settings.admin_token),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
@@ -204,6 +222,8 @@ def create_app(
         exception_handlers={HTTPException: http_exception, Exception: server_error},
     )
     app.webhooks = ingress
+    app.functions = functions
+    app.state.functions = engine
     app.state.writer = writer
     app.state.config = config
     app.state.dispatcher = dispatcher

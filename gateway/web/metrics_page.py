@@ -13,10 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from gateway.counters import Counters
+from gateway.counters import Counters, Histogram
 from gateway.outbound.breaker import State
 from gateway.store.entities import JOB_STATUSES
 
@@ -76,6 +81,18 @@ def render(
             ["integration", "reason"],
             counters.dispatch_failures,
         ),
+        _counted(
+            "gateway_function_calls",
+            "In-call function invocations answered, by integration, function and outcome.",
+            ["integration", "function", "outcome"],
+            counters.function_calls,
+        ),
+        _histogram(
+            "gateway_function_duration_seconds",
+            "Seconds from a verified function call to its answer, by integration and function.",
+            ["integration", "function"],
+            counters.function_latency,
+        ),
     ]
     jobs = GaugeMetricFamily(
         "gateway_jobs", "Jobs in the store, by status (all replicas).", labels=["status"]
@@ -92,11 +109,26 @@ def render(
 
 
 def _counted(
-    name: str, documentation: str, labels: list[str], counts: Counter[tuple[str, Any]]
+    name: str, documentation: str, labels: list[str], counts: Counter[tuple[Any, ...]]
 ) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=labels)
     for key, count in sorted(counts.items()):
         family.add_metric([str(part) for part in key], count)
+    return family
+
+
+def _histogram(
+    name: str, documentation: str, labels: list[str], histogram: Histogram
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    bounds = [*(repr(b) for b in histogram.buckets), "+Inf"]
+    for key, (counts, total) in sorted(histogram.series.items(), key=lambda kv: str(kv[0])):
+        cumulative, running = [], 0
+        for bound, count in zip(bounds, counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        parts = key if isinstance(key, tuple) else (key,)
+        family.add_metric([str(p) for p in parts], cumulative, total[0])
     return family
 
 

@@ -102,7 +102,16 @@ def test_analyse_reports_free_variables_and_unknown_filters() -> None:
 
 def test_contexts_by_place() -> None:
     assert "body" in (context_for(("webhook", "map", "x", "data")) or ())
-    assert context_for(("webhook", "handshakes", "respond")) == {"query", "headers", "integration"}
+    assert context_for(("webhook", "handshakes", "respond")) == {
+        "query",
+        "headers",
+        "integration",
+        "tenant",
+        "body",  # lint: only where the handshake is verified
+        "secret",
+    }
+    assert "steps" in (context_for(("functions", "book", "respond")) or ())
+    assert "steps" not in (context_for(("functions", "book", "fallback")) or ())
     assert "record" in (context_for(("syncs", "events", "record", "id")) or ())
     assert context_for(("description",)) is None
 

@@ -86,3 +86,23 @@ def test_readme_contract_output_is_what_lint_prints(
     result = lint(["integrations.d"])
     shown = _block("readme-contract-output")
     assert render(result.diagnostics, "text", result.files) + "\n" == shown
+
+
+def test_readme_function_lints_clean_with_the_shipped_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path, _block("readme-function"))
+    monkeypatch.chdir(tmp_path)
+    result = lint(["integrations.d"])
+    assert [d.text() for d in result.diagnostics] == []
+
+
+def test_readme_function_is_linted_for_what_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = _block("readme-function").replace("{{ steps.booking.ok }}", "{{ step.booking.ok }}")
+    _project(tmp_path, broken)
+    monkeypatch.chdir(tmp_path)
+    result = lint(["integrations.d"])
+    # respond's `booked` and emit's condition
+    assert [d.rule for d in result.diagnostics] == ["jinja-undefined-var"] * 2

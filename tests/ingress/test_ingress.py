@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.ingress.replies import Reply, route_path
+from gateway.replies import Reply, route_path
 from tests.helpers.app import ADMIN_TOKEN, AppFactory, admin
 from tests.helpers.integrations import acme, webhook
 from tests.helpers.signatures import stripe_header

@@ -15,9 +15,9 @@ from starlette.requests import ClientDisconnect
 
 from gateway.config.flows import Flow
 from gateway.config.model import load_config
-from gateway.ingress.replies import BodyTooLarge, read_body
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
+from gateway.replies import BodyTooLarge, read_body
 from gateway.store import SQLiteStore
 from gateway.store.entities import (
     Dispatch,

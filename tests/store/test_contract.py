@@ -19,7 +19,16 @@ import pytest
 
 from gateway.errors import UsageError
 from gateway.store import SQLiteStore, open_store
-from gateway.store.entities import Dispatch, EventQuery, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.entities import (
+    Dispatch,
+    EventQuery,
+    FunctionCall,
+    FunctionCallQuery,
+    JobOutcome,
+    JobQuery,
+    NewEvent,
+    NewJob,
+)
 from gateway.store.interfaces import Store
 from gateway.store.sync_model import (
     LeaseLost,
@@ -664,6 +673,57 @@ def test_racing_acquires_from_two_replicas_start_one_run(make_store: Factory) ->
 
 
 # ---- selecting the implementation -----------------------------------------------------------
+
+
+def function_call(
+    id: str, key: str | None, outcome: str = "ok", answer: str = "hi"
+) -> FunctionCall:
+    return FunctionCall(
+        id,
+        "retell",
+        "book",
+        "default",
+        key,
+        outcome,
+        200,
+        "text/plain",
+        answer,
+        "{}",
+        "[]",
+        NOW,
+        3.5,
+    )
+
+
+def test_function_calls_keep_one_answer_per_key_and_list_newest_first(
+    make_store: Factory,
+) -> None:
+    async def main() -> None:
+        async with opened(make_store) as one, opened(make_store) as other:
+            assert await one.record_function_call(function_call("fnc_1", "k", "fallback"))
+            assert await one.record_function_call(function_call("fnc_2", "k", answer="first"))
+            # a second replica answering the same key: not stored, the first one stays
+            assert not await other.record_function_call(function_call("fnc_3", "k", answer="x"))
+            assert await other.record_function_call(function_call("fnc_4", "k", "repeat"))
+            assert await other.record_function_call(function_call("fnc_5", None))
+            assert await other.record_function_call(function_call("fnc_6", None))
+
+            answer = await other.function_answer("retell", "book", "default", "k")
+            assert answer == function_call("fnc_2", "k", answer="first")
+            assert await one.function_answer("retell", "book", "other-tenant", "k") is None
+            listed = await one.list_function_calls(FunctionCallQuery())
+            assert [c.id for c in listed] == ["fnc_6", "fnc_5", "fnc_4", "fnc_2", "fnc_1"]
+            page = await one.list_function_calls(FunctionCallQuery(limit=2, before="fnc_5"))
+            assert [c.id for c in page] == ["fnc_4", "fnc_2"]
+            fallbacks = await one.list_function_calls(FunctionCallQuery(outcome="fallback"))
+            assert [c.id for c in fallbacks] == ["fnc_1"]
+            assert await one.list_function_calls(FunctionCallQuery(function="other")) == []
+
+            await one.purge(NOW + 1)  # retention forgets function calls too, keys with them
+            assert await one.list_function_calls(FunctionCallQuery()) == []
+            assert await one.function_answer("retell", "book", "default", "k") is None
+
+    run(main)
 
 
 def test_open_store_selects_by_url(tmp_path: Path) -> None:

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from gateway.store import SQLiteStore
-from gateway.store.entities import Dispatch, EventQuery, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.entities import (
+    Dispatch,
+    EventQuery,
+    FunctionCall,
+    JobOutcome,
+    JobQuery,
+    NewEvent,
+    NewJob,
+)
 from gateway.store.interfaces import Lifecycle, Store
 from gateway.store.sync_model import PageCommit, PagePlan, RecordWrite, SyncCounts, SyncKey
 
@@ -44,6 +52,8 @@ READS = {
     "last_sync_starts",
     "get_sync_record",
     "count_sync_records",
+    "function_answer",
+    "list_function_calls",
 }
 
 Traced = list[tuple[int, str, str]]  # (connection number, thread name, statement)
@@ -117,6 +127,12 @@ def _page(run_id: str) -> PageCommit:
     )
 
 
+def _function_call() -> FunctionCall:
+    return FunctionCall(
+        "fnc_1", "acme", "f", "default", "k", "ok", 200, "text/plain", "hi", "{}", "[]", NOW, 1.0
+    )
+
+
 def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
     """One call of each public method that writes, in an order in which each one writes."""
     return {
@@ -142,6 +158,7 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
         "finish_sync_run": lambda: store.finish_sync_run(
             KEY, "run_1", status="failed", error="x", now=NOW, full=False, resumed=False
         ),
+        "record_function_call": lambda: store.record_function_call(_function_call()),
     }
 
 

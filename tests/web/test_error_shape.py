@@ -1,7 +1,7 @@
 """One JSON error shape on both HTTP edges: `{"error": {"code": ..., "message": ...}}`.
 
 The Starlette routes answer through `gateway.web.error_handlers`, the plain-ASGI webhook route
-through `gateway.ingress.replies.error_reply`; both build the body with `errors.error_body`.
+through `gateway.replies.error_reply`; both build the body with `errors.error_body`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Plain ASGI for the one hot route: reading a bounded body and sending a finished reply.
+"""Plain ASGI for the hot routes (webhooks, in-call functions): reading a bounded body and
+sending a finished reply.
 
 The webhook route is served without Starlette's middleware stack, routing and Request and
 Response objects: they cost about as much CPU per request as verifying, parsing and storing
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import NamedTuple
+from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -89,3 +91,15 @@ def route_path(scope: Scope) -> str:
     if len(path) == len(root):
         return ""
     return path[len(root) :] if path[len(root)] == "/" else path
+
+
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """A raw query string as (name, value) pairs, blanks kept."""
+    return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+
+
+def media_type(value: str) -> bytes:
+    """As Starlette sends it: text types get a charset unless they name one."""
+    if value.startswith("text/") and "charset" not in value.lower():
+        value += "; charset=utf-8"
+    return value.encode("latin-1")

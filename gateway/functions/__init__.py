@@ -1,0 +1,1 @@
+"""In-call functions: synchronous handlers a voice agent calls while its caller waits."""
