@@ -28,10 +28,12 @@ from gateway.outbound.auth import Auth, build_auth
 from gateway.outbound.breaker import CircuitBreaker, Outcome
 from gateway.outbound.classify import classify_exception, classify_response
 from gateway.outbound.failures import PermanentError, RequestBuildError, RetryableError
-from gateway.outbound.ratelimit import RateLimiter
+from gateway.outbound.ratelimit import Limiter, RateLimiter
 from gateway.outbound.redactor import Redactor
 from gateway.outbound.request import build_request, find_endpoint
+from gateway.outbound.shared_ratelimit import SharedRateLimiter
 from gateway.outbound.tokens import TokenStore
+from gateway.store.interfaces import Coordination
 
 log = logging.getLogger("gateway.outbound")
 
@@ -65,7 +67,7 @@ class OutboundResult:
 class _Integration:
     api: Api
     auth: Auth
-    limiter: RateLimiter
+    limiter: Limiter
     breaker: CircuitBreaker
 
     @property
@@ -95,13 +97,17 @@ class OutboundClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        shared: Coordination | None = None,
     ) -> None:
+        """`shared`: the state replicas agree on (PostgreSQL); then rate limits and circuit
+        breakers hold across every replica on the database, else in this process."""
         self._config = config
         self._secrets = secrets
         self._tokens = tokens
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
+        self._shared = shared
         self._http = httpx.AsyncClient(
             transport=transport,
             limits=limits,
@@ -142,11 +148,20 @@ class OutboundClient:
                 timeout=api.timeout,
                 wall_clock=self._wall_clock,
             ),
-            limiter=RateLimiter.from_policy(api.rate_limit, clock=self._clock, sleep=self._sleep),
+            limiter=self._limiter(name, api),
             breaker=CircuitBreaker.from_policy(api.circuit_breaker, name=name, clock=self._clock),
         )
         self._integrations[name] = found
         return found
+
+    def _limiter(self, name: str, api: Api) -> Limiter:
+        if self._shared is None:
+            return RateLimiter.from_policy(api.rate_limit, clock=self._clock, sleep=self._sleep)
+        # a slot is held at most for two requests (a 401 retry) and a margin
+        lease = 2 * api.timeout + 30.0
+        return SharedRateLimiter(
+            self._shared, name, api.rate_limit, lease=lease, sleep=self._sleep, clock=self._clock
+        )
 
     def retry_policy(self, integration: str) -> RetryPolicy:
         """The integration's ``api.retry``: max_attempts and the backoff to reschedule with."""
@@ -215,7 +230,7 @@ class OutboundClient:
                 sent = True
                 response = await self._send(attempt, target, redactor, state.policy)
                 if response.status_code == 401 and state.auth.refreshable:
-                    permit.release()
+                    await permit.finish()
                     permit = await state.limiter.acquire()
                     sent = False
                     attempt = _copy(request)
@@ -230,7 +245,7 @@ class OutboundClient:
             finally:
                 state.breaker.record(ticket, outcome)
         finally:
-            permit.release(sent=sent)
+            await permit.finish(sent=sent)
         log.debug("%s %s -> %d in %.3fs", target.label, tenant, response.status_code, elapsed)
         return OutboundResult(
             response.status_code, response.headers, response.content, elapsed, waited, target.label

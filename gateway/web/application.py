@@ -88,7 +88,13 @@ def create_app(
         except CredentialError as exc:
             log.error("%s; stored tenant credentials are not used", exc)
     secrets = SecretSource(environ, store, cipher)
-    outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
+    outbound = OutboundClient(
+        config,
+        secrets,
+        token_store(store, cipher),
+        transport=transport,
+        shared=store.coordination(),  # PostgreSQL: limits and breakers across replicas
+    )
     counters = Counters()  # read by /metrics
     worker = Worker(config, store, outbound, lease=job_lease, counters=counters)
     dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set, counters=counters)
