@@ -25,12 +25,13 @@ from gateway.config.api import Api, Endpoint, RetryPolicy
 from gateway.config.model import Config
 from gateway.credentials.secrets import SecretSource
 from gateway.outbound.auth import Auth, build_auth
-from gateway.outbound.breaker import CircuitBreaker, Outcome
+from gateway.outbound.breaker import Breaker, CircuitBreaker, Outcome
 from gateway.outbound.classify import classify_exception, classify_response
 from gateway.outbound.failures import PermanentError, RequestBuildError, RetryableError
 from gateway.outbound.ratelimit import Limiter, RateLimiter
 from gateway.outbound.redactor import Redactor
 from gateway.outbound.request import build_request, find_endpoint
+from gateway.outbound.shared_breaker import SharedBreaker
 from gateway.outbound.shared_ratelimit import SharedRateLimiter
 from gateway.outbound.tokens import TokenStore
 from gateway.store.interfaces import Coordination
@@ -68,7 +69,7 @@ class _Integration:
     api: Api
     auth: Auth
     limiter: Limiter
-    breaker: CircuitBreaker
+    breaker: Breaker
 
     @property
     def policy(self) -> RetryPolicy:
@@ -149,7 +150,7 @@ class OutboundClient:
                 wall_clock=self._wall_clock,
             ),
             limiter=self._limiter(name, api),
-            breaker=CircuitBreaker.from_policy(api.circuit_breaker, name=name, clock=self._clock),
+            breaker=self._breaker(name, api),
         )
         self._integrations[name] = found
         return found
@@ -162,6 +163,11 @@ class OutboundClient:
         return SharedRateLimiter(
             self._shared, name, api.rate_limit, lease=lease, sleep=self._sleep, clock=self._clock
         )
+
+    def _breaker(self, name: str, api: Api) -> Breaker:
+        if self._shared is None:
+            return CircuitBreaker.from_policy(api.circuit_breaker, name=name, clock=self._clock)
+        return SharedBreaker(self._shared, name, api.circuit_breaker, lease=2 * api.timeout + 30)
 
     def retry_policy(self, integration: str) -> RetryPolicy:
         """The integration's ``api.retry``: max_attempts and the backoff to reschedule with."""
@@ -215,14 +221,14 @@ class OutboundClient:
             idempotency_key=idempotency_key,
             url=url,
         )
-        state.breaker.check()  # fail fast before waiting for the limiter
+        await state.breaker.ensure_closed()  # fail fast before waiting for the limiter
         started = self._clock()
         permit = await state.limiter.acquire()
         waited = self._clock() - started
         outcome = Outcome.NEUTRAL
         sent = False
         try:
-            ticket = state.breaker.allow()
+            ticket = await state.breaker.admit()
             try:
                 started = self._clock()
                 attempt = _copy(request)
@@ -243,7 +249,7 @@ class OutboundClient:
                 outcome = failed.outcome
                 raise failed.error from None
             finally:
-                state.breaker.record(ticket, outcome)
+                await state.breaker.report(ticket, outcome)
         finally:
             await permit.finish(sent=sent)
         log.debug("%s %s -> %d in %.3fs", target.label, tenant, response.status_code, elapsed)

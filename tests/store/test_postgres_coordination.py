@@ -1,5 +1,5 @@
-"""Rate limits shared by replicas on one PostgreSQL: exact windows and a concurrency cap that
-hold across processes (here: several stores, each its own pool), and leases that lapse."""
+"""What replicas on one PostgreSQL share (here: several stores, each its own pool): exact rate
+limit windows and a concurrency cap, circuit breakers, leases that lapse when a replica dies."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gateway.config.api import RateLimit
-from gateway.outbound.failures import RateLimitedError
+from gateway.config.api import BreakerPolicy, RateLimit
+from gateway.outbound.breaker import Outcome
+from gateway.outbound.failures import CircuitOpenError, RateLimitedError
+from gateway.outbound.shared_breaker import SharedBreaker
 from gateway.outbound.shared_ratelimit import SharedRateLimiter
 from tests.helpers.postgres import fresh_schema
 
@@ -119,5 +121,58 @@ def test_a_call_not_sent_gives_its_window_place_back() -> None:
             with pytest.raises(RateLimitedError) as raised:
                 await limiter.acquire()
             assert 59 < raised.value.retry_after <= 60
+
+    _run(scenario)
+
+
+def test_replicas_agree_on_opening_trial_slots_and_closing_a_breaker() -> None:
+    policy = BreakerPolicy(
+        failure_threshold=3, success_threshold=2, timeout=0.3, half_open_max_attempts=1
+    )
+
+    async def scenario(url: str) -> None:
+        async with _stores(url, 2) as (one, two):
+            a = SharedBreaker(one, "acme", policy, lease=30)
+            b = SharedBreaker(two, "acme", policy, lease=30)
+            stale = await b.admit()
+            for breaker in (a, a, b):  # failures on either replica count together
+                await breaker.report(await breaker.admit(), Outcome.FAILURE)
+            for breaker in (a, b):
+                with pytest.raises(CircuitOpenError):
+                    await breaker.ensure_closed()
+            await b.report(stale, Outcome.SUCCESS)  # from before it opened: changes nothing
+            with pytest.raises(CircuitOpenError):
+                await a.ensure_closed()
+            await asyncio.sleep(0.35)
+            trial = await a.admit()
+            assert trial.trial
+            with pytest.raises(CircuitOpenError, match="trial calls in flight"):
+                await b.admit()  # the one trial slot is taken, by the other replica
+            await a.report(trial, Outcome.SUCCESS)
+            second = await b.admit()
+            assert second.trial
+            await b.report(second, Outcome.SUCCESS)
+            assert not (await a.admit()).trial  # closed for both
+            assert a.snapshot()["state"] == "closed"
+
+    _run(scenario)
+
+
+def test_a_dead_replicas_trial_slot_frees_when_its_lease_lapses() -> None:
+    policy = BreakerPolicy(
+        failure_threshold=1, success_threshold=1, timeout=0.2, half_open_max_attempts=1
+    )
+
+    async def scenario(url: str) -> None:
+        async with _stores(url, 2) as (one, two):
+            dying = SharedBreaker(one, "acme", policy, lease=0.3)
+            alive = SharedBreaker(two, "acme", policy, lease=30)
+            await alive.report(await alive.admit(), Outcome.FAILURE)
+            await asyncio.sleep(0.25)
+            assert (await dying.admit()).trial  # and never reported
+            with pytest.raises(CircuitOpenError):
+                await alive.admit()
+            await asyncio.sleep(0.35)
+            assert (await alive.admit()).trial
 
     _run(scenario)
