@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         role=args.role,
         job_lease=args.job_lease,
         retention=args.retention,
+        leader_lease=args.leader_lease,
     )
     tune_gc()
     uvicorn.run(
@@ -97,6 +98,14 @@ def register(sub: Subparsers) -> None:
         default=30 * 86400.0,
         metavar="DURATION",
         help="keep finished events and jobs this long; also the dedup window (default 30d)",
+    )
+    p.add_argument(
+        "--leader-lease",
+        type=duration,
+        default=15.0,
+        metavar="DURATION",
+        help="on PostgreSQL, a dead leader (scheduled syncs, retention) is replaced after"
+        " this long (default 15s)",
     )
     add_config_args(p)
     p.set_defaults(func=cmd_serve)

@@ -11,6 +11,9 @@ Which tenants: ``default`` when every secret the integration's ``api`` reads is 
 environment; any other tenant (declared, or with stored credentials) that uses the integration
 when it has stored credentials for it, or when the api reads no secret at all and the tenant
 is declared.
+
+With replicas on one database, every replica keeps the schedule but only the leader
+(`gateway.store.leadership`) runs it: a scheduled sync runs once, whichever replicas are up.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gateway.config.model import DEFAULT_TENANT, Config
 from gateway.config.syncs import Schedule, SyncSpec
 from gateway.expr.filters import zone_or_utc
 from gateway.store.interfaces import CredentialsAndSyncs
+from gateway.store.leadership import Leadership
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
 from gateway.sync.spec import declared_syncs
@@ -126,6 +130,7 @@ class SyncScheduler:
         *,
         clock: Callable[[], float] = time.time,
         refresh_every: float = REFRESH_EVERY,
+        leadership: Leadership | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -133,6 +138,7 @@ class SyncScheduler:
         self.environ = environ
         self.clock = clock
         self.refresh_every = refresh_every
+        self.leadership = leadership if leadership is not None else Leadership(None)
         self.scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._skipped: set[tuple[str, str]] = set()  # (sync, tenant) pairs already logged
@@ -221,7 +227,11 @@ class SyncScheduler:
         return declared.timezone if declared else None
 
     async def fire(self, integration: str, sync: str, tenant: str) -> None:
-        """One scheduled run (a failed run is in the sync log; it never stops the scheduler)."""
+        """One scheduled run (a failed run is in the sync log; it never stops the scheduler);
+        none on a replica that is not the leader."""
+        if not self.leadership.is_leader:
+            log.debug("sync %s.%s/%s: another replica leads", integration, sync, tenant)
+            return
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)

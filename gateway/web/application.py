@@ -28,6 +28,7 @@ from gateway.outbound.stored_tokens import token_store
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
 from gateway.store.interfaces import EventStore, Store
+from gateway.store.leadership import DEFAULT_LEASE, Leadership
 from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
@@ -53,15 +54,21 @@ class GatewayApp(Starlette):
 
 
 async def _purge_periodically(
-    store: EventStore, retention: float, stop: asyncio.Event, every: float = 3600.0
+    store: EventStore,
+    retention: float,
+    stop: asyncio.Event,
+    leadership: Leadership,
+    every: float = 3600.0,
 ) -> None:
+    """Purge what is past `retention` every `every` seconds: on the leader only."""
     while not stop.is_set():
-        try:
-            events, jobs = await store.purge(time.time() - retention)
-            if events or jobs:
-                log.info("retention: purged %d events and %d jobs", events, jobs)
-        except Exception:
-            log.exception("retention purge failed; trying again later")
+        if leadership.is_leader:
+            try:
+                events, jobs = await store.purge(time.time() - retention)
+                if events or jobs:
+                    log.info("retention: purged %d events and %d jobs", events, jobs)
+            except Exception:
+                log.exception("retention purge failed; trying again later")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
 
@@ -76,11 +83,14 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     job_lease: float = 120.0,
     retention: float = 30 * 86400.0,
+    leader_lease: float = DEFAULT_LEASE,
 ) -> GatewayApp:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
     `transport` replaces the network for outbound calls (tests). A job whose worker died is
     taken again `job_lease` seconds after it was claimed. Finished events and jobs are kept
-    `retention` seconds, which is also how long a repeated event is recognised."""
+    `retention` seconds, which is also how long a repeated event is recognised. Replicas on
+    one PostgreSQL share rate limits and breakers; one of them, the leader (a lease of
+    `leader_lease` seconds), runs scheduled syncs and retention."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
@@ -103,7 +113,8 @@ def create_app(
         store, on_commit=dispatcher.wake.set if processing else None, counters=counters
     )
     syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
-    sync_scheduler = SyncScheduler(config, store, syncs, environ)
+    leadership = Leadership(store.coordination(), lease=leader_lease)
+    sync_scheduler = SyncScheduler(config, store, syncs, environ, leadership=leadership)
     known_tenants: set[str] = set()
     ingress = Ingress(
         config,
@@ -124,17 +135,19 @@ def create_app(
             [
                 asyncio.create_task(dispatcher.run(stop)),
                 asyncio.create_task(worker.run(stop)),
-                asyncio.create_task(_purge_periodically(store, retention, stop)),
+                asyncio.create_task(_purge_periodically(store, retention, stop, leadership)),
             ]
             if processing
             else []
         )
         if processing:
+            await leadership.start()
             await sync_scheduler.start()
         try:
             yield
         finally:
             await sync_scheduler.stop()
+            await leadership.stop()
             stop.set()
             await asyncio.gather(*tasks)
             await writer.stop()
@@ -169,4 +182,5 @@ def create_app(
     app.state.worker = worker
     app.state.outbound = outbound
     app.state.sync_scheduler = sync_scheduler
+    app.state.leadership = leadership
     return app

@@ -16,6 +16,7 @@ from gateway.outbound.breaker import Outcome
 from gateway.outbound.failures import CircuitOpenError, RateLimitedError
 from gateway.outbound.shared_breaker import SharedBreaker
 from gateway.outbound.shared_ratelimit import SharedRateLimiter
+from gateway.store.leadership import Leadership
 from tests.helpers.postgres import fresh_schema
 
 if TYPE_CHECKING:  # asyncpg is optional
@@ -176,3 +177,33 @@ def test_a_dead_replicas_trial_slot_frees_when_its_lease_lapses() -> None:
             assert (await alive.admit()).trial
 
     _run(scenario)
+
+
+def test_one_leader_at_a_time_replaced_within_the_lease_and_given_up_on_stop() -> None:
+    async def scenario(url: str) -> None:
+        async with _stores(url, 2) as (one, two):
+            a = Leadership(one, lease=0.6, holder="a")
+            b = Leadership(two, lease=0.6, holder="b")
+            await a.start()
+            await b.start()
+            assert (a.is_leader, b.is_leader, a.term) == (True, False, 1)
+            assert a._task is not None
+            a._task.cancel()  # killed: it renews no more and never resigns
+            started = time.monotonic()
+            while not b.is_leader:
+                await asyncio.sleep(0.05)
+            assert time.monotonic() - started < 0.6 + 0.3
+            assert not a.is_leader  # its own lease ran out first
+            assert b.term == 2
+            assert not await a.claim()
+            await b.stop()  # gives the role up: taken at once
+            assert await a.claim()
+            assert a.term == 3
+
+    _run(scenario)
+
+
+def test_without_a_shared_database_the_process_always_leads() -> None:
+    leadership = Leadership(None)
+    assert leadership.is_leader
+    assert asyncio.run(leadership.claim())
