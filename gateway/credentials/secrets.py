@@ -16,6 +16,11 @@ from gateway.config.envsubst import SecretRef
 from gateway.errors import CredentialError
 from gateway.store.interfaces import CredentialStore
 
+# Seconds a running server keeps what it read of the stored credentials (and of which tenants
+# have any): a change made on one replica, or with `gateway credentials`, reaches every
+# replica within this time.
+CREDENTIALS_TTL = 10.0
+
 
 class Cipher:
     def __init__(self, keys: Sequence[str]) -> None:
@@ -67,12 +72,12 @@ class SecretSource:
         environ: Mapping[str, str],
         store: CredentialStore | None = None,
         cipher: Cipher | None = None,
-        ttl: float = 10.0,
+        ttl: float = CREDENTIALS_TTL,
     ) -> None:
         self._environ = dict(environ)
         self._store = store
         self._cipher = cipher
-        self._ttl = ttl
+        self._ttl = self.ttl = ttl
         self._cache: dict[str, tuple[float, dict[tuple[str, str], str]]] = {}
         self._lookups: dict[tuple[str, str], tuple[float, SecretLookup]] = {}
 

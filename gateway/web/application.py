@@ -27,7 +27,7 @@ from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
-from gateway.store.interfaces import EventStore, Store
+from gateway.store.interfaces import CredentialStore, EventStore, Store
 from gateway.store.leadership import DEFAULT_LEASE, Leadership
 from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
@@ -71,6 +71,27 @@ async def _purge_periodically(
                 log.exception("retention purge failed; trying again later")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
+
+
+async def refresh_tenants(
+    store: CredentialStore, known: set[str], stop: asyncio.Event, every: float
+) -> None:
+    """Keep `known` (the tenants with stored credentials, which the ingress accepts) as the
+    database has it, every `every` seconds: tenants added or removed on another replica, or
+    with `gateway credentials`, are taken in (or turned away) within that time."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return
+        try:
+            found = await store.tenants_with_credentials()
+        except Exception:
+            log.exception("could not read the tenants with credentials; trying again later")
+            continue
+        if found != known:  # in place: the ingress holds this very set
+            known.intersection_update(found)
+            known.update(found)
 
 
 def create_app(
@@ -131,7 +152,8 @@ def create_app(
         known_tenants.update(await store.tenants_with_credentials())
         writer.start()
         stop = asyncio.Event()
-        tasks = (
+        tasks = [asyncio.create_task(refresh_tenants(store, known_tenants, stop, secrets.ttl))]
+        tasks += (
             [
                 asyncio.create_task(dispatcher.run(stop)),
                 asyncio.create_task(worker.run(stop)),
