@@ -72,41 +72,62 @@ class SharedRateLimiter:
         self._clock = clock
         self._in_flight = 0
         self._waiting = 0
+        self._line = asyncio.Lock()
+        self._last_wait = 0.0
 
     async def acquire(self, max_wait: float | None = None) -> SharedPermit:
-        """As `RateLimiter.acquire`, counted across every replica on the database."""
-        start = now = self._clock()
+        """As `RateLimiter.acquire`, counted across every replica on the database. The calls
+        of this process wait their turn in line (first come, first asked), so that only one of
+        them at a time asks the database: a full window costs a round trip per permit, not
+        one per waiting call."""
+        start = self._clock()
         deadline = start + (self._max_wait if max_wait is None else max_wait)
         if not self._windows and self._concurrent is None:
             self._in_flight += 1
             return SharedPermit(self, "")
         self._waiting += 1
         try:
-            while True:
-                permit = uuid.uuid4().hex
-                wait = await self._shared.take_permit(
-                    self.key, self._windows, self._concurrent, permit, self._lease
-                )
-                now = self._clock()
-                if wait == 0:
-                    self._in_flight += 1
-                    return SharedPermit(self, permit)
-                if wait > 0:
-                    if wait > deadline - now:
-                        raise RateLimitedError(
-                            wait, f"rate limit reached: the next call is allowed in {wait:.3g}s"
-                        )
-                    await self._sleep(wait)
-                elif now >= deadline:
-                    raise RateLimitedError(
-                        CONCURRENCY_RETRY_AFTER,
-                        f"all {self._concurrent} concurrent calls stayed busy for"
-                        f" {now - start:.3g}s",
-                    )
+            try:
+                if self._line.locked():
+                    await asyncio.wait_for(self._line.acquire(), max(0.0, deadline - start))
                 else:
-                    await self._sleep(min(POLL, deadline - now))
+                    await self._line.acquire()
+            except TimeoutError:
+                raise RateLimitedError(
+                    max(self._last_wait, CONCURRENCY_RETRY_AFTER),
+                    f"rate limit reached: waited {self._clock() - start:.3g}s in line",
+                ) from None
+            try:
+                return await self._take(start, deadline)
+            finally:
+                self._line.release()
         finally:
             self._waiting -= 1
+
+    async def _take(self, start: float, deadline: float) -> SharedPermit:
+        while True:
+            permit = uuid.uuid4().hex
+            wait = await self._shared.take_permit(
+                self.key, self._windows, self._concurrent, permit, self._lease
+            )
+            now = self._clock()
+            self._last_wait = max(wait, 0.0)
+            if wait == 0:
+                self._in_flight += 1
+                return SharedPermit(self, permit)
+            if wait > 0:
+                if wait > deadline - now:
+                    raise RateLimitedError(
+                        wait, f"rate limit reached: the next call is allowed in {wait:.3g}s"
+                    )
+                await self._sleep(wait)
+            elif now >= deadline:
+                raise RateLimitedError(
+                    CONCURRENCY_RETRY_AFTER,
+                    f"all {self._concurrent} concurrent calls stayed busy for {now - start:.3g}s",
+                )
+            else:
+                await self._sleep(min(POLL, deadline - now))
 
     def snapshot(self) -> dict[str, Any]:
         """The limits, and this process's calls in flight and waiting (counts are shared)."""
