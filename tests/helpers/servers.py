@@ -49,10 +49,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 20
     raise RuntimeError("gateway did not become healthy")
 
 
-@contextmanager
-def gateway_process(
-    integrations: Path, db: Path, environ: Mapping[str, str], extra: Sequence[str] = ()
-) -> Iterator[GatewayProcess]:
+def _start(
+    integrations: Path, db: Path | str, environ: Mapping[str, str], extra: Sequence[str]
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, **environ}
     command = [
@@ -67,7 +66,7 @@ def gateway_process(
         "--integrations",
         str(integrations),
         "--db",
-        f"sqlite:///{db}",
+        db if isinstance(db, str) else f"sqlite:///{db}",
         "--log-level",
         "warning",
         *extra,
@@ -75,17 +74,45 @@ def gateway_process(
     process = subprocess.Popen(
         command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
+@contextmanager
+def gateway_process(
+    integrations: Path, db: Path | str, environ: Mapping[str, str], extra: Sequence[str] = ()
+) -> Iterator[GatewayProcess]:
+    """`gateway serve` on a free port; `db`: an SQLite file, or a database URL."""
+    with gateway_processes(1, integrations, db, environ, extra) as (server,):
+        yield server
+
+
+@contextmanager
+def gateway_processes(
+    count: int,
+    integrations: Path,
+    db: Path | str,
+    environ: Mapping[str, str],
+    extra: Sequence[str] = (),
+) -> Iterator[list[GatewayProcess]]:
+    """`count` replicas of `gateway serve` on one database, started at the same instant;
+    yields once every one of them answers /healthz."""
+    started = [_start(integrations, db, environ, extra) for _ in range(count)]
     try:
-        wait_healthy(url, process)
-        yield GatewayProcess(process, url)
+        for process, url in started:
+            wait_healthy(url, process)
+        yield [GatewayProcess(process, url) for process, url in started]
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout:
-            process.stdout.close()
+        for process, _url in started:
+            _end(process)
