@@ -39,6 +39,8 @@ class SharedPermit:
             return
         self._done = True
         self._limiter._in_flight -= 1
+        if not self.permit:  # no limits: nothing was counted
+            return
         try:
             await self._limiter._shared.release_permit(self._limiter.key, self.permit, sent=sent)
         except Exception:  # the lease lapses on its own
