@@ -94,7 +94,7 @@ def render(results: dict[str, Any]) -> str:
     ingest = results.get("ingest", {})
     cfg = results.get("load", {})
     if not ingest:
-        return "\n".join(lines)
+        return "\n".join(lines + _replicas(results.get("replicas")))
     if lines:
         lines.append("")
     lines.append(
@@ -156,6 +156,7 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"  note {row['label']}: {note}")
     lines.extend(_processing(results.get("processing")))
     lines.extend(_sync(results.get("sync")))
+    lines.extend(_replicas(results.get("replicas")))
     return "\n".join(lines)
 
 
@@ -210,6 +211,28 @@ def _sync(found: dict[str, Any] | None) -> list[str]:
         f"{found['records_per_s']} records/s; peak Python memory {found['peak_mib']} MiB "
         f"(streams: {found['streams']})",
     ]
+
+
+def _replicas(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    if "skipped" in found:
+        return ["", f"Replicas on PostgreSQL: skipped: {found['skipped']}"]
+    if "error" in found:
+        return ["", f"Replicas on PostgreSQL: FAILED: {found['error']}"]
+    lines = [
+        "",
+        f"Ingest on one PostgreSQL, by replicas of gateway --role ingest (wrk -c"
+        f"{found['connections']} shared out, {found['seconds']} s, {found['cores']} cores"
+        " shared by wrk, the replicas and PostgreSQL)",
+    ]
+    for row in found["runs"]:
+        lines.append(
+            f"  {row['replicas']} replica(s): {row['requests_per_s']:>8.0f} req/s, p99"
+            f" {row['p99_ms']:.1f} ms, {row['non_2xx']} non-2xx, {row['rows']} rows,"
+            f" {row['lost']} lost"
+        )
+    return lines
 
 
 def write(results: dict[str, Any]) -> Path:
