@@ -32,7 +32,7 @@ class SharedBreaker:
         self._retry_after = 0.0
         self._times_opened = 0  # by this process's reports
 
-    async def _ask(self, slot: str | None) -> tuple[str, int]:
+    async def _ask(self, slot: str) -> tuple[str, int]:
         verdict, generation, wait = await self._shared.breaker_admit(
             self.name, self.policy.timeout, self.policy.half_open_max_attempts, slot, self._lease
         )
@@ -49,7 +49,14 @@ class SharedBreaker:
         return verdict, generation
 
     async def ensure_closed(self) -> None:
-        await self._ask(None)
+        """A read, no lock: refuse while the breaker is open (trial slots are `admit`'s)."""
+        found = await self._shared.breaker_status(self.name)
+        if found is None or found[0] != "open" or found[3] is None:
+            return
+        wait = self.policy.timeout + found[3]  # found[3]: opened_at - now, so <= 0
+        if wait > 0:
+            self._state, self._retry_after = State.OPEN, wait
+            raise CircuitOpenError(wait, f"circuit breaker is open: half-open in {wait:.3g}s")
 
     async def admit(self) -> Ticket:
         slot = uuid.uuid4().hex
