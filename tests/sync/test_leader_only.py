@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from gateway.config.model import load_config
 from gateway.store.leadership import Leadership
+from gateway.store.sync_model import SyncKey
 from gateway.sync.scheduler import SyncScheduler
 from tests.helpers import REPO
 
@@ -40,5 +43,41 @@ def test_a_replica_that_does_not_lead_skips_its_scheduled_runs() -> None:
         alone = SyncScheduler(CONFIG, None, runner, {})  # type: ignore[arg-type]
         await alone.fire("acme", "things", "default")  # no shared database: it leads
         assert runner.runs == [("acme", "things", "default")]
+
+    asyncio.run(scenario())
+
+
+class _Leading:
+    async def claim_leadership(self, name: str, holder: str, lease: float) -> int | None:
+        return 1
+
+
+class _Starts:
+    def __init__(self, started: float) -> None:
+        self.started = started
+
+    async def last_sync_starts(self) -> dict[SyncKey, float]:
+        return {SyncKey("calcom", "default", "bookings"): self.started}
+
+
+@pytest.mark.parametrize(("ago", "runs"), [(100.0, 0), (900.0 / 2 + 1, 1)])
+def test_a_new_leader_leaves_a_run_due_soon_after_the_last_start_to_the_next(
+    ago: float, runs: int
+) -> None:
+    async def scenario() -> None:
+        leader = Leadership(_Leading(), lease=30)  # type: ignore[arg-type]
+        await leader.claim()
+        runner = _Runs()
+        now = 1_750_000_000.0
+        scheduler = SyncScheduler(
+            CONFIG,
+            _Starts(now - ago),  # type: ignore[arg-type]
+            runner,  # type: ignore[arg-type]
+            {},
+            leadership=leader,
+            clock=lambda: now,
+        )
+        await scheduler.fire("calcom", "bookings", "default")  # every 15m
+        assert len(runner.runs) == runs
 
     asyncio.run(scenario())
