@@ -1,5 +1,6 @@
 """Three replicas of `gateway serve` on one PostgreSQL schema (real processes): they all come
-up when started at the same instant; 300 SMS jobs to a provider declared at 25 a second never
+up when started at the same instant; a killed leader is replaced within its lease, a stopped
+one hands over at once; 300 SMS jobs to a provider declared at 25 a second never
 reach it faster, even after one replica is killed with SIGKILL mid-run, and every SMS is sent
 exactly once; the sync scheduled every 2 s runs once per interval, not once per replica.
 
@@ -218,3 +219,44 @@ def test_three_replicas_share_limits_send_once_and_sync_once(
     assert len(syncs) <= elapsed / SYNC_EVERY + 1
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(syncs)]
     assert min(gaps) > SYNC_EVERY / 2, gaps
+
+
+def test_a_killed_leader_is_replaced_within_the_lease_and_one_stopped_hands_over(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "integrations.d"
+    folder.mkdir()
+    (folder / "acme.yaml").write_text(
+        INTEGRATION.format(port=9, per_second=PER_SECOND, every="3600")
+    )
+    env = {"ACME_SECRET": SECRET, "ACME_KEY": "sk_acme"}
+    lease = 2.0
+    with (
+        fresh_schema() as url,
+        gateway_processes(3, folder, url, env, ["--leader-lease", f"{lease:g}s"]) as replicas,
+    ):
+        by_pid = {r.process.pid: r for r in replicas}
+
+        def leader_after(previous: int | None, within: float) -> int:
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline:
+                found = _leader_pid(url)
+                if found is not None and found != previous and found in by_pid:
+                    return found
+                time.sleep(0.05)
+            raise AssertionError(f"no new leader within {within}s")
+
+        first = leader_after(None, lease)
+        killed_at = time.monotonic()
+        by_pid.pop(first).kill()
+        second = leader_after(first, lease + 1.0)
+        assert time.monotonic() - killed_at <= lease + 1.0
+        stopped = by_pid.pop(second)
+        stopped.process.terminate()  # a clean shutdown gives the lease up
+        stopped.process.wait(timeout=10)
+        handed_at = time.monotonic()
+        third = leader_after(second, lease)
+        assert third in by_pid
+        # at another replica's next claim (every third of the lease), long before the lease
+        # it last renewed (at least two thirds of it left) would have run out
+        assert time.monotonic() - handed_at < lease / 2
