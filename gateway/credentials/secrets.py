@@ -13,13 +13,14 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.config.envsubst import SecretRef
+from gateway.config.settings import DEFAULT_CREDENTIALS_TTL
 from gateway.errors import CredentialError
 from gateway.store.interfaces import CredentialStore
 
 # Seconds a running server keeps what it read of the stored credentials (and of which tenants
 # have any): a change made on one replica, or with `gateway credentials`, reaches every
-# replica within this time.
-CREDENTIALS_TTL = 10.0
+# replica within this time (GATEWAY_CREDENTIALS_TTL).
+CREDENTIALS_TTL = DEFAULT_CREDENTIALS_TTL
 
 
 class Cipher:

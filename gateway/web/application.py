@@ -118,7 +118,7 @@ def create_app(
             cipher = Cipher(settings.secret_keys)
         except CredentialError as exc:
             log.error("%s; stored tenant credentials are not used", exc)
-    secrets = SecretSource(environ, store, cipher)
+    secrets = SecretSource(environ, store, cipher, ttl=settings.credentials_ttl)
     outbound = OutboundClient(
         config,
         secrets,

@@ -260,3 +260,66 @@ def test_a_killed_leader_is_replaced_within_the_lease_and_one_stopped_hands_over
         # at another replica's next claim (every third of the lease), long before the lease
         # it last renewed (at least two thirds of it left) would have run out
         assert time.monotonic() - handed_at < lease / 2
+
+
+def test_a_tenant_stored_or_removed_reaches_every_replica_within_the_ttl(tmp_path: Path) -> None:
+    import asyncio
+
+    from cryptography.fernet import Fernet
+
+    from gateway.credentials.secrets import Cipher
+    from gateway.store.postgres import PostgresStore
+
+    folder = tmp_path / "integrations.d"
+    folder.mkdir()
+    (folder / "acme.yaml").write_text(
+        INTEGRATION.format(port=9, per_second=PER_SECOND, every="3600")
+    )
+    key = Fernet.generate_key().decode()
+    ttl = 1.0
+    env = {
+        "ACME_SECRET": SECRET,
+        "ACME_KEY": "sk_acme",
+        "GATEWAY_SECRET_KEY": key,
+        "GATEWAY_CREDENTIALS_TTL": f"{ttl:g}s",
+    }
+    tenant_secret = "whsec_tenant_new"
+
+    def status(replica_url: str, n: int) -> int:
+        body = json.dumps({"id": f"evt_t_{n}", "type": "booking.made"}).encode()
+        return httpx.post(
+            f"{replica_url}/webhooks/acme/t_new",
+            content=body,
+            headers={"Acme-Signature": stripe_header(body, tenant_secret)},
+            timeout=5,
+        ).status_code
+
+    def until(expected: int, urls: list[str]) -> float:
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < ttl + 3:
+            n += 1
+            if all(status(u, n * 10 + i) == expected for i, u in enumerate(urls)):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"replicas did not answer {expected} within {ttl + 3}s")
+
+    async def change(url: str, store: bool) -> None:
+        db = PostgresStore(url)
+        await db.open()
+        try:
+            if store:
+                token = Cipher([key]).encrypt(tenant_secret)
+                await db.set_credential("t_new", "acme", "ACME_SECRET", token)
+            else:
+                assert await db.delete_credential("t_new", "acme", "ACME_SECRET")
+        finally:
+            await db.close()
+
+    with fresh_schema() as url, gateway_processes(3, folder, url, env) as replicas:
+        urls = [r.url for r in replicas]
+        assert [status(u, i) for i, u in enumerate(urls)] == [404, 404, 404]
+        asyncio.run(change(url, store=True))  # as `gateway credentials set` does, anywhere
+        assert until(200, urls) <= ttl + 1.0
+        asyncio.run(change(url, store=False))
+        assert until(404, urls) <= ttl + 1.0

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from gateway.config.settings import Settings
+from gateway.errors import UsageError
 from gateway.web.application import refresh_tenants
 
 
@@ -33,3 +37,10 @@ def test_the_known_tenants_follow_the_database_in_place() -> None:
         await asyncio.wait_for(task, 1)
 
     asyncio.run(scenario())
+
+
+def test_the_ttl_is_a_setting() -> None:
+    assert Settings.from_env({}).credentials_ttl == 10.0
+    assert Settings.from_env({"GATEWAY_CREDENTIALS_TTL": "2s"}).credentials_ttl == 2.0
+    with pytest.raises(UsageError, match="GATEWAY_CREDENTIALS_TTL: 'soon'"):
+        Settings.from_env({"GATEWAY_CREDENTIALS_TTL": "soon"})
