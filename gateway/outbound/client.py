@@ -1,6 +1,7 @@
 """The outbound HTTP engine: one pooled httpx client; per integration a rate limiter, a
 circuit breaker, authentication and a retry policy, all built from the integration's
-compiled ``api`` section (`gateway.config.api.Api`).
+compiled ``api`` section (`gateway.config.api.Api`). With a shared database (PostgreSQL) the
+limiter and breaker are the ones every replica agrees on (shared_ratelimit, shared_breaker).
 
 `OutboundClient.call` makes ONE attempt and either returns an `OutboundResult` or raises a
 `RetryableError` (its subclasses `CircuitOpenError` and `RateLimitedError` included) or a

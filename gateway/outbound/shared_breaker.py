@@ -65,14 +65,20 @@ class SharedBreaker:
         return Ticket(generation, trial, slot if trial else None)
 
     async def report(self, ticket: Ticket, outcome: Outcome) -> None:
-        changed = await self._shared.breaker_report(
-            self.name,
-            ticket.generation,
-            ticket.slot,
-            outcome.value,
-            self.policy.failure_threshold,
-            self.policy.success_threshold,
-        )
+        """Count the call's outcome; a database that fails here loses one outcome (a trial
+        slot lapses with its lease), never the call's own result or error."""
+        try:
+            changed = await self._shared.breaker_report(
+                self.name,
+                ticket.generation,
+                ticket.slot,
+                outcome.value,
+                self.policy.failure_threshold,
+                self.policy.success_threshold,
+            )
+        except Exception:
+            log.exception("could not report an outcome to circuit breaker %s", self.name)
+            return
         if changed == "open":
             self._state, self._retry_after = State.OPEN, self.policy.timeout
             self._times_opened += 1
