@@ -16,6 +16,7 @@ from bench import (
     lint_speed,
     postgres,
     processing,
+    replicas,
     report,
     sync_speed,
     targets,
@@ -31,6 +32,7 @@ SECTIONS = (
     "gateway",
     "gateway_pg",
     "gateway_all",
+    "replicas",
     "processing",
     "sync",
     "functions",
@@ -89,13 +91,15 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         servers = [s for s in MAKERS if s in only]
-        if servers:
+        settings = None
+        if servers or "replicas" in only:
             settings = ingest.LoadSettings(
                 wrk=ensure_wrk(),
                 seconds=args.seconds,
                 warmup=args.warmup,
                 connections=args.connections,
             )
+        if servers and settings is not None:
             results["load"] = {
                 "seconds": args.seconds,
                 "warmup": args.warmup,
@@ -115,6 +119,20 @@ def main() -> int:
                     results["ingest"][key] = {"label": targets.LABELS[key], "error": error}
             results["ratios"] = report.ratios(results["ingest"])
             results["app_us_per_request"] = report.app_costs(results["ingest"])
+        if "replicas" in only and settings is not None:
+            print("bench: ingest on PostgreSQL with 1 and 2 replicas ...", flush=True)
+            quick = ingest.LoadSettings(
+                wrk=settings.wrk,
+                seconds=min(settings.seconds, 5),
+                warmup=min(settings.warmup, 2),
+                connections=settings.connections,
+            )
+            try:
+                results["replicas"] = replicas.run(workdir, quick)
+            except postgres.Unavailable as exc:
+                results["replicas"] = {"skipped": str(exc)}
+            except Exception as exc:
+                results["replicas"] = {"error": f"{type(exc).__name__}: {exc}"}
         for section, measure in (
             ("processing", _processing),
             ("sync", sync_speed.run),
@@ -146,9 +164,11 @@ def _failed(results: dict[str, Any]) -> bool:
         results.get("processing", {}),
         results.get("sync", {}),
         results.get("functions", {}),
+        results.get("replicas", {}),
         *results.get("ingest", {}).values(),
+        *results.get("replicas", {}).get("runs", []),
     ]
-    lost = any(row.get("durability", {}).get("lost") for row in rows)
+    lost = any(row.get("durability", {}).get("lost") or row.get("lost") for row in rows)
     return lost or any("error" in row for row in rows)
 
 

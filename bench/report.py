@@ -97,6 +97,7 @@ def render(results: dict[str, Any]) -> str:
         lines.extend(_processing(results.get("processing")))
         lines.extend(_sync(results.get("sync")))
         lines.extend(_functions(results.get("functions")))
+        lines.extend(_replicas(results.get("replicas")))
         return "\n".join(lines)
     if lines:
         lines.append("")
@@ -160,6 +161,7 @@ def render(results: dict[str, Any]) -> str:
     lines.extend(_processing(results.get("processing")))
     lines.extend(_sync(results.get("sync")))
     lines.extend(_functions(results.get("functions")))
+    lines.extend(_replicas(results.get("replicas")))
     return "\n".join(lines)
 
 
@@ -231,6 +233,28 @@ def _functions(found: dict[str, Any] | None) -> list[str]:
         f" {found['overhead_p99_ms']:+} ms (target p99 < {found['target_p99_ms']} ms)"
         f" {_mark(ok)}",
     ]
+
+
+def _replicas(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    if "skipped" in found:
+        return ["", f"Replicas on PostgreSQL: skipped: {found['skipped']}"]
+    if "error" in found:
+        return ["", f"Replicas on PostgreSQL: FAILED: {found['error']}"]
+    lines = [
+        "",
+        f"Ingest on one PostgreSQL, by replicas of gateway --role ingest (wrk -c"
+        f"{found['connections']} shared out, {found['seconds']} s, {found['cores']} cores"
+        " shared by wrk, the replicas and PostgreSQL)",
+    ]
+    for row in found["runs"]:
+        lines.append(
+            f"  {row['replicas']} replica(s): {row['requests_per_s']:>8.0f} req/s, p99"
+            f" {row['p99_ms']:.1f} ms, {row['non_2xx']} non-2xx, {row['rows']} rows,"
+            f" {row['lost']} lost"
+        )
+    return lines
 
 
 def write(results: dict[str, Any]) -> Path:

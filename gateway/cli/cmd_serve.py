@@ -85,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             job_lease=args.job_lease,
             retention=args.retention,
             health_checks=args.health_checks,
+            leader_lease=args.leader_lease,
         )
         tune_gc()
         server_config = uvicorn.Config(
@@ -203,6 +204,14 @@ def register(sub: Subparsers) -> None:
         default=30 * 86400.0,
         metavar="DURATION",
         help="keep finished events and jobs this long; also the dedup window (default 30d)",
+    )
+    p.add_argument(
+        "--leader-lease",
+        type=duration,
+        default=15.0,
+        metavar="DURATION",
+        help="on PostgreSQL, a dead leader (scheduled syncs, retention) is replaced after"
+        " this long (default 15s)",
     )
     add_config_args(p)
     p.set_defaults(func=cmd_serve)

@@ -126,7 +126,13 @@ async def run_syncs(
     store = open_store(args.db)
     await store.open()
     secrets = SecretSource(environ, store, cipher)
-    outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
+    outbound = OutboundClient(
+        config,
+        secrets,
+        token_store(store, cipher),
+        transport=transport,
+        shared=store.coordination(),
+    )
     try:
         runner = SyncRunner(config, store, outbound)
         tenants = (

@@ -14,8 +14,14 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.config.envsubst import SecretRef
 from gateway.config.model import DEFAULT_TENANT, Config
+from gateway.config.settings import DEFAULT_CREDENTIALS_TTL
 from gateway.errors import CredentialError
 from gateway.store.interfaces import CredentialStore
+
+# Seconds a running server keeps what it read of the stored credentials (and of which tenants
+# have any): a change made on one replica, or with `gateway credentials`, reaches every
+# replica within this time (GATEWAY_CREDENTIALS_TTL).
+CREDENTIALS_TTL = DEFAULT_CREDENTIALS_TTL
 
 
 class Cipher:
@@ -70,12 +76,12 @@ class SecretSource:
         environ: Mapping[str, str],
         store: CredentialStore | None = None,
         cipher: Cipher | None = None,
-        ttl: float = 10.0,
+        ttl: float = CREDENTIALS_TTL,
     ) -> None:
         self._environ = dict(environ)
         self._store = store
         self._cipher = cipher
-        self._ttl = ttl
+        self._ttl = self.ttl = ttl
         self._cache: dict[str, tuple[float, dict[tuple[str, str], str]]] = {}
         self._lookups: dict[tuple[str, str, bool], tuple[float, SecretLookup]] = {}
         self._holders: tuple[float, frozenset[str]] = (float("-inf"), frozenset())

@@ -7,6 +7,10 @@ While open, calls fail fast with `CircuitOpenError`; half-open admits at most
 half_open_max_attempts trial calls at a time. Each admitted call gets a `Ticket`; an outcome
 reported for a ticket from an earlier state (a slow call that started before the breaker
 opened) changes nothing.
+
+`Breaker` is the seam the outbound client uses: `CircuitBreaker` keeps the state in this
+process (SQLite, one process); `shared_breaker.SharedBreaker` in the database, so that every
+replica agrees on opening, half-open trial slots and closing.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.config.api import BreakerPolicy
 from gateway.outbound.failures import CircuitOpenError
@@ -46,6 +50,21 @@ class Outcome(StrEnum):
 class Ticket:
     generation: int
     trial: bool
+    slot: str | None = None  # a shared breaker's trial slot
+
+
+class Breaker(Protocol):
+    async def ensure_closed(self) -> None:
+        """Raise `CircuitOpenError` if a call would be refused now."""
+        ...
+
+    async def admit(self) -> Ticket:
+        """Admit one call (raise `CircuitOpenError` if refused)."""
+        ...
+
+    async def report(self, ticket: Ticket, outcome: Outcome) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 _DEFAULT = BreakerPolicy()
@@ -145,6 +164,15 @@ class CircuitBreaker:
         if trial:
             self._trials += 1
         return Ticket(self._generation, trial)
+
+    async def ensure_closed(self) -> None:
+        self.check()
+
+    async def admit(self) -> Ticket:
+        return self.allow()
+
+    async def report(self, ticket: Ticket, outcome: Outcome) -> None:
+        self.record(ticket, outcome)
 
     def record(self, ticket: Ticket, outcome: Outcome) -> None:
         if ticket.generation != self._generation:

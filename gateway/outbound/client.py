@@ -1,6 +1,7 @@
 """The outbound HTTP engine: one pooled httpx client; per integration a rate limiter, a
 circuit breaker, authentication and a retry policy, all built from the integration's
-compiled ``api`` section (`gateway.config.api.Api`).
+compiled ``api`` section (`gateway.config.api.Api`). With a shared database (PostgreSQL) the
+limiter and breaker are the ones every replica agrees on (shared_ratelimit, shared_breaker).
 
 `OutboundClient.call` makes ONE attempt and either returns an `OutboundResult` or raises a
 `RetryableError` (its subclasses `CircuitOpenError` and `RateLimitedError` included) or a
@@ -25,13 +26,16 @@ from gateway.config.api import Api, Endpoint, RetryPolicy
 from gateway.config.model import Config
 from gateway.credentials.secrets import SecretSource
 from gateway.outbound.auth import Auth, build_auth
-from gateway.outbound.breaker import CircuitBreaker, Outcome
+from gateway.outbound.breaker import Breaker, CircuitBreaker, Outcome
 from gateway.outbound.classify import classify_exception, classify_response
 from gateway.outbound.failures import PermanentError, RequestBuildError, RetryableError
-from gateway.outbound.ratelimit import RateLimiter
+from gateway.outbound.ratelimit import Limiter, RateLimiter
 from gateway.outbound.redactor import Redactor
 from gateway.outbound.request import build_request, find_endpoint
+from gateway.outbound.shared_breaker import SharedBreaker
+from gateway.outbound.shared_ratelimit import SharedRateLimiter
 from gateway.outbound.tokens import TokenStore
+from gateway.store.interfaces import Coordination
 
 log = logging.getLogger("gateway.outbound")
 
@@ -65,8 +69,8 @@ class OutboundResult:
 class _Integration:
     api: Api
     auth: Auth
-    limiter: RateLimiter
-    breaker: CircuitBreaker
+    limiter: Limiter
+    breaker: Breaker
 
     @property
     def policy(self) -> RetryPolicy:
@@ -95,13 +99,17 @@ class OutboundClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        shared: Coordination | None = None,
     ) -> None:
+        """`shared`: the state replicas agree on (PostgreSQL); then rate limits and circuit
+        breakers hold across every replica on the database, else in this process."""
         self._config = config
         self._secrets = secrets
         self._tokens = tokens
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
+        self._shared = shared
         self._http = httpx.AsyncClient(
             transport=transport,
             limits=limits,
@@ -142,11 +150,25 @@ class OutboundClient:
                 timeout=api.timeout,
                 wall_clock=self._wall_clock,
             ),
-            limiter=RateLimiter.from_policy(api.rate_limit, clock=self._clock, sleep=self._sleep),
-            breaker=CircuitBreaker.from_policy(api.circuit_breaker, name=name, clock=self._clock),
+            limiter=self._limiter(name, api),
+            breaker=self._breaker(name, api),
         )
         self._integrations[name] = found
         return found
+
+    def _limiter(self, name: str, api: Api) -> Limiter:
+        if self._shared is None:
+            return RateLimiter.from_policy(api.rate_limit, clock=self._clock, sleep=self._sleep)
+        # a slot is held at most for two requests (a 401 retry) and a margin
+        lease = 2 * api.timeout + 30.0
+        return SharedRateLimiter(
+            self._shared, name, api.rate_limit, lease=lease, sleep=self._sleep, clock=self._clock
+        )
+
+    def _breaker(self, name: str, api: Api) -> Breaker:
+        if self._shared is None:
+            return CircuitBreaker.from_policy(api.circuit_breaker, name=name, clock=self._clock)
+        return SharedBreaker(self._shared, name, api.circuit_breaker, lease=2 * api.timeout + 30)
 
     def retry_policy(self, integration: str) -> RetryPolicy:
         """The integration's ``api.retry``: max_attempts and the backoff to reschedule with."""
@@ -211,14 +233,14 @@ class OutboundClient:
             url=url,
         )
         if breaker:
-            state.breaker.check()  # fail fast before waiting for the limiter
+            await state.breaker.ensure_closed()  # fail fast before waiting for the limiter
         started = self._clock()
         permit = await state.limiter.acquire()
         waited = self._clock() - started
         outcome = Outcome.NEUTRAL
         sent = False
         try:
-            ticket = state.breaker.allow() if breaker else None
+            ticket = await state.breaker.admit() if breaker else None
             try:
                 started = self._clock()
                 attempt = _copy(request)
@@ -226,7 +248,7 @@ class OutboundClient:
                 sent = True
                 response = await self._send(attempt, target, redactor, state.policy)
                 if response.status_code == 401 and state.auth.refreshable:
-                    permit.release()
+                    await permit.finish()
                     permit = await state.limiter.acquire()
                     sent = False
                     attempt = _copy(request)
@@ -240,9 +262,9 @@ class OutboundClient:
                 raise failed.error from None
             finally:
                 if ticket is not None:
-                    state.breaker.record(ticket, outcome)
+                    await state.breaker.report(ticket, outcome)
         finally:
-            permit.release(sent=sent)
+            await permit.finish(sent=sent)
         log.debug("%s %s -> %d in %.3fs", target.label, tenant, response.status_code, elapsed)
         return OutboundResult(
             response.status_code, response.headers, response.content, elapsed, waited, target.label

@@ -4,6 +4,9 @@ Each window keeps the start times of the calls it admitted (a sliding-window log
 is exact: with ``per_minute: 100`` no interval of 60 seconds ever holds more than 100 starts.
 `acquire` waits until every window and the concurrency cap allow a call, or raises
 `RateLimitedError` as soon as it knows the wait would pass the deadline (``max_wait``).
+
+`Limiter` is the seam the outbound client uses: `RateLimiter` counts in this process (SQLite,
+one process); `shared_ratelimit.SharedRateLimiter` counts in the database, across replicas.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.config.api import DEFAULT_MAX_WAIT, RateLimit
 from gateway.outbound.failures import RateLimitedError
@@ -24,6 +27,20 @@ WINDOWS = {"per_second": 1.0, "per_minute": 60.0, "per_hour": 3600.0}
 # What a caller told to give up while the concurrency cap was full should wait: the cap frees
 # when a call ends, which no clock can predict.
 CONCURRENCY_RETRY_AFTER = 1.0
+
+
+class LimitPermit(Protocol):
+    async def finish(self, *, sent: bool = True) -> None:
+        """The call is over; `sent=False`: no request went out (its window places return)."""
+        ...
+
+
+class Limiter(Protocol):
+    """Admits calls to one integration within its declared limits."""
+
+    async def acquire(self, max_wait: float | None = None) -> LimitPermit: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 class _Window:
@@ -64,6 +81,9 @@ class Permit:
         if not self._released:
             self._released = True
             self._limiter._release(self.started, sent)
+
+    async def finish(self, *, sent: bool = True) -> None:
+        self.release(sent=sent)
 
 
 class RateLimiter:

@@ -76,25 +76,53 @@ class Worker:
         return self.config.retry_policy(integration)
 
     async def run_once(self) -> int:
+        """Claim a batch of due jobs and run them at once. Each outcome is recorded as soon as
+        its job finishes (outcomes that finish while a write is in flight go in the next
+        write together): a finished send never waits behind a job held by the rate limiter,
+        so a crash cannot make the next claim send it again."""
         jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
-        if jobs:
-            heartbeat = asyncio.create_task(self._heartbeat([job.id for job in jobs]))
-            try:
-                outcomes = await asyncio.gather(*(self.execute(job) for job in jobs))
-            finally:
-                heartbeat.cancel()
-            # whatever happened to one job, the batch's outcomes are recorded
-            await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
+        if not jobs:
+            return 0
+        running = {job.id for job in jobs}
+        finished: asyncio.Queue[tuple[Job, JobOutcome]] = asyncio.Queue()
+
+        async def run_job(job: Job) -> None:
+            finished.put_nowait((job, await self.execute(job)))
+
+        heartbeat = asyncio.create_task(self._heartbeat(running))
+        tasks = [asyncio.create_task(run_job(job)) for job in jobs]
+        try:
+            while running:
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
+                await self._record(done)
+                running.difference_update(job.id for job, _ in done)
+        finally:
+            heartbeat.cancel()
+            for task in tasks:
+                task.cancel()
         return len(jobs)
 
-    async def _heartbeat(self, job_ids: list[str]) -> None:
-        """While jobs run, renew their lease: only a dead worker's jobs are taken again."""
+    async def _record(self, done: list[tuple[Job, JobOutcome]]) -> None:
+        try:
+            await self.store.finish_jobs([outcome for _, outcome in done])
+        except Exception:
+            # not recorded: the jobs' leases lapse (no more heartbeat) and a claim retries them
+            log.exception("could not record the outcomes of %d jobs", len(done))
+            return
+        for job, outcome in done:
+            self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
+
+    async def _heartbeat(self, running: set[str]) -> None:
+        """While jobs run, renew their lease: only a dead worker's jobs are taken again.
+        `running` shrinks as outcomes are recorded."""
         while True:
             await asyncio.sleep(self.lease / 3)
+            if not running:
+                continue
             try:
-                await self.store.extend_leases(job_ids, self.clock() + self.lease)
+                await self.store.extend_leases(sorted(running), self.clock() + self.lease)
             except Exception:
                 log.exception("could not renew job leases")
 

@@ -32,6 +32,57 @@ from gateway.store.sync_model import (
 )
 
 
+class Coordination(Protocol):
+    """What replicas sharing one database agree on (PostgreSQL; see postgres_coordination.py).
+    Times are the database's: each call returns or takes durations in seconds."""
+
+    async def take_permit(
+        self,
+        key: str,
+        windows: Sequence[tuple[int, float]],
+        concurrent: int | None,
+        permit: str,
+        lease: float,
+    ) -> float:
+        """Admit one call under `windows` ((limit, seconds) each) and the `concurrent` cap,
+        holding its slot for at most `lease` seconds: 0 when admitted, else the seconds until
+        a window admits one more, or -1 when the cap is full."""
+        ...
+
+    async def release_permit(self, key: str, permit: str, *, sent: bool) -> None:
+        """The call is over: free its slot; `sent=False` gives back its window places too."""
+        ...
+
+    async def breaker_admit(
+        self, key: str, timeout: float, max_trials: int, ticket: str | None, lease: float
+    ) -> tuple[str, int, float]:
+        """(verdict, generation, wait): verdict closed or trial (admitted; a `ticket` takes a
+        trial slot for `lease` seconds), open (wait: seconds until half-open) or busy."""
+        ...
+
+    async def breaker_report(
+        self,
+        key: str,
+        generation: int,
+        ticket: str | None,
+        outcome: str,
+        failure_threshold: int,
+        success_threshold: int,
+    ) -> str | None:
+        """Report a call's outcome (success, failure, neutral): the new state if it changed."""
+        ...
+
+    async def breaker_status(self, key: str) -> tuple[str, int, int, float | None, int] | None:
+        """(state, failures, successes, seconds since opened (negative), times opened)."""
+        ...
+
+    async def claim_leadership(self, name: str, holder: str, lease: float) -> int | None:
+        """Take or renew the role `name` for `lease` seconds: its term, or None (held)."""
+        ...
+
+    async def resign_leadership(self, name: str, holder: str) -> None: ...
+
+
 class Lifecycle(Protocol):
     """Opening and closing: every backend."""
 
@@ -41,6 +92,9 @@ class Lifecycle(Protocol):
 
     async def check_writable(self) -> None:
         """Raise when the database cannot be written now (the readiness probe)."""
+
+    def coordination(self) -> Coordination | None:
+        """The shared state replicas agree on, or None: a single process (SQLite)."""
         ...
 
 

@@ -15,7 +15,9 @@ import asyncpg
 
 from gateway.errors import UsageError
 from gateway.store.entities import EventQuery, Inserted, NewEvent, StoredEvent
+from gateway.store.interfaces import Coordination
 from gateway.store.postgres_base import affected
+from gateway.store.postgres_coordination import CoordinationTables
 from gateway.store.postgres_events import insert_events
 from gateway.store.postgres_functions import FunctionTables
 from gateway.store.postgres_jobs import JobTables
@@ -33,7 +35,7 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PostgresStore(JobTables, SyncTables, FunctionTables):
+class PostgresStore(JobTables, SyncTables, FunctionTables, CoordinationTables):
     """`PostgresStore("postgresql://user@host/db")`; ``pool_min`` and ``pool_max`` bound the
     connection pool (1 and 10 by default); query parameters the driver does not know
     (``?search_path=gateway``) are session settings."""
@@ -69,6 +71,9 @@ class PostgresStore(JobTables, SyncTables, FunctionTables):
             )
         if read_only:
             raise RuntimeError("the database is read-only")
+
+    def coordination(self) -> Coordination:
+        return self
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -108,6 +108,10 @@ class SQLiteStore(JobTables, SyncTables, FunctionTables):
         self.path = sqlite_path(url)
         self.synchronous = synchronous
 
+    def coordination(self) -> None:
+        """One process owns an SQLite file: nothing to agree on with other replicas."""
+        return None
+
     async def open(self) -> None:
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,11 @@ Which tenants: ``default`` when every secret the integration's ``api`` reads is 
 environment; any other tenant (declared, or with stored credentials) that uses the integration
 when it has stored credentials for it, or when the api reads no secret at all and the tenant
 is declared.
+
+With replicas on one database, every replica keeps the schedule but only the leader
+(`gateway.store.leadership`) runs it: a scheduled sync runs once, whichever replicas are up.
+A new leader's interval schedules are not in phase with the old one's: a run due less than
+half an interval after the sync last started (on any replica) is left to the next one.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from gateway.config.model import DEFAULT_TENANT, Config
 from gateway.config.syncs import Schedule, SyncSpec
 from gateway.expr.filters import zone_or_utc
 from gateway.store.interfaces import CredentialsAndSyncs
+from gateway.store.leadership import Leadership
 from gateway.store.sync_model import SyncKey
 from gateway.sync.runner import SyncRunner
-from gateway.sync.spec import declared_syncs
+from gateway.sync.spec import declared_syncs, find_sync
 
 log = logging.getLogger("gateway.sync")
 REFRESH_EVERY = 300.0
@@ -126,6 +132,7 @@ class SyncScheduler:
         *,
         clock: Callable[[], float] = time.time,
         refresh_every: float = REFRESH_EVERY,
+        leadership: Leadership | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -133,6 +140,7 @@ class SyncScheduler:
         self.environ = environ
         self.clock = clock
         self.refresh_every = refresh_every
+        self.leadership = leadership if leadership is not None else Leadership(None)
         self.scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self._skipped: set[tuple[str, str]] = set()  # (sync, tenant) pairs already logged
@@ -221,7 +229,13 @@ class SyncScheduler:
         return declared.timezone if declared else None
 
     async def fire(self, integration: str, sync: str, tenant: str) -> None:
-        """One scheduled run (a failed run is in the sync log; it never stops the scheduler)."""
+        """One scheduled run (a failed run is in the sync log; it never stops the scheduler);
+        none on a replica that is not the leader."""
+        if not self.leadership.is_leader:
+            log.debug("sync %s.%s/%s: another replica leads", integration, sync, tenant)
+            return
+        if self.leadership.shared is not None and await self._ran_lately(integration, sync, tenant):
+            return
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
@@ -234,6 +248,24 @@ class SyncScheduler:
         finally:
             if task is not None:
                 self._running.discard(task)
+
+    async def _ran_lately(self, integration: str, sync: str, tenant: str) -> bool:
+        """Whether an interval sync started less than half an interval ago (on whichever
+        replica led then)."""
+        every = find_sync(self.config, integration, sync).schedule.every
+        if every is None:
+            return False
+        started = (await self.store.last_sync_starts()).get(SyncKey(integration, tenant, sync))
+        if started is None or started <= self.clock() - every / 2:
+            return False
+        log.info(
+            "sync %s.%s/%s ran %.1fs ago: skipped",
+            integration,
+            sync,
+            tenant,
+            self.clock() - started,
+        )
+        return True
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `work` (a manual run) as a task that `stop` cancels."""

@@ -32,6 +32,7 @@ from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
 from gateway.replies import route_path
 from gateway.store.interfaces import EventStore, Store
+from gateway.store.leadership import DEFAULT_LEASE, Leadership
 from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
@@ -63,15 +64,21 @@ class GatewayApp(Starlette):
 
 
 async def _purge_periodically(
-    store: EventStore, retention: float, stop: asyncio.Event, every: float = 3600.0
+    store: EventStore,
+    retention: float,
+    stop: asyncio.Event,
+    leadership: Leadership,
+    every: float = 3600.0,
 ) -> None:
+    """Purge what is past `retention` every `every` seconds: on the leader only."""
     while not stop.is_set():
-        try:
-            events, jobs = await store.purge(time.time() - retention)
-            if events or jobs:
-                log.info("retention: purged %d events and %d jobs", events, jobs)
-        except Exception:
-            log.exception("retention purge failed; trying again later")
+        if leadership.is_leader:
+            try:
+                events, jobs = await store.purge(time.time() - retention)
+                if events or jobs:
+                    log.info("retention: purged %d events and %d jobs", events, jobs)
+            except Exception:
+                log.exception("retention purge failed; trying again later")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
 
@@ -87,21 +94,30 @@ def create_app(
     job_lease: float = 120.0,
     retention: float = 30 * 86400.0,
     health_checks: bool = False,
+    leader_lease: float = DEFAULT_LEASE,
 ) -> GatewayApp:
     """The gateway. `role` ingest: webhooks only; worker: dispatch and run jobs; all: both.
     `transport` replaces the network for outbound calls (tests). A job whose worker died is
     taken again `job_lease` seconds after it was claimed. Finished events and jobs are kept
     `retention` seconds, which is also how long a repeated event is recognised.
     `health_checks`: probe each integration's ``api.health`` in the background (`gateway
-    serve` turns it on; an app built in-process only reports what it was told)."""
+    serve` turns it on; an app built in-process only reports what it was told). Replicas on
+    one PostgreSQL share rate limits and breakers; one of them, the leader (a lease of
+    `leader_lease` seconds), runs scheduled syncs and retention."""
     cipher: Cipher | None = None
     if settings.secret_keys:
         try:
             cipher = Cipher(settings.secret_keys)
         except CredentialError as exc:
             log.error("%s; stored tenant credentials are not used", exc)
-    secrets = SecretSource(environ, store, cipher)
-    outbound = OutboundClient(config, secrets, token_store(store, cipher), transport=transport)
+    secrets = SecretSource(environ, store, cipher, ttl=settings.credentials_ttl)
+    outbound = OutboundClient(
+        config,
+        secrets,
+        token_store(store, cipher),
+        transport=transport,
+        shared=store.coordination(),  # PostgreSQL: limits and breakers across replicas
+    )
     counters = Counters()  # read by /metrics
     worker = Worker(config, store, outbound, lease=job_lease, counters=counters)
     dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set, counters=counters)
@@ -110,7 +126,8 @@ def create_app(
         store, on_commit=dispatcher.wake.set if processing else None, counters=counters
     )
     syncs = SyncRunner(config, store, outbound, on_events=dispatcher.wake.set)
-    sync_scheduler = SyncScheduler(config, store, syncs, environ)
+    leadership = Leadership(store.coordination(), lease=leader_lease)
+    sync_scheduler = SyncScheduler(config, store, syncs, environ, leadership=leadership)
     health = HealthChecks(config, store, outbound, environ)
     ingress = Ingress(
         config,
@@ -145,7 +162,7 @@ def create_app(
             named = {
                 "dispatcher": dispatcher.run(stop),
                 "workers": worker.run(stop),
-                "retention": _purge_periodically(store, retention, stop),
+                "retention": _purge_periodically(store, retention, stop, leadership),
             }
             if health_checks:
                 named["health checks"] = health.run(stop)
@@ -153,6 +170,8 @@ def create_app(
                 task = asyncio.create_task(work, name=name)
                 readiness.tasks[name] = task
                 tasks.append(task)
+        if processing:
+            await leadership.start()
             await sync_scheduler.start()
             readiness.scheduler_running = scheduler_running
         readiness.started = True
@@ -161,6 +180,7 @@ def create_app(
         finally:
             readiness.drain()
             await sync_scheduler.stop()
+            await leadership.stop()
             stop.set()
             await asyncio.gather(*tasks)
             await engine.drain()  # calls answered but not yet stored, events still emitting
@@ -232,4 +252,5 @@ def create_app(
     app.state.sync_scheduler = sync_scheduler
     app.state.readiness = readiness
     app.state.health = health
+    app.state.leadership = leadership
     return app

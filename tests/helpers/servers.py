@@ -49,15 +49,13 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 20
     raise RuntimeError("gateway did not become healthy")
 
 
-@contextmanager
-def gateway_process(
+def _start(
     integrations: Path,
-    db: Path,
+    db: Path | str,
     environ: Mapping[str, str],
-    extra: Sequence[str] = (),
-    *,
+    extra: Sequence[str],
     preexec_fn: Callable[[], None] | None = None,
-) -> Iterator[GatewayProcess]:
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, **environ}
     command = [
@@ -72,7 +70,7 @@ def gateway_process(
         "--integrations",
         str(integrations),
         "--db",
-        f"sqlite:///{db}",
+        db if isinstance(db, str) else f"sqlite:///{db}",
         "--log-level",
         "warning",
         "--no-health-checks",  # probes would leave loopback: a test turns them on itself
@@ -88,17 +86,53 @@ def gateway_process(
         stderr=subprocess.STDOUT,
         preexec_fn=preexec_fn,
     )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
+@contextmanager
+def gateway_process(
+    integrations: Path,
+    db: Path | str,
+    environ: Mapping[str, str],
+    extra: Sequence[str] = (),
+    *,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[GatewayProcess]:
+    """`gateway serve` on a free port; `db`: an SQLite file, or a database URL; `preexec_fn`
+    runs in the child before it starts (resource limits)."""
+    with gateway_processes(1, integrations, db, environ, extra, preexec_fn=preexec_fn) as (server,):
+        yield server
+
+
+@contextmanager
+def gateway_processes(
+    count: int,
+    integrations: Path,
+    db: Path | str,
+    environ: Mapping[str, str],
+    extra: Sequence[str] = (),
+    *,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[list[GatewayProcess]]:
+    """`count` replicas of `gateway serve` on one database, started at the same instant;
+    yields once every one of them answers /healthz."""
+    started = [_start(integrations, db, environ, extra, preexec_fn) for _ in range(count)]
     try:
-        wait_healthy(url, process)
-        yield GatewayProcess(process, url)
+        for process, url in started:
+            wait_healthy(url, process)
+        yield [GatewayProcess(process, url) for process, url in started]
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout:
-            process.stdout.close()
+        for process, _url in started:
+            _end(process)
