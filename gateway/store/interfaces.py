@@ -16,6 +16,9 @@ from gateway.store.entities import (
     Job,
     JobOutcome,
     JobQuery,
+    Message,
+    MessageQuery,
+    MessageUpdate,
     NewEvent,
     StoredEvent,
 )
@@ -162,13 +165,41 @@ class SyncStore(Protocol):
     async def count_sync_records(self, key: SyncKey) -> tuple[int, int]: ...
 
 
+class MessageStore(Protocol):
+    """Sent messages and their status timelines: the workers, delivery events, the admin API."""
+
+    async def record_message(self, message: Message) -> bool:
+        """Store a new message; one already stored under its id is left as it is: whether
+        it was new."""
+        ...
+
+    async def update_message(self, update: MessageUpdate) -> Message | None:
+        """Add a status to the message `update` names (by id, else by provider and provider
+        id) in one transaction: the message as it is now, None when there is none."""
+        ...
+
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def list_messages(self, query: MessageQuery) -> list[Message]:
+        """The newest first."""
+        ...
+
+
+class JobsAndMessages(JobStore, MessageStore, Protocol):
+    """The job queue and the messages its sends record: the workers."""
+
+
 class EventsAndJobs(EventStore, JobStore, Protocol):
-    """Events and jobs: the admin API."""
+    """Events and jobs."""
+
+
+class EventsJobsAndMessages(EventsAndJobs, MessageStore, Protocol):
+    """Events, jobs and messages: the admin API."""
 
 
 class CredentialsAndSyncs(CredentialStore, SyncStore, Protocol):
     """Who has credentials, and when each sync last ran: the sync scheduler."""
 
 
-class Store(Lifecycle, EventStore, JobStore, CredentialStore, SyncStore, Protocol):
+class Store(Lifecycle, EventStore, JobStore, MessageStore, CredentialStore, SyncStore, Protocol):
     """A storage backend: every interface above."""

@@ -19,7 +19,18 @@ import pytest
 
 from gateway.errors import UsageError
 from gateway.store import SQLiteStore, open_store
-from gateway.store.entities import Dispatch, EventQuery, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.entities import (
+    Dispatch,
+    EventQuery,
+    JobOutcome,
+    JobQuery,
+    Message,
+    MessageQuery,
+    MessageStep,
+    MessageUpdate,
+    NewEvent,
+    NewJob,
+)
 from gateway.store.interfaces import Store
 from gateway.store.sync_model import (
     LeaseLost,
@@ -624,6 +635,67 @@ def test_racing_acquires_from_two_replicas_start_one_run(make_store: Factory) ->
 
 
 # ---- selecting the implementation -----------------------------------------------------------
+
+
+def message(id: str, recipient: str = "+4915112345678", **fields: Any) -> Message:
+    return Message(
+        id=id,
+        tenant=fields.pop("tenant", "default"),
+        channel="twilio.sms",
+        kind="sms",
+        provider="twilio",
+        recipient=recipient,
+        template="sms/booking-confirmation.txt",
+        status=fields.pop("status", "sent"),
+        created_at=NOW,
+        timeline=(MessageStep(fields.pop("status_at", "sent"), NOW),),
+        **fields,
+    )
+
+
+def test_messages_record_update_and_list(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            assert await store.record_message(message("msg_1", provider_id="SM1", job_id="job_1"))
+            assert not await store.record_message(message("msg_1", recipient="+49000"))
+            await store.record_message(message("msg_2", recipient="+4917600000000"))
+            skipped = message("msg_3", status="skipped", status_at="skipped")
+            await store.record_message(skipped)
+
+            delivered = MessageUpdate("delivered", NOW + 5, provider="twilio", provider_id="SM1")
+            now = await store.update_message(delivered)
+            assert now is not None and now.id == "msg_1" and now.status == "delivered"
+            late = MessageUpdate("sent", NOW + 6, id="msg_1", detail="late")
+            now = await store.update_message(late)
+            assert now is not None and now.status == "delivered"  # a late sent does not regress
+            failed = MessageUpdate("failed", NOW + 7, id="msg_2", provider_id_set="SM2")
+            now = await store.update_message(failed)
+            assert now is not None and now.status == "failed" and now.provider_id == "SM2"
+
+            unknown = MessageUpdate("delivered", NOW, provider="twilio", provider_id="SMX")
+            assert await store.update_message(unknown) is None
+            assert await store.update_message(MessageUpdate("delivered", NOW)) is None
+
+            got = await store.get_message("msg_1")
+            assert got is not None
+            assert got.recipient == "+4915112345678" and got.job_id == "job_1"
+            assert [(s.status, s.at, s.detail) for s in got.timeline] == [
+                ("sent", NOW, ""),
+                ("delivered", NOW + 5, ""),
+                ("sent", NOW + 6, "late"),
+            ]
+            assert await store.get_message("msg_9") is None
+
+            listed = await store.list_messages(MessageQuery())
+            assert [m.id for m in listed] == ["msg_3", "msg_2", "msg_1"]
+            by_recipient = await store.list_messages(MessageQuery(recipient="+4915112345678"))
+            assert [m.id for m in by_recipient] == ["msg_3", "msg_1"]
+            by_status = await store.list_messages(MessageQuery(status="skipped"))
+            assert [m.id for m in by_status] == ["msg_3"]
+            assert await store.list_messages(MessageQuery(tenant="other")) == []
+            assert len(await store.list_messages(MessageQuery(limit=1))) == 1
+
+    run(main)
 
 
 def test_open_store_selects_by_url(tmp_path: Path) -> None:

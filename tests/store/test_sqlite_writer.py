@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from gateway.store import SQLiteStore
-from gateway.store.entities import Dispatch, EventQuery, JobOutcome, JobQuery, NewEvent, NewJob
+from gateway.store.entities import (
+    Dispatch,
+    EventQuery,
+    JobOutcome,
+    JobQuery,
+    Message,
+    MessageUpdate,
+    NewEvent,
+    NewJob,
+)
 from gateway.store.interfaces import Lifecycle, Store
 from gateway.store.sync_model import PageCommit, PagePlan, RecordWrite, SyncCounts, SyncKey
 
@@ -43,6 +52,8 @@ READS = {
     "last_sync_starts",
     "get_sync_record",
     "count_sync_records",
+    "get_message",
+    "list_messages",
 }
 
 Traced = list[tuple[int, str, str]]  # (connection number, thread name, statement)
@@ -141,7 +152,15 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
         "finish_sync_run": lambda: store.finish_sync_run(
             KEY, "run_1", status="failed", error="x", now=NOW, full=False, resumed=False
         ),
+        "record_message": lambda: store.record_message(_message("msg_1")),
+        "update_message": lambda: store.update_message(MessageUpdate("sent", NOW, id="msg_1")),
     }
+
+
+def _message(id: str) -> Message:
+    return Message(
+        id, "default", "twilio.sms", "sms", "twilio", "+4915112345678", "t", "sending", NOW
+    )
 
 
 def _public_methods() -> set[str]:
