@@ -38,12 +38,18 @@ class Task:
     worker runs: the send or call mapping, with the task's own condition (checked again when
     it runs)."""
 
-    kind: Literal["send", "call"]
+    kind: Literal["send", "call", "update_message"]
     stored: Mapping[str, Any]
-    integration: str  # the integration called: the channel's or the endpoint's
+    integration: str  # the integration called: the channel's or the endpoint's ("" for an
+    # update_message: the event's integration, the provider whose message it names)
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Task:
+        if "update_message" in spec:
+            stored = {"update_message": dict(spec["update_message"])}
+            if "condition" in spec:
+                stored["condition"] = spec["condition"]
+            return cls("update_message", MappingProxyType(stored), "")
         kind: Literal["send", "call"] = "send" if "send" in spec else "call"
         stored = dict(spec[kind])
         if "condition" in spec:
@@ -73,7 +79,8 @@ class Later:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One step of a flow: a `task` (now, or `later`), or a `cancel` of scheduled ones by key."""
+    """One step of a flow: a `task` (now, or `later`), or a `cancel` of scheduled ones by key.
+    An `update_message` is a task too: the worker adds the status it declares to a message."""
 
     label: str  # its name, or #index (names start with a letter: no clash)
     condition: Value | None

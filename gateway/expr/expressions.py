@@ -83,8 +83,11 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("api", "retry", "retryable"), frozenset({"status", "headers", "body"})),
     (
         ("channels",),
-        frozenset({"to", "text", "html", "subject", "whatsapp_template", "tenant", "data"}),
+        frozenset(
+            {"to", "text", "html", "subject", "whatsapp_template", "tenant", "data", "message_id"}
+        ),
     ),
+    (("channels", "*", "message_id"), frozenset({"status", "headers", "body"})),
     (("syncs", "*", "records"), frozenset({"response", "tenant"})),
     (("syncs", "*", "record"), frozenset({"record", "tenant"})),
     (("syncs", "*", "paginate"), frozenset({"response", "tenant", "headers"})),

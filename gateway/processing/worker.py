@@ -25,9 +25,10 @@ from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import RetryableError
 from gateway.processing.dispatcher import evaluate
+from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
 from gateway.store.entities import Job, JobOutcome
-from gateway.store.interfaces import JobStore
+from gateway.store.interfaces import JobsAndMessages
 
 log = logging.getLogger("gateway.processing.worker")
 RESULT_LIMIT = 2000
@@ -48,7 +49,7 @@ class Worker:
     def __init__(
         self,
         config: Config,
-        store: JobStore,
+        store: JobsAndMessages,
         caller: Caller,
         *,
         clock: Callable[[], float] = time.time,
@@ -62,6 +63,7 @@ class Worker:
         self.store = store
         self.caller = caller
         self.messenger = Messenger(config)
+        self.messages = MessageLog(config, store, clock)
         self.clock = clock
         self.lease = lease
         self.concurrency = concurrency
@@ -81,6 +83,7 @@ class Worker:
                 heartbeat.cancel()
             # whatever happened to one job, the batch's outcomes are recorded
             await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
+            await self.messages.failures(jobs, outcomes)
             for job, outcome in zip(jobs, outcomes, strict=True):
                 self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
         return len(jobs)
@@ -133,8 +136,11 @@ class Worker:
         }
         if "condition" in spec and not evaluate(spec["condition"], variables, "condition"):
             return json.dumps({"skipped": "condition is false"})
+        if job.kind == "update_message":
+            return await self.messages.update(job, spec, variables)
         if job.kind == "send":
-            message = self.messenger.build(spec, variables)
+            message = self.messenger.build(spec, variables, message_id(job))
+            await self.messages.sending(job, message)
             result = await self.caller.call(
                 message.integration,
                 message.endpoint,
@@ -143,6 +149,7 @@ class Worker:
                 body=message.body,
                 idempotency_key=job.idempotency_key,
             )
+            await self.messages.sent(job, message, result)
         else:
             integration, endpoint = str(spec["endpoint"]).split(".", 1)
             rendered = render_value(

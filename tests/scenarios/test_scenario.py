@@ -377,3 +377,70 @@ def test_a_web_call_without_direction_still_requests_its_booking(
     assert [(j["action"], j["status"]) for j in jobs] == [("create-booking", "succeeded")]
     (booking,) = sandbox.requests("/calcom/v2/bookings", "POST")
     assert "phoneNumber" not in booking.json["attendee"]
+
+
+def post_form(
+    client: TestClient, config: Config, integration: str, example: str, form: dict[str, str]
+) -> Any:
+    """Sign a declared form example with its fields replaced, post it: the stored event's id
+    (a form webhook's answer is the provider's, TwiML)."""
+    declared = config.integrations[integration].example(example)
+    assert declared is not None
+    request = signed_example(
+        config.integrations[integration],
+        {**declared, "form": form},
+        f"http://testserver/webhooks/{integration}/demo",
+        SecretLookup(integration, {}, SECRETS),
+    )
+    response = client.request(
+        request.method, request.url, headers=request.headers, content=request.body
+    )
+    assert response.status_code == 200, response.text
+    (newest,) = admin(client, f"/admin/api/events?integration={integration}&limit=1")["events"]
+    return newest["id"]
+
+
+def _message_of(client: TestClient, job_id: str) -> dict[str, Any]:
+    messages = admin(client, "/admin/api/messages?limit=500")["messages"]
+    (found,) = [m for m in messages if m["job_id"] == job_id]
+    return dict(found)
+
+
+def test_a_delivered_status_callback_updates_the_message(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-delivered")
+    )
+    jobs = {j["action"]: j for j in wait_for_jobs(client, accepted["event_id"], 4)}
+    sms = _message_of(client, jobs["sms-confirmation"]["id"])
+    (sent,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sent.form is not None
+    assert sms["provider_id"].startswith("SM")
+    assert (sms["status"], sms["recipient"], sms["channel"]) == (
+        "sent",
+        "+14155550123",
+        "twilio.sms",
+    )
+    assert sms["template"] == "sms/booking-confirmation.txt"
+    mail = _message_of(client, jobs["email-confirmation"]["id"])
+    assert mail["status"] == "sent" and mail["provider_id"]  # SendGrid's X-Message-Id
+    (mailed,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mailed.json["custom_args"] == {"gateway_message_id": mail["id"]}
+
+    form = dict(config.integrations["twilio"].example("status_delivered")["form"])  # type: ignore[index]
+    form.update(MessageSid=sms["provider_id"], SmsSid=sms["provider_id"], To="+14155550123")
+    status = post_form(client, config, "twilio", "status_delivered", form)
+    (update,) = wait_for_jobs(client, status, 1)
+    assert (update["kind"], update["status"]) == ("update_message", "succeeded"), update
+    now = admin(client, f"/admin/api/messages/{sms['id']}")
+    assert now["status"] == "delivered"
+    assert [s["status"] for s in now["timeline"]] == ["sending", "sent", "delivered"]
+    delivered = admin(client, "/admin/api/messages?recipient=%2B14155550123&status=delivered")
+    assert [m["id"] for m in delivered["messages"]] == [sms["id"]]
+    bad = client.get(
+        "/admin/api/messages?status=lost", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert bad.status_code == 400 and "status must be one of" in bad.text
