@@ -20,6 +20,7 @@ from gateway.store.entities import (
     MessageQuery,
     MessageUpdate,
     NewEvent,
+    NewJob,
     StoredEvent,
 )
 from gateway.store.sync_model import (
@@ -78,6 +79,11 @@ class JobStore(Protocol):
 
     async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
         """Record the outcomes of a batch of jobs in one transaction."""
+        ...
+
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> None:
+        """Enqueue jobs a job made (a call's `then`); a repeat of an idempotency key is not
+        enqueued again."""
         ...
 
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None: ...
@@ -185,8 +191,25 @@ class MessageStore(Protocol):
         ...
 
 
-class JobsAndMessages(JobStore, MessageStore, Protocol):
-    """The job queue and the messages its sends record: the workers."""
+class OptOutStore(Protocol):
+    """Each tenant's opt-out list: who asked (or bounced) to get no more messages of a kind."""
+
+    async def set_opt_out(
+        self, tenant: str, kind: str, address: str, reason: str, at: float
+    ) -> bool:
+        """Put `address` on the tenant's list for `kind` (sms, whatsapp, email): whether it
+        was new (the first reason is kept)."""
+        ...
+
+    async def clear_opt_out(self, tenant: str, kind: str, address: str) -> bool: ...
+
+    async def opt_out_reason(self, tenant: str, kind: str, address: str) -> str | None:
+        """Why `address` gets no messages of `kind`, or None when it may."""
+        ...
+
+
+class JobsAndMessages(JobStore, MessageStore, OptOutStore, Protocol):
+    """The job queue, the messages its sends record and the opt-outs they honour: workers."""
 
 
 class EventsAndJobs(EventStore, JobStore, Protocol):
@@ -201,5 +224,14 @@ class CredentialsAndSyncs(CredentialStore, SyncStore, Protocol):
     """Who has credentials, and when each sync last ran: the sync scheduler."""
 
 
-class Store(Lifecycle, EventStore, JobStore, MessageStore, CredentialStore, SyncStore, Protocol):
+class Store(
+    Lifecycle,
+    EventStore,
+    JobStore,
+    MessageStore,
+    OptOutStore,
+    CredentialStore,
+    SyncStore,
+    Protocol,
+):
     """A storage backend: every interface above."""

@@ -32,6 +32,14 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_provider_id ON messages (provider, provider_id);
 CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (tenant, recipient, id);
+CREATE TABLE IF NOT EXISTS opt_outs (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    address TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    PRIMARY KEY (tenant, kind, address)
+);
 """
 
 

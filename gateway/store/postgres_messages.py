@@ -63,6 +63,38 @@ class MessageTables(PostgresBase):
         )
         return message_from_row(row) if row is not None else None
 
+    async def set_opt_out(
+        self, tenant: str, kind: str, address: str, reason: str, at: float
+    ) -> bool:
+        status = await self.pool.execute(
+            "INSERT INTO opt_outs (tenant, kind, address, reason, created_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, kind, address) DO NOTHING",
+            tenant,
+            kind,
+            address,
+            reason,
+            at,
+        )
+        return affected(status) > 0
+
+    async def clear_opt_out(self, tenant: str, kind: str, address: str) -> bool:
+        status = await self.pool.execute(
+            "DELETE FROM opt_outs WHERE tenant = $1 AND kind = $2 AND address = $3",
+            tenant,
+            kind,
+            address,
+        )
+        return affected(status) > 0
+
+    async def opt_out_reason(self, tenant: str, kind: str, address: str) -> str | None:
+        found = await self.pool.fetchval(
+            "SELECT reason FROM opt_outs WHERE tenant = $1 AND kind = $2 AND address = $3",
+            tenant,
+            kind,
+            address,
+        )
+        return None if found is None else str(found)
+
     async def list_messages(self, query: MessageQuery) -> list[Message]:
         where, args = message_where(query, postgres_mark)
         rows = await self.pool.fetch(

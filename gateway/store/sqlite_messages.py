@@ -37,6 +37,21 @@ class MessageTables(SQLiteBase):
         )
         return message_from_row(next(iter(rows))) if rows else None
 
+    async def set_opt_out(
+        self, tenant: str, kind: str, address: str, reason: str, at: float
+    ) -> bool:
+        return await self.write(_set_opt_out, (tenant, kind, address, reason, at))
+
+    async def clear_opt_out(self, tenant: str, kind: str, address: str) -> bool:
+        return await self.write(_clear_opt_out, (tenant, kind, address))
+
+    async def opt_out_reason(self, tenant: str, kind: str, address: str) -> str | None:
+        rows = await self.reader.execute_fetchall(
+            "SELECT reason FROM opt_outs WHERE tenant = ? AND kind = ? AND address = ?",
+            [tenant, kind, address],
+        )
+        return str(next(iter(rows))[0]) if rows else None
+
     async def list_messages(self, query: MessageQuery) -> list[Message]:
         where, args = message_where(query, sqlite_mark)
         rows = await self.reader.execute_fetchall(
@@ -74,3 +89,17 @@ def _update_message(db: sqlite3.Connection, update: MessageUpdate) -> Message | 
         (message.status, message.provider_id, values[11], values[12], message.id),
     )
     return message
+
+
+def _set_opt_out(db: sqlite3.Connection, row: tuple[str, str, str, str, float]) -> bool:
+    cursor = db.execute(
+        "INSERT INTO opt_outs (tenant, kind, address, reason, created_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (tenant, kind, address) DO NOTHING",
+        row,
+    )
+    return cursor.rowcount > 0
+
+
+def _clear_opt_out(db: sqlite3.Connection, key: tuple[str, str, str]) -> bool:
+    cursor = db.execute("DELETE FROM opt_outs WHERE tenant = ? AND kind = ? AND address = ?", key)
+    return cursor.rowcount > 0

@@ -698,6 +698,36 @@ def test_messages_record_update_and_list(make_store: Factory) -> None:
     run(main)
 
 
+def test_opt_outs_per_tenant_and_kind(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            phone = "+4915112345678"
+            assert await store.opt_out_reason("default", "sms", phone) is None
+            assert await store.set_opt_out("default", "sms", phone, "replied STOP", NOW)
+            assert not await store.set_opt_out("default", "sms", phone, "again", NOW + 1)
+            assert await store.opt_out_reason("default", "sms", phone) == "replied STOP"
+            assert await store.opt_out_reason("default", "whatsapp", phone) is None
+            assert await store.opt_out_reason("other", "sms", phone) is None
+            assert await store.clear_opt_out("default", "sms", phone)
+            assert not await store.clear_opt_out("default", "sms", phone)
+            assert await store.opt_out_reason("default", "sms", phone) is None
+
+    run(main)
+
+
+def test_added_jobs_are_enqueued_once(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await store.add_jobs([job("job_1", "evt_1", key="k/then/a")])
+            await store.add_jobs([job("job_2", "evt_1", key="k/then/a"), job("job_3", "evt_1")])
+            await store.add_jobs([])
+            listed = await store.list_jobs(JobQuery(event_id="evt_1"))
+            assert sorted(j.id for j in listed) == ["job_1", "job_3"]
+            assert {j.status for j in listed} == {"queued"}
+
+    run(main)
+
+
 def test_open_store_selects_by_url(tmp_path: Path) -> None:
     assert isinstance(open_store(f"sqlite:///{tmp_path / 'g.db'}"), SQLiteStore)
     with pytest.raises(UsageError, match="expected sqlite:///PATH or postgresql://"):

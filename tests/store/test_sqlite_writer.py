@@ -54,6 +54,7 @@ READS = {
     "count_sync_records",
     "get_message",
     "list_messages",
+    "opt_out_reason",
 }
 
 Traced = list[tuple[int, str, str]]  # (connection number, thread name, statement)
@@ -154,6 +155,9 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
         ),
         "record_message": lambda: store.record_message(_message("msg_1")),
         "update_message": lambda: store.update_message(MessageUpdate("sent", NOW, id="msg_1")),
+        "add_jobs": lambda: store.add_jobs([_job("job_9", "evt_1")]),
+        "set_opt_out": lambda: store.set_opt_out("default", "sms", "+4915112345678", "STOP", NOW),
+        "clear_opt_out": lambda: store.clear_opt_out("default", "sms", "+4915112345678"),
     }
 
 
