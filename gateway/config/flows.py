@@ -32,24 +32,31 @@ def _value(spec: Mapping[str, Any], key: str) -> Value | None:
     return Value.build(spec[key]) if key in spec else None
 
 
+# Actions the worker applies to the store rather than send or call: a status added to a
+# message, an address put on or taken off the tenant's opt-out list.
+RECORD_ACTIONS = ("update_message", "opt_out", "opt_in")
+TaskKind = Literal["send", "call", "update_message", "opt_out", "opt_in"]
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """A send or a call, the job an action enqueues. `stored` is what the job stores and the
     worker runs: the send or call mapping, with the task's own condition (checked again when
     it runs)."""
 
-    kind: Literal["send", "call", "update_message"]
+    kind: TaskKind
     stored: Mapping[str, Any]
     integration: str  # the integration called: the channel's or the endpoint's ("" for an
-    # update_message: the event's integration, the provider whose message it names)
+    # action of RECORD_ACTIONS: the event's integration)
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Task:
-        if "update_message" in spec:
-            stored = {"update_message": dict(spec["update_message"])}
-            if "condition" in spec:
-                stored["condition"] = spec["condition"]
-            return cls("update_message", MappingProxyType(stored), "")
+        for record in RECORD_ACTIONS:
+            if record in spec:
+                stored = {record: dict(spec[record])}
+                if "condition" in spec:
+                    stored["condition"] = spec["condition"]
+                return cls(record, MappingProxyType(stored), "")  # type: ignore[arg-type]
         kind: Literal["send", "call"] = "send" if "send" in spec else "call"
         stored = dict(spec[kind])
         if "condition" in spec:

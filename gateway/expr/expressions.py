@@ -96,6 +96,7 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("syncs",), frozenset({"tenant", "state", "now"})),
     (("condition",), frozenset({"event", "tenant", "now"})),
     (("actions",), frozenset({"event", "tenant", "now"})),
+    (("actions", "call", "then"), frozenset({"event", "tenant", "now", "result"})),
 )
 
 

@@ -19,9 +19,9 @@ from gateway.config.channels import Channel
 from gateway.config.model import Config
 from gateway.expr.expressions import RENDER_ERRORS, render_value
 from gateway.outbound.caller import Response
-from gateway.processing.messaging import ChannelCall
+from gateway.processing.messaging import ChannelCall, normalise_recipient
 from gateway.store.entities import Job, JobOutcome, Message, MessageStep, MessageUpdate
-from gateway.store.interfaces import MessageStore
+from gateway.store.interfaces import JobsAndMessages
 
 log = logging.getLogger("gateway.processing.message_log")
 DETAIL_LIMIT = 500
@@ -53,34 +53,47 @@ def provider_message_id(channel: Channel, answer: Response) -> str | None:
     return str(found) if found not in (None, "") else None
 
 
+def opt_out_key(kind: str, address: str) -> str:
+    """How an opt-out list holds an address: phones in E.164, email in lower case."""
+    if kind == "email":
+        return address.lower()
+    return address if address.startswith("+") else f"+{address}"
+
+
 class MessageLog:
     def __init__(
-        self, config: Config, store: MessageStore, clock: Callable[[], float] = time.time
+        self, config: Config, store: JobsAndMessages, clock: Callable[[], float] = time.time
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
 
-    async def sending(self, job: Job, call: ChannelCall) -> None:
+    async def sending(self, job: Job, call: ChannelCall) -> str | None:
+        """Record the message about to be sent; to a recipient who opted out, record it
+        `skipped` with the reason and say so (the job's result): nothing is sent."""
         now = self.clock()
+        kind = call.channel.kind
+        # E.164 for every phone, so one look-up by number finds SMS and WhatsApp
+        recipient = f"+{call.recipient}" if kind == "whatsapp" else call.recipient
+        reason = await self.store.opt_out_reason(job.tenant, kind, opt_out_key(kind, recipient))
+        status = "sending" if reason is None else "skipped"
+        detail = "" if reason is None else f"opted out: {reason}"
         await self.store.record_message(
             Message(
                 id=message_id(job),
                 tenant=job.tenant,
                 channel=f"{call.integration}.{call.channel.name}",
-                kind=call.channel.kind,
+                kind=kind,
                 provider=call.integration,
-                # E.164 for every phone, so one look-up by number finds SMS and WhatsApp
-                recipient=f"+{call.recipient}"
-                if call.channel.kind == "whatsapp"
-                else call.recipient,
+                recipient=recipient,
                 template=call.template,
-                status="sending",
+                status=status,
                 created_at=now,
                 job_id=job.id,
-                timeline=(MessageStep("sending", now),),
+                timeline=(MessageStep(status, now, detail),),
             )
         )
+        return None if reason is None else json.dumps({"skipped": detail})
 
     async def sent(self, job: Job, call: ChannelCall, answer: Response) -> None:
         provider_id = provider_message_id(call.channel, answer)
@@ -124,9 +137,22 @@ class MessageLog:
             timeline=(MessageStep("failed", now, detail),),
         )
 
-    async def update(self, job: Job, spec: Mapping[str, Any], variables: Mapping[str, Any]) -> str:
-        """A flow's `update_message`: the status it declares added to the message it names."""
-        declared = render_value(dict(spec["update_message"]), variables)
+    async def record(self, job: Job, spec: Mapping[str, Any], variables: Mapping[str, Any]) -> str:
+        """A flow's update_message, opt_out or opt_in, rendered and applied: the job's result."""
+        declared = render_value(dict(spec[job.kind]), variables)
+        if job.kind == "update_message":
+            return await self._update(job, declared)
+        kind = str(declared["kind"])
+        address = opt_out_key(kind, normalise_recipient(kind, declared["address"]))
+        if job.kind == "opt_out":
+            reason = str(declared.get("reason") or "opted out")[:DETAIL_LIMIT]
+            new = await self.store.set_opt_out(job.tenant, kind, address, reason, self.clock())
+            return json.dumps({"opted_out": kind, "new": new})
+        removed = await self.store.clear_opt_out(job.tenant, kind, address)
+        return json.dumps({"opted_in": kind, "was_out": removed})
+
+    async def _update(self, job: Job, declared: Mapping[str, Any]) -> str:
+        """The status an update_message declares added to the message it names."""
         update = MessageUpdate(
             status=str(declared["status"]),
             at=self.clock(),

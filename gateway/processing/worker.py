@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config.api import RetryPolicy
+from gateway.config.flows import RECORD_ACTIONS
 from gateway.config.model import Config
 from gateway.counters import Counters
 from gateway.errors import Permanent
@@ -25,6 +26,7 @@ from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import RetryableError
 from gateway.processing.dispatcher import evaluate
+from gateway.processing.follow_ups import follow_ups
 from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
 from gateway.store.entities import Job, JobOutcome
@@ -72,6 +74,9 @@ class Worker:
 
     def policy(self, integration: str) -> RetryPolicy:
         return self.config.retry_policy(integration)
+
+    def _max_attempts(self, integration: str) -> int:
+        return self.policy(integration).max_attempts
 
     async def run_once(self) -> int:
         jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
@@ -134,13 +139,17 @@ class Worker:
             "tenant": self.config.tenant_variables(job.tenant),
             "now": datetime.fromtimestamp(self.clock(), UTC),
         }
+        if "result" in spec:  # a call's `then`: the answer it follows from
+            variables["result"] = spec["result"]
         if "condition" in spec and not evaluate(spec["condition"], variables, "condition"):
             return json.dumps({"skipped": "condition is false"})
-        if job.kind == "update_message":
-            return await self.messages.update(job, spec, variables)
+        if job.kind in RECORD_ACTIONS:
+            return await self.messages.record(job, spec, variables)
         if job.kind == "send":
             message = self.messenger.build(spec, variables, message_id(job))
-            await self.messages.sending(job, message)
+            skipped = await self.messages.sending(job, message)
+            if skipped is not None:  # the recipient opted out
+                return skipped
             result = await self.caller.call(
                 message.integration,
                 message.endpoint,
@@ -165,6 +174,9 @@ class Worker:
                 headers=rendered["headers"],
                 idempotency_key=job.idempotency_key,
             )
+            if spec.get("then"):
+                made = follow_ups(job, spec["then"], result, self.clock(), self._max_attempts)
+                await self.store.add_jobs(made)
         return _result_text(result)
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:

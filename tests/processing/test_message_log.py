@@ -77,3 +77,37 @@ def test_a_dead_send_is_a_failed_message_and_an_unknown_status_changes_nothing(
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_send_to_an_opted_out_address_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+        await store.open()
+        try:
+            event = NewEvent("evt_1", "sendgrid", "demo", "k", None, "x", NOW, "{}", b"{}")
+            await store.insert_events([event])
+            suppress = {
+                "opt_out": {"kind": "email", "address": "Jane@Example.com", "reason": "bounced"}
+            }
+            await store.commit_dispatches(
+                [Dispatch("evt_1", "dispatched", [_job("job_1", "opt_out", suppress)])]
+            )
+            worker = Worker(CONFIG, store, _NeverCalled(), clock=lambda: NOW + 1)
+            assert await worker.run_once() == 1
+            assert await store.opt_out_reason("demo", "email", "jane@example.com") == "bounced"
+            send = {
+                "channel": "sendgrid.email",
+                "to": "Jane@Example.com",
+                "subject": "Hi",
+                "text": "Hi",
+            }
+            await store.add_jobs([_job("job_2", "send", send)])
+            assert await worker.run_once() == 1  # _NeverCalled: nothing was sent
+            sent = await store.get_job("job_2")
+            assert sent is not None and sent.status == "succeeded"
+            (skipped,) = await store.list_messages(MessageQuery(status="skipped"))
+            assert skipped.timeline[-1].detail == "opted out: bounced"
+        finally:
+            await store.close()
+
+    asyncio.run(main())

@@ -444,3 +444,84 @@ def test_a_delivered_status_callback_updates_the_message(
         "/admin/api/messages?status=lost", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
     assert bad.status_code == 400 and "status must be one of" in bad.text
+
+
+def _reply(client: TestClient, config: Config, sender: str, text: str) -> str:
+    """An SMS reply from `sender`: the stored event's id."""
+    form = dict(config.integrations["twilio"].example("incoming_sms")["form"])  # type: ignore[index]
+    sid = f"SM{abs(hash((sender, text, time.time()))):032x}"[:34]
+    form.update(From=sender, Body=text, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid)
+    return str(post_form(client, config, "twilio", "incoming_sms", form))
+
+
+def test_stop_then_a_booking_sends_no_sms_and_the_email_still_goes_out(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    phone = "+14155550123"  # the attendee's number of _booking_created
+    stop = _reply(client, config, phone, " stopp ")  # German, any case and spacing
+    jobs = wait_for_jobs(client, stop, 1)
+    assert [(j["action"], j["status"]) for j in jobs] == [("opt-out-sms", "succeeded")], jobs
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-stopped")
+    )
+    by_action = {j["action"]: j for j in wait_for_jobs(client, accepted["event_id"], 4)}
+    assert by_action["sms-confirmation"]["status"] == "succeeded"
+    assert sandbox.requests("/twilio/2010-04-01/Accounts/", "POST") == []  # no SMS
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "jane.doe@example.com"
+    skipped = _message_of(client, by_action["sms-confirmation"]["id"])
+    assert skipped["status"] == "skipped"
+    assert skipped["timeline"][-1]["detail"] == "opted out: replied stopp"
+    listed = admin(client, "/admin/api/messages?recipient=%2B14155550123&status=skipped")
+    assert skipped["id"] in [m["id"] for m in listed["messages"]]
+
+    start = _reply(client, config, phone, "START")
+    assert [j["action"] for j in wait_for_jobs(client, start, 1)] == ["opt-in-sms"]
+    sandbox.clear_requests()
+    again = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-restarted")
+    )
+    wait_for_jobs(client, again["event_id"], 4)
+    (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sms.form is not None and dict(sms.form)["To"] == phone
+
+
+def test_a_cancel_reply_cancels_the_next_booking_in_calcom_and_confirms(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    cancel = _reply(client, config, "+4915112345678", "Cancel")
+    jobs = {j["action"]: j for j in wait_for_jobs(client, cancel, 3)}
+    assert {a: j["status"] for a, j in jobs.items()} == {
+        "find-next-booking": "succeeded",
+        "find-next-booking/cancel-booking": "succeeded",
+        "find-next-booking/cancel-booking/sms-cancelled": "succeeded",
+    }, jobs
+    (listed,) = sandbox.requests("/calcom/v2/bookings", "GET")
+    assert listed.query_params["status"] == "upcoming"
+    (cancelled,) = sandbox.requests("/calcom/v2/bookings/", "POST")
+    assert cancelled.path == "/calcom/v2/bookings/sandbox-upcoming-jane/cancel"  # not Max's
+    assert "Cancel" in cancelled.json["cancellationReason"]
+    (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sms.form is not None
+    form = dict(sms.form)
+    assert form["To"] == "+4915112345678"
+    assert "Consultation" in form["Body"] and "cancelled" in form["Body"]
+    assert sandbox.requests("/sendgrid/v3/mail/send", "POST") == []  # a keyword: not forwarded
+
+
+def test_other_replies_are_forwarded_to_the_practice(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    reply = _reply(client, config, "+4915112345678", "Can I bring my daughter?")
+    jobs = wait_for_jobs(client, reply, 1)
+    assert [(j["action"], j["status"]) for j in jobs] == [("email-practice", "succeeded")]
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "praxis@praxis-weber.example"
+    assert "Can I bring my daughter?" in mail.json["content"][0]["value"]
+    assert sandbox.requests("/twilio/2010-04-01/Accounts/", "POST") == []
