@@ -61,6 +61,8 @@ class Task:
         stored = dict(spec[kind])
         if "condition" in spec:
             stored["condition"] = spec["condition"]
+        if "on_failure" in spec:  # run by the worker when the task fails (follow_ups.py)
+            stored["on_failure"] = spec["on_failure"]
         ref = stored["channel"] if kind == "send" else stored["endpoint"]
         return cls(kind, MappingProxyType(stored), str(ref).split(".", 1)[0])
 

@@ -1,4 +1,5 @@
-"""A call's `then`: the actions that run once the call succeeded, each a job of its own.
+"""A call's `then`: the actions that run once the call succeeded, each a job of its own; a
+task's `on_failure`: the actions that run once when it fails (a fallback).
 
 Each follow-up carries the body of the answer it follows from (its expressions see it as
 `result`) and an idempotency key made of its parent's and its own name, so a parent attempted
@@ -33,7 +34,26 @@ def follow_ups(
     max_attempts: Callable[[str], int],
 ) -> list[NewJob]:
     """The jobs of a call's `then` actions (send, call, update_message, opt_out, opt_in)."""
-    body = answer_body(answer)
+    return _jobs(job, declared, "then", answer_body(answer), now, max_attempts)
+
+
+def fallbacks(job: Job, why: str, now: float, max_attempts: Callable[[str], int]) -> list[NewJob]:
+    """The jobs of a task's `on_failure` actions (none when it declares none); their
+    expressions see `result` as {"error": why}. However often the task is reported failed
+    (dead, then an undelivered status; repeated callbacks), they are enqueued once."""
+    spec = json.loads(job.spec)
+    declared = spec.get("on_failure") or []
+    return _jobs(job, declared, "on_failure", {"error": why}, now, max_attempts)
+
+
+def _jobs(
+    job: Job,
+    declared: Sequence[Mapping[str, Any]],
+    step: str,
+    body: Any,
+    now: float,
+    max_attempts: Callable[[str], int],
+) -> list[NewJob]:
     made: list[NewJob] = []
     for index, spec in enumerate(declared):
         action = Action.build(index, spec)
@@ -45,7 +65,7 @@ def follow_ups(
         made.append(
             NewJob(
                 id=new_id("job"),
-                idempotency_key=f"{job.idempotency_key}/then/{action.label}",
+                idempotency_key=f"{job.idempotency_key}/{step}/{action.label}",
                 event_id=job.event_id,
                 flow=job.flow,
                 action=f"{job.action}/{action.label}",

@@ -19,6 +19,7 @@ from gateway.config.channels import Channel
 from gateway.config.model import Config
 from gateway.expr.expressions import RENDER_ERRORS, render_value
 from gateway.outbound.caller import Response
+from gateway.processing.follow_ups import fallbacks
 from gateway.processing.messaging import ChannelCall, normalise_recipient
 from gateway.store.entities import Job, JobOutcome, Message, MessageStep, MessageUpdate
 from gateway.store.interfaces import JobsAndMessages
@@ -102,6 +103,17 @@ class MessageLog:
         )
         await self.store.update_message(update)
 
+    def _max_attempts(self, integration: str) -> int:
+        return self.config.retry_policy(integration).max_attempts
+
+    async def _fall_back(self, job_id: str, why: str) -> None:
+        """The on_failure actions of the send whose message reported failed."""
+        sent = await self.store.get_job(job_id)
+        if sent is not None:
+            made = fallbacks(sent, why, self.clock(), self._max_attempts)
+            if made:
+                await self.store.add_jobs(made)
+
     async def failures(self, jobs: Sequence[Job], outcomes: Sequence[JobOutcome]) -> None:
         """Mark the messages of send jobs that went dead `failed`, with the reason."""
         for job, outcome in zip(jobs, outcomes, strict=True):
@@ -164,6 +176,8 @@ class MessageLog:
         message = await self.store.update_message(update)
         if message is None:
             return json.dumps({"skipped": "no message sent by the gateway has this id"})
+        if message.status == "failed" and message.job_id:
+            await self._fall_back(message.job_id, update.detail or "failed")
         return json.dumps({"message": message.id, "status": message.status})
 
 

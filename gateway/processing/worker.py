@@ -26,7 +26,7 @@ from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import RetryableError
 from gateway.processing.dispatcher import evaluate
-from gateway.processing.follow_ups import follow_ups
+from gateway.processing.follow_ups import fallbacks, follow_ups
 from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
 from gateway.store.entities import Job, JobOutcome
@@ -75,6 +75,19 @@ class Worker:
     def policy(self, integration: str) -> RetryPolicy:
         return self.config.retry_policy(integration)
 
+    async def enqueue_fallbacks(self, jobs: list[Job], outcomes: list[JobOutcome]) -> None:
+        """The `on_failure` actions of the jobs that went dead."""
+        made = [
+            follow_up
+            for job, outcome in zip(jobs, outcomes, strict=True)
+            if outcome.status == "dead"
+            for follow_up in fallbacks(
+                job, outcome.error or "dead", self.clock(), self._max_attempts
+            )
+        ]
+        if made:
+            await self.store.add_jobs(made)
+
     def _max_attempts(self, integration: str) -> int:
         return self.policy(integration).max_attempts
 
@@ -89,6 +102,7 @@ class Worker:
             # whatever happened to one job, the batch's outcomes are recorded
             await self.store.finish_jobs(outcomes)  # a batch's outcomes in one write
             await self.messages.failures(jobs, outcomes)
+            await self.enqueue_fallbacks(jobs, outcomes)
             for job, outcome in zip(jobs, outcomes, strict=True):
                 self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
         return len(jobs)

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.config.model import load_config
 from gateway.processing.worker import Worker
 from gateway.store import SQLiteStore
-from gateway.store.entities import Dispatch, MessageQuery, NewEvent, NewJob
+from gateway.store.entities import Dispatch, JobOutcome, JobQuery, MessageQuery, NewEvent, NewJob
 from tests.helpers import REPO
 
 CONFIG = load_config(REPO / "integrations.d", {"TWILIO_FROM_NUMBER": "+15005550006"})
@@ -107,6 +107,36 @@ def test_a_send_to_an_opted_out_address_is_skipped_with_the_reason(tmp_path: Pat
             assert sent is not None and sent.status == "succeeded"
             (skipped,) = await store.list_messages(MessageQuery(status="skipped"))
             assert skipped.timeline[-1].detail == "opted out: bounced"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_dead_send_runs_its_on_failure_actions_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+        await store.open()
+        try:
+            event = NewEvent("evt_1", "twilio", "demo", "k", None, "x", NOW, "{}", b"{}")
+            await store.insert_events([event])
+            fallback = {"name": "note", "opt_out": {"kind": "email", "address": "a@example.com"}}
+            send = {"channel": "twilio.sms", "to": "nope", "text": "Hi", "on_failure": [fallback]}
+            await store.commit_dispatches(
+                [Dispatch("evt_1", "dispatched", [_job("job_1", "send", send)])]
+            )
+            worker = Worker(CONFIG, store, _NeverCalled(), clock=lambda: NOW + 1)
+            assert await worker.run_once() == 1  # the send dies, its fallback is enqueued
+            dead = await store.get_job("job_1")
+            assert dead is not None and dead.status == "dead"
+            assert await worker.run_once() == 1  # the fallback
+            jobs = await store.list_jobs(JobQuery(event_id="evt_1"))
+            assert sorted(j.action for j in jobs) == ["job_1", "job_1/note"]
+            assert await store.opt_out_reason("demo", "email", "a@example.com") == "opted out"
+            # the same failure reported again (a worker retrying the batch) adds nothing
+            assert dead is not None
+            await worker.enqueue_fallbacks([dead], [JobOutcome("job_1", "dead", error="again")])
+            assert len(await store.list_jobs(JobQuery(event_id="evt_1"))) == 2
         finally:
             await store.close()
 

@@ -32,7 +32,16 @@ from gateway.web.application import create_app
 from tests.helpers import REPO
 from tests.helpers.app import ADMIN_TOKEN, admin
 
-PROVIDERS = ("retell", "calcom", "stripe", "twilio", "sendgrid", "google_calendar", "segment")
+PROVIDERS = (
+    "retell",
+    "calcom",
+    "stripe",
+    "twilio",
+    "sendgrid",
+    "google_calendar",
+    "segment",
+    "whatsapp",
+)
 SECRETS = {
     "RETELL_API_KEY": "key_retell",
     "CALCOM_API_KEY": "cal_live_test",
@@ -48,6 +57,8 @@ SECRETS = {
     "GOOGLE_CLIENT_ID": "google-client",
     "GOOGLE_CLIENT_SECRET": "google-secret",
     "GOOGLE_REFRESH_TOKEN": "google-refresh",
+    "WHATSAPP_ACCESS_TOKEN": "wa-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
     "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
 }
 START = (datetime.now(UTC) + timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
@@ -525,3 +536,44 @@ def test_other_replies_are_forwarded_to_the_practice(
     assert mail.json["personalizations"][0]["to"][0]["email"] == "praxis@praxis-weber.example"
     assert "Can I bring my daughter?" in mail.json["content"][0]["value"]
     assert sandbox.requests("/twilio/2010-04-01/Accounts/", "POST") == []
+
+
+def test_an_undelivered_sms_falls_back_to_whatsapp_once(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-fallback")
+    )
+    booking = accepted["event_id"]
+    jobs = {j["action"]: j for j in wait_for_jobs(client, booking, 4)}
+    sms = _message_of(client, jobs["sms-confirmation"]["id"])
+    assert sandbox.requests("/whatsapp/", "POST") == []
+    form = dict(config.integrations["twilio"].example("status_undelivered")["form"])  # type: ignore[index]
+    form.update(MessageSid=sms["provider_id"], SmsSid=sms["provider_id"], To="+14155550123")
+    undelivered = post_form(client, config, "twilio", "status_undelivered", form)
+    wait_for_jobs(client, undelivered, 1)
+    # a second failure report of the same message (failed after undelivered) falls back no more
+    failed = post_form(
+        client, config, "twilio", "status_undelivered", {**form, "MessageStatus": "failed"}
+    )
+    wait_for_jobs(client, failed, 1)
+    jobs = {j["action"]: j for j in wait_for_jobs(client, booking, 5)}
+    fallback = jobs["sms-confirmation/whatsapp-confirmation"]
+    assert fallback["status"] == "succeeded", fallback
+    (whatsapp,) = sandbox.requests("/whatsapp/", "POST")
+    assert whatsapp.path == "/whatsapp/106540352242922/messages"
+    assert whatsapp.json["to"] == "14155550123"
+    assert whatsapp.json["template"]["name"] == "booking_confirmation"
+    now = admin(client, f"/admin/api/messages/{sms['id']}")
+    assert now["status"] == "failed"
+    assert "30003" in now["timeline"][-2]["detail"]
+    sent = _message_of(client, fallback["id"])
+    assert (sent["channel"], sent["status"], sent["recipient"]) == (
+        "whatsapp.whatsapp",
+        "sent",
+        "+14155550123",
+    )
+    assert sent["provider_id"].startswith("wamid.")
+    assert len(wait_for_jobs(client, booking, 5)) == 5  # no second fallback
