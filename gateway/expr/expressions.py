@@ -97,6 +97,7 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("condition",), frozenset({"event", "tenant", "now"})),
     (("actions",), frozenset({"event", "tenant", "now"})),
     (("actions", "call", "then"), frozenset({"event", "tenant", "now", "result"})),
+    (("actions", "on_failure"), frozenset({"event", "tenant", "now", "result"})),
 )
 
 
