@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from gateway.expr.expressions import Expression, compile_expression
+
 
 @dataclass(frozen=True, slots=True)
 class Channel:
@@ -15,6 +17,8 @@ class Channel:
     endpoint: str  # an endpoint of the same integration
     params: Mapping[str, Any]
     body: Any  # the request body template (to, text, html, subject, whatsapp_template, ...)
+    # Where the provider's answer ({status, headers, body}) says the sent message's id
+    message_id: Expression | None = None
 
     @classmethod
     def build(cls, name: str, spec: Mapping[str, Any]) -> Channel:
@@ -24,4 +28,5 @@ class Channel:
             endpoint=str(spec["endpoint"]),
             params=MappingProxyType(dict(spec.get("params") or {})),
             body=spec["body"],
+            message_id=compile_expression(spec["message_id"]) if "message_id" in spec else None,
         )

@@ -32,22 +32,37 @@ def _value(spec: Mapping[str, Any], key: str) -> Value | None:
     return Value.build(spec[key]) if key in spec else None
 
 
+# Actions the worker applies to the store rather than send or call: a status added to a
+# message, an address put on or taken off the tenant's opt-out list.
+RECORD_ACTIONS = ("update_message", "opt_out", "opt_in")
+TaskKind = Literal["send", "call", "update_message", "opt_out", "opt_in"]
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """A send or a call, the job an action enqueues. `stored` is what the job stores and the
     worker runs: the send or call mapping, with the task's own condition (checked again when
     it runs)."""
 
-    kind: Literal["send", "call"]
+    kind: TaskKind
     stored: Mapping[str, Any]
-    integration: str  # the integration called: the channel's or the endpoint's
+    integration: str  # the integration called: the channel's or the endpoint's ("" for an
+    # action of RECORD_ACTIONS: the event's integration)
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Task:
+        for record in RECORD_ACTIONS:
+            if record in spec:
+                stored = {record: dict(spec[record])}
+                if "condition" in spec:
+                    stored["condition"] = spec["condition"]
+                return cls(record, MappingProxyType(stored), "")  # type: ignore[arg-type]
         kind: Literal["send", "call"] = "send" if "send" in spec else "call"
         stored = dict(spec[kind])
         if "condition" in spec:
             stored["condition"] = spec["condition"]
+        if "on_failure" in spec:  # run by the worker when the task fails (follow_ups.py)
+            stored["on_failure"] = spec["on_failure"]
         ref = stored["channel"] if kind == "send" else stored["endpoint"]
         return cls(kind, MappingProxyType(stored), str(ref).split(".", 1)[0])
 
@@ -73,7 +88,8 @@ class Later:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One step of a flow: a `task` (now, or `later`), or a `cancel` of scheduled ones by key."""
+    """One step of a flow: a `task` (now, or `later`), or a `cancel` of scheduled ones by key.
+    An `update_message` is a task too: the worker adds the status it declares to a message."""
 
     label: str  # its name, or #index (names start with a letter: no clash)
     condition: Value | None

@@ -131,6 +131,12 @@ class _FlowChecker:
             yield from self.action(
                 doc, (*path, "schedule", "action"), _dict(schedule.get("action"))
             )
+        # a call's follow-ups and a task's fallbacks are actions too
+        nested = [(*path, "call", "then"), (*path, "on_failure")]
+        lists = [_dict(action.get("call")).get("then"), action.get("on_failure")]
+        for where, listed in zip(nested, lists, strict=True):
+            for i, each in enumerate(listed if isinstance(listed, list) else []):
+                yield from self.action(doc, (*where, i), _dict(each))
 
     def _resolve(
         self, doc: Document, path: tuple[str | int, ...], ref: Any, section: str, what: str

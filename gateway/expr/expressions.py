@@ -98,8 +98,11 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("api", "retry", "retryable"), frozenset({"status", "headers", "body"})),
     (
         ("channels",),
-        frozenset({"to", "text", "html", "subject", "whatsapp_template", "tenant", "data"}),
+        frozenset(
+            {"to", "text", "html", "subject", "whatsapp_template", "tenant", "data", "message_id"}
+        ),
     ),
+    (("channels", "*", "message_id"), frozenset({"status", "headers", "body"})),
     (("syncs", "*", "records"), frozenset({"response", "tenant"})),
     (("syncs", "*", "record"), frozenset({"record", "tenant"})),
     (("syncs", "*", "paginate"), frozenset({"response", "tenant", "headers"})),
@@ -108,6 +111,8 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("syncs",), frozenset({"tenant", "state", "now"})),
     (("condition",), frozenset({"event", "tenant", "now"})),
     (("actions",), frozenset({"event", "tenant", "now"})),
+    (("actions", "call", "then"), frozenset({"event", "tenant", "now", "result"})),
+    (("actions", "on_failure"), frozenset({"event", "tenant", "now", "result"})),
 )
 
 

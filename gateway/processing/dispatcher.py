@@ -242,7 +242,7 @@ class Dispatcher:
         if action.later is not None:
             schedule_key = str(_render(action.later.key, variables, f"{where} key"))
             run_at = self._when(action.later, variables, now, where)
-        target = task.integration
+        target = task.integration or event.integration
         key = f"{event.id}/{event.replays}/{made_index}/{name}/{label}"
         jobs.append(
             NewJob(

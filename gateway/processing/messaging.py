@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from gateway.config.channels import Channel
 from gateway.config.model import Config
 from gateway.errors import Permanent
 from gateway.expr.expressions import MissingValue, render_value
@@ -46,6 +47,9 @@ class ChannelCall:
     endpoint: str
     params: Mapping[str, Any]
     body: Any
+    channel: Channel
+    recipient: str
+    template: str  # the template file (or "inline")
 
 
 def normalise_recipient(kind: str, to: Any, default_country: str = "") -> str:
@@ -68,8 +72,11 @@ class Messenger:
     def _render_file(self, name: str, variables: Mapping[str, Any]) -> str:
         return self.templates.get_template(name).render(variables).strip()
 
-    def build(self, send: Mapping[str, Any], variables: Mapping[str, Any]) -> ChannelCall:
-        """The channel call for a `send` action; `variables` are the flow's (event, tenant, now)."""
+    def build(
+        self, send: Mapping[str, Any], variables: Mapping[str, Any], message_id: str = ""
+    ) -> ChannelCall:
+        """The channel call for a `send` action; `variables` are the flow's (event, tenant, now);
+        `message_id`, the gateway's id of the message, for the channel body to pass along."""
         integration_name, channel_name = str(send["channel"]).split(".", 1)
         integration = self.config.integrations.get(integration_name)
         channel = integration.channels.get(channel_name) if integration else None
@@ -115,6 +122,18 @@ class Messenger:
                 "whatsapp_template": whatsapp,
                 "tenant": tenant,
                 "data": data,
+                "message_id": message_id,
             },
         )
-        return ChannelCall(integration_name, channel.endpoint, channel.params, body)
+        template = str(send.get("template") or send.get("html_template") or "")
+        if not template and whatsapp:
+            template = f"whatsapp:{whatsapp['name']}"
+        return ChannelCall(
+            integration_name,
+            channel.endpoint,
+            channel.params,
+            body,
+            channel,
+            to,
+            template or "inline",
+        )

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config.api import RetryPolicy
+from gateway.config.flows import RECORD_ACTIONS
 from gateway.config.model import Config
 from gateway.counters import Counters
 from gateway.errors import Permanent
@@ -26,9 +27,11 @@ from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
 from gateway.outbound.failures import RetryableError
 from gateway.processing.dispatcher import evaluate
+from gateway.processing.follow_ups import fallbacks, follow_ups
+from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
 from gateway.store.entities import Job, JobOutcome
-from gateway.store.interfaces import JobStore
+from gateway.store.interfaces import JobsAndMessages
 
 log = logging.getLogger("gateway.processing.worker")
 RESULT_LIMIT = 2000
@@ -52,7 +55,7 @@ class Worker:
     def __init__(
         self,
         config: Config,
-        store: JobStore,
+        store: JobsAndMessages,
         caller: Caller,
         *,
         clock: Callable[[], float] = time.time,
@@ -66,6 +69,7 @@ class Worker:
         self.store = store
         self.caller = caller
         self.messenger = Messenger(config)
+        self.messages = MessageLog(config, store, clock)
         self.clock = clock
         self.lease = lease
         self.concurrency = concurrency
@@ -74,6 +78,22 @@ class Worker:
 
     def policy(self, integration: str) -> RetryPolicy:
         return self.config.retry_policy(integration)
+
+    async def enqueue_fallbacks(self, jobs: list[Job], outcomes: list[JobOutcome]) -> None:
+        """The `on_failure` actions of the jobs that went dead."""
+        made = [
+            follow_up
+            for job, outcome in zip(jobs, outcomes, strict=True)
+            if outcome.status == "dead"
+            for follow_up in fallbacks(
+                job, outcome.error or "dead", self.clock(), self._max_attempts
+            )
+        ]
+        if made:
+            await self.store.add_jobs(made)
+
+    def _max_attempts(self, integration: str) -> int:
+        return self.policy(integration).max_attempts
 
     async def run_once(self) -> int:
         """Claim a batch of due jobs and run them at once. Each outcome is recorded as soon as
@@ -113,6 +133,9 @@ class Worker:
             return
         for job, outcome in done:
             self.counters.job_attempts[(job.integration, _OUTCOMES[outcome.status])] += 1
+        jobs, outcomes = [job for job, _ in done], [outcome for _, outcome in done]
+        await self.messages.failures(jobs, outcomes)
+        await self.enqueue_fallbacks(jobs, outcomes)
 
     async def _heartbeat(self, running: set[str]) -> None:
         """While jobs run, renew their lease: only a dead worker's jobs are taken again.
@@ -169,10 +192,17 @@ class Worker:
             "tenant": self.config.tenant_variables(job.tenant),
             "now": datetime.fromtimestamp(self.clock(), UTC),
         }
+        if "result" in spec:  # a call's `then`: the answer it follows from
+            variables["result"] = spec["result"]
         if "condition" in spec and not evaluate(spec["condition"], variables, "condition"):
             return json.dumps({"skipped": "condition is false"})
+        if job.kind in RECORD_ACTIONS:
+            return await self.messages.record(job, spec, variables)
         if job.kind == "send":
-            message = self.messenger.build(spec, variables)
+            message = self.messenger.build(spec, variables, message_id(job))
+            skipped = await self.messages.sending(job, message)
+            if skipped is not None:  # the recipient opted out
+                return skipped
             result = await self.caller.call(
                 message.integration,
                 message.endpoint,
@@ -182,6 +212,7 @@ class Worker:
                 headers={JOB_HEADER: job.id},
                 idempotency_key=job.idempotency_key,
             )
+            await self.messages.sent(job, message, result)
         else:
             integration, endpoint = str(spec["endpoint"]).split(".", 1)
             rendered = render_value(
@@ -197,6 +228,9 @@ class Worker:
                 headers={**(rendered["headers"] or {}), JOB_HEADER: job.id},
                 idempotency_key=job.idempotency_key,
             )
+            if spec.get("then"):
+                made = follow_ups(job, spec["then"], result, self.clock(), self._max_attempts)
+                await self.store.add_jobs(made)
         return _result_text(result)
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:

@@ -274,3 +274,57 @@ class FunctionCallQuery:
         if self.before:
             found.append(("id < ", self.before))
         return found
+
+
+MESSAGE_STATUSES = ("sending", "sent", "delivered", "read", "failed", "bounced", "skipped")
+# A status that an earlier one does not replace when it comes late (webhooks arrive in any
+# order): a `sent` after `delivered` goes on the timeline, the message stays delivered.
+MESSAGE_RANK = {"sending": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStep:
+    """One entry of a message's status timeline."""
+
+    status: str
+    at: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message the gateway sent (or skipped): who to, through what, and what became of it."""
+
+    id: str  # the gateway's own id, sent along where the provider carries it back
+    tenant: str
+    channel: str  # integration.channel, e.g. twilio.sms
+    kind: str  # sms | email | whatsapp
+    provider: str  # the integration
+    recipient: str
+    template: str
+    status: str
+    created_at: float
+    provider_id: str | None = None  # the provider's message id, read from its answer
+    job_id: str | None = None
+    timeline: tuple[MessageStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUpdate:
+    """A status reported for a message, found by the gateway's id or the provider's."""
+
+    status: str
+    at: float
+    id: str | None = None
+    provider: str | None = None
+    provider_id: str | None = None
+    detail: str = ""
+    provider_id_set: str | None = None  # the provider's id, learnt with this status
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    tenant: str | None = None
+    recipient: str | None = None
+    status: str | None = None
+    limit: int = 100

@@ -18,7 +18,11 @@ from gateway.store.entities import (
     Job,
     JobOutcome,
     JobQuery,
+    Message,
+    MessageQuery,
+    MessageUpdate,
     NewEvent,
+    NewJob,
     StoredEvent,
 )
 from gateway.store.sync_model import (
@@ -137,6 +141,11 @@ class JobStore(Protocol):
         """Record the outcomes of a batch of jobs in one transaction."""
         ...
 
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> None:
+        """Enqueue jobs a job made (a call's `then`); a repeat of an idempotency key is not
+        enqueued again."""
+        ...
+
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None: ...
 
     async def next_run_at(self) -> float | None: ...
@@ -243,13 +252,68 @@ class FunctionStore(Protocol):
     async def list_function_calls(self, query: FunctionCallQuery) -> list[FunctionCall]: ...
 
 
+class MessageStore(Protocol):
+    """Sent messages and their status timelines: the workers, delivery events, the admin API."""
+
+    async def record_message(self, message: Message) -> bool:
+        """Store a new message; one already stored under its id is left as it is: whether
+        it was new."""
+        ...
+
+    async def update_message(self, update: MessageUpdate) -> Message | None:
+        """Add a status to the message `update` names (by id, else by provider and provider
+        id) in one transaction: the message as it is now, None when there is none."""
+        ...
+
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def list_messages(self, query: MessageQuery) -> list[Message]:
+        """The newest first."""
+        ...
+
+
+class OptOutStore(Protocol):
+    """Each tenant's opt-out list: who asked (or bounced) to get no more messages of a kind."""
+
+    async def set_opt_out(
+        self, tenant: str, kind: str, address: str, reason: str, at: float
+    ) -> bool:
+        """Put `address` on the tenant's list for `kind` (sms, whatsapp, email): whether it
+        was new (the first reason is kept)."""
+        ...
+
+    async def clear_opt_out(self, tenant: str, kind: str, address: str) -> bool: ...
+
+    async def opt_out_reason(self, tenant: str, kind: str, address: str) -> str | None:
+        """Why `address` gets no messages of `kind`, or None when it may."""
+        ...
+
+
+class JobsAndMessages(JobStore, MessageStore, OptOutStore, Protocol):
+    """The job queue, the messages its sends record and the opt-outs they honour: workers."""
+
+
 class EventsAndJobs(EventStore, JobStore, Protocol):
-    """Events and jobs: the admin API."""
+    """Events and jobs."""
+
+
+class EventsJobsAndMessages(EventsAndJobs, MessageStore, Protocol):
+    """Events, jobs and messages: the admin API."""
 
 
 class CredentialsAndSyncs(CredentialStore, SyncStore, Protocol):
     """Who has credentials, and when each sync last ran: the sync scheduler."""
 
 
-class Store(Lifecycle, EventStore, JobStore, CredentialStore, SyncStore, FunctionStore, Protocol):
+class Store(
+    Lifecycle,
+    EventStore,
+    JobStore,
+    MessageStore,
+    OptOutStore,
+    CredentialStore,
+    SyncStore,
+    FunctionStore,
+    Protocol,
+):
     """A storage backend: every interface above."""

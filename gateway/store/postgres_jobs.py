@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery
+from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery, NewJob
 from gateway.store.postgres_base import PostgresBase, affected
 from gateway.store.rows import (
     JOB_COLUMNS,
@@ -73,6 +73,11 @@ class JobTables(PostgresBase):
                 await db.executemany(
                     "UPDATE events SET status = $2, error = $3 WHERE id = $1", marks
                 )
+
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> None:
+        if jobs:
+            ordered = sorted(jobs, key=lambda j: j.idempotency_key)
+            await self.pool.executemany(_INSERT_JOB, [new_job_values(job) for job in ordered])
 
     async def purge(self, cutoff: float) -> tuple[int, int]:
         """Forget what is finished and older than `cutoff`: (events, jobs) deleted, and the

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from gateway.store.entities import SchemaTooNew
 from gateway.store.postgres_coordination import COORDINATION_SCHEMA
 from gateway.store.postgres_functions import FUNCTIONS_SCHEMA
+from gateway.store.postgres_messages import MESSAGES_SCHEMA
 
 if TYPE_CHECKING:
     import asyncpg
@@ -133,7 +134,7 @@ async def create_schema(db: asyncpg.Connection) -> None:
     """Create what is missing and record the schema version, once, whoever else is opening."""
     async with db.transaction():
         await db.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-        await db.execute(_SCHEMA + FUNCTIONS_SCHEMA + COORDINATION_SCHEMA)
+        await db.execute(_SCHEMA + FUNCTIONS_SCHEMA + COORDINATION_SCHEMA + MESSAGES_SCHEMA)
         found = await db.fetchval("SELECT max(version) FROM schema_version")
         if found is None:
             await db.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)

@@ -21,6 +21,7 @@ from gateway.store.rows import EVENT_COLUMNS, event_from_row, event_where, sqlit
 from gateway.store.sqlite_events import insert_events
 from gateway.store.sqlite_functions import FUNCTIONS_SCHEMA, FunctionTables
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
+from gateway.store.sqlite_messages import MESSAGES_SCHEMA, MessageTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 from gateway.store.sqlite_thread import WriterThread
 
@@ -94,7 +95,7 @@ def _create_schema(db: sqlite3.Connection) -> None:
     if version != 0:  # 0: a new database, which _SCHEMA makes whole
         for step in range(version + 1, SCHEMA_VERSION + 1):
             db.executescript(_MIGRATIONS[step])
-    db.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA + FUNCTIONS_SCHEMA)
+    db.executescript(_SCHEMA + JOBS_SCHEMA + SYNC_SCHEMA + FUNCTIONS_SCHEMA + MESSAGES_SCHEMA)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -102,7 +103,7 @@ def _nothing(_connection: sqlite3.Connection) -> None:
     return None
 
 
-class SQLiteStore(JobTables, SyncTables, FunctionTables):
+class SQLiteStore(JobTables, SyncTables, FunctionTables, MessageTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = sqlite_path(url)

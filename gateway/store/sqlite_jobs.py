@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery
+from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery, NewJob
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,
@@ -64,6 +64,9 @@ class JobTables(SQLiteBase):
     async def commit_dispatches(self, dispatches: Sequence[Dispatch]) -> None:
         """Enqueue the jobs, apply the cancels and mark the events, all in one transaction."""
         await self.write(_commit_dispatches, dispatches, time.time())
+
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> None:
+        await self.write(_add_jobs, jobs)
 
     async def purge(self, cutoff: float) -> tuple[int, int]:
         """Forget what is finished and older than `cutoff`: (events, jobs) deleted, and the
@@ -246,13 +249,17 @@ def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
     return events, jobs
 
 
-def _commit_dispatches(db: sqlite3.Connection, dispatches: Sequence[Dispatch], now: float) -> None:
+def _add_jobs(db: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
     db.executemany(
         f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES"  # noqa: S608
         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, NULL, ?, ?)"
         " ON CONFLICT (idempotency_key) DO NOTHING",
-        [new_job_values(job) for d in dispatches for job in d.jobs],
+        [new_job_values(job) for job in jobs],
     )
+
+
+def _commit_dispatches(db: sqlite3.Connection, dispatches: Sequence[Dispatch], now: float) -> None:
+    _add_jobs(db, [job for d in dispatches for job in d.jobs])
     db.executemany(
         "UPDATE jobs SET status = 'cancelled', updated_at = ?"
         " WHERE tenant = ? AND schedule_key = ? AND status = 'queued'",

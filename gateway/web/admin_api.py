@@ -20,13 +20,16 @@ from gateway.store.entities import (
     EVENT_STATUSES,
     FUNCTION_OUTCOMES,
     JOB_STATUSES,
+    MESSAGE_STATUSES,
     REPLAY_LIMIT,
     EventQuery,
     FunctionCallQuery,
     JobQuery,
+    Message,
+    MessageQuery,
     StoredEvent,
 )
-from gateway.store.interfaces import EventsAndJobs, FunctionStore
+from gateway.store.interfaces import EventsJobsAndMessages, FunctionStore
 from gateway.web import metrics_page as metrics
 from gateway.web.error_handlers import error_response
 
@@ -70,6 +73,25 @@ def _event_json(event: StoredEvent) -> dict[str, object]:
         detail["body"] = base64.b64encode(event.body).decode()
         detail["body_encoding"] = "base64"
     return detail
+
+
+def message_json(message: Message) -> dict[str, object]:
+    return {
+        "id": message.id,
+        "tenant": message.tenant,
+        "channel": message.channel,
+        "kind": message.kind,
+        "provider": message.provider,
+        "recipient": message.recipient,
+        "template": message.template,
+        "status": message.status,
+        "provider_id": message.provider_id,
+        "job_id": message.job_id,
+        "created_at": message.created_at,
+        "timeline": [
+            {"status": s.status, "at": s.at, "detail": s.detail} for s in message.timeline
+        ],
+    }
 
 
 def _whole(raw: str) -> bool:
@@ -117,7 +139,7 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 
 def routes(
-    store: EventsAndJobs,
+    store: EventsJobsAndMessages,
     token: Secret | None,
     *,
     outbound: OutboundHealth | None = None,
@@ -283,6 +305,29 @@ def routes(
         count = await store.retry_jobs(query)
         return JSONResponse({"status": "queued", "retried": count})
 
+    async def list_messages(request: Request) -> Response:
+        params = request.query_params
+        limit = parse_limit(params.get("limit", "50"))
+        if limit is None:
+            return error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        status = params.get("status") or None
+        if status is not None and status not in MESSAGE_STATUSES:
+            return error_response(400, f"status must be one of {', '.join(MESSAGE_STATUSES)}")
+        query = MessageQuery(
+            tenant=params.get("tenant") or None,
+            recipient=params.get("recipient") or None,
+            status=status,
+            limit=limit,
+        )
+        messages = await store.list_messages(query)
+        return JSONResponse({"messages": [message_json(m) for m in messages]})
+
+    async def get_message(request: Request) -> Response:
+        message = await store.get_message(request.path_params["message_id"])
+        if message is None:
+            return error_response(404, "no such message")
+        return JSONResponse(message_json(message))
+
     async def health(_request: Request) -> Response:
         return JSONResponse(
             {
@@ -313,6 +358,8 @@ def routes(
         Route("/admin/api/jobs/{job_id}", guard(get_job), methods=["GET"]),
         Route("/admin/api/jobs/{job_id}/retry", guard(retry_job), methods=["POST"]),
         Route("/admin/api/functions/calls", guard(list_function_calls), methods=["GET"]),
+        Route("/admin/api/messages", guard(list_messages), methods=["GET"]),
+        Route("/admin/api/messages/{message_id}", guard(get_message), methods=["GET"]),
         Route("/admin/api/health", guard(health), methods=["GET"]),
         Route("/metrics", guard(prometheus), methods=["GET"]),
     ]

@@ -246,3 +246,21 @@ def test_retryable_reads_the_answer_not_the_event(tmp_path: Path) -> None:
     assert only(
         run(tmp_path, {"b.yaml": bad.replace("name: acme", "name: acme2")}), "jinja-undefined-var"
     ) == [(4, 22, "error")]
+
+
+def test_fallbacks_and_follow_ups_are_checked_like_actions(tmp_path: Path) -> None:
+    sms = '  - send: {channel: acme.sms, to: "{{ event.data.name }}", text: hi}\n'
+    nested = (
+        "  - call:\n"
+        "      endpoint: acme.get_thing\n"
+        "      params: {id: x}\n"
+        "      then:\n"
+        "        - call: {endpoint: acme.get_thng}\n"
+        "    on_failure:\n"
+        '      - send: {channel: acme.emil, to: "{{ result.error }}", text: hi}\n'
+    )
+    assert sms in FLOW
+    found = run(tmp_path, {"a.yaml": BASE, "f.yaml": FLOW.replace(sms, nested)})
+    assert only(found, "ref-endpoint") == [(9, 28, "error")], "\n".join(d.text() for d in found)
+    assert only(found, "ref-channel") == [(11, 25, "error")]
+    assert only(found, "jinja-undefined-var") == []  # both see `result`

@@ -46,7 +46,31 @@ def test_a_message_is_the_channel_body_rendered() -> None:
     send = {"channel": "twilio.sms", "to": "+1 415 555 0123", "text": "Hi {{ event.data.name }}"}
     call = Messenger(CONFIG).build(send, VARIABLES)
     assert (call.integration, call.endpoint) == ("twilio", "send_message")
-    assert call.body == {"To": "+14155550123", "From": "+15005550006", "Body": "Hi Jane"}
+    # no StatusCallback without a public URL (None is left out of the form)
+    assert call.body == {
+        "To": "+14155550123",
+        "From": "+15005550006",
+        "Body": "Hi Jane",
+        "StatusCallback": None,
+    }
+
+
+def test_every_sms_asks_for_status_callbacks_at_the_public_url() -> None:
+    environ = {"TWILIO_FROM_NUMBER": "+15005550006", "GATEWAY_PUBLIC_URL": "https://gw.example"}
+    send = {"channel": "twilio.sms", "to": "+14155550123", "text": "Hi"}
+    call = Messenger(load_config(REPO / "integrations.d", environ)).build(send, VARIABLES)
+    assert call.body["StatusCallback"] == "https://gw.example/webhooks/twilio/demo"
+
+
+def test_every_mail_carries_the_gateway_message_id() -> None:
+    send = {"channel": "sendgrid.email", "to": "jane@example.com", "subject": "Hi", "text": "Hi"}
+    call = Messenger(CONFIG).build(send, VARIABLES, "msg_1")
+    assert call.body["custom_args"] == {"gateway_message_id": "msg_1"}
+    assert (call.recipient, call.template, call.channel.kind) == (
+        "jane@example.com",
+        "inline",
+        "email",
+    )
 
 
 class _NeverCalled:

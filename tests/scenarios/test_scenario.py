@@ -32,7 +32,16 @@ from gateway.web.application import create_app
 from tests.helpers import REPO
 from tests.helpers.app import ADMIN_TOKEN, admin
 
-PROVIDERS = ("retell", "calcom", "stripe", "twilio", "sendgrid", "google_calendar", "segment")
+PROVIDERS = (
+    "retell",
+    "calcom",
+    "stripe",
+    "twilio",
+    "sendgrid",
+    "google_calendar",
+    "segment",
+    "whatsapp",
+)
 SECRETS = {
     "RETELL_API_KEY": "key_retell",
     "CALCOM_API_KEY": "cal_live_test",
@@ -48,6 +57,8 @@ SECRETS = {
     "GOOGLE_CLIENT_ID": "google-client",
     "GOOGLE_CLIENT_SECRET": "google-secret",
     "GOOGLE_REFRESH_TOKEN": "google-refresh",
+    "WHATSAPP_ACCESS_TOKEN": "wa-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
     "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
 }
 START = (datetime.now(UTC) + timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
@@ -377,3 +388,192 @@ def test_a_web_call_without_direction_still_requests_its_booking(
     assert [(j["action"], j["status"]) for j in jobs] == [("create-booking", "succeeded")]
     (booking,) = sandbox.requests("/calcom/v2/bookings", "POST")
     assert "phoneNumber" not in booking.json["attendee"]
+
+
+def post_form(
+    client: TestClient, config: Config, integration: str, example: str, form: dict[str, str]
+) -> Any:
+    """Sign a declared form example with its fields replaced, post it: the stored event's id
+    (a form webhook's answer is the provider's, TwiML)."""
+    declared = config.integrations[integration].example(example)
+    assert declared is not None
+    request = signed_example(
+        config.integrations[integration],
+        {**declared, "form": form},
+        f"http://testserver/webhooks/{integration}/demo",
+        SecretLookup(integration, {}, SECRETS),
+    )
+    response = client.request(
+        request.method, request.url, headers=request.headers, content=request.body
+    )
+    assert response.status_code == 200, response.text
+    (newest,) = admin(client, f"/admin/api/events?integration={integration}&limit=1")["events"]
+    return newest["id"]
+
+
+def _message_of(client: TestClient, job_id: str) -> dict[str, Any]:
+    messages = admin(client, "/admin/api/messages?limit=500")["messages"]
+    (found,) = [m for m in messages if m["job_id"] == job_id]
+    return dict(found)
+
+
+def test_a_delivered_status_callback_updates_the_message(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-delivered")
+    )
+    jobs = {j["action"]: j for j in wait_for_jobs(client, accepted["event_id"], 4)}
+    sms = _message_of(client, jobs["sms-confirmation"]["id"])
+    (sent,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sent.form is not None
+    assert sms["provider_id"].startswith("SM")
+    assert (sms["status"], sms["recipient"], sms["channel"]) == (
+        "sent",
+        "+14155550123",
+        "twilio.sms",
+    )
+    assert sms["template"] == "sms/booking-confirmation.txt"
+    mail = _message_of(client, jobs["email-confirmation"]["id"])
+    assert mail["status"] == "sent" and mail["provider_id"]  # SendGrid's X-Message-Id
+    (mailed,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mailed.json["custom_args"] == {"gateway_message_id": mail["id"]}
+
+    form = dict(config.integrations["twilio"].example("status_delivered")["form"])  # type: ignore[index]
+    form.update(MessageSid=sms["provider_id"], SmsSid=sms["provider_id"], To="+14155550123")
+    status = post_form(client, config, "twilio", "status_delivered", form)
+    (update,) = wait_for_jobs(client, status, 1)
+    assert (update["kind"], update["status"]) == ("update_message", "succeeded"), update
+    now = admin(client, f"/admin/api/messages/{sms['id']}")
+    assert now["status"] == "delivered"
+    assert [s["status"] for s in now["timeline"]] == ["sending", "sent", "delivered"]
+    delivered = admin(client, "/admin/api/messages?recipient=%2B14155550123&status=delivered")
+    assert [m["id"] for m in delivered["messages"]] == [sms["id"]]
+    bad = client.get(
+        "/admin/api/messages?status=lost", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert bad.status_code == 400 and "status must be one of" in bad.text
+
+
+def _reply(client: TestClient, config: Config, sender: str, text: str) -> str:
+    """An SMS reply from `sender`: the stored event's id."""
+    form = dict(config.integrations["twilio"].example("incoming_sms")["form"])  # type: ignore[index]
+    sid = f"SM{abs(hash((sender, text, time.time()))):032x}"[:34]
+    form.update(From=sender, Body=text, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid)
+    return str(post_form(client, config, "twilio", "incoming_sms", form))
+
+
+def test_stop_then_a_booking_sends_no_sms_and_the_email_still_goes_out(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    phone = "+14155550123"  # the attendee's number of _booking_created
+    stop = _reply(client, config, phone, " stopp ")  # German, any case and spacing
+    jobs = wait_for_jobs(client, stop, 1)
+    assert [(j["action"], j["status"]) for j in jobs] == [("opt-out-sms", "succeeded")], jobs
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-stopped")
+    )
+    by_action = {j["action"]: j for j in wait_for_jobs(client, accepted["event_id"], 4)}
+    assert by_action["sms-confirmation"]["status"] == "succeeded"
+    assert sandbox.requests("/twilio/2010-04-01/Accounts/", "POST") == []  # no SMS
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "jane.doe@example.com"
+    skipped = _message_of(client, by_action["sms-confirmation"]["id"])
+    assert skipped["status"] == "skipped"
+    assert skipped["timeline"][-1]["detail"] == "opted out: replied stopp"
+    listed = admin(client, "/admin/api/messages?recipient=%2B14155550123&status=skipped")
+    assert skipped["id"] in [m["id"] for m in listed["messages"]]
+
+    start = _reply(client, config, phone, "START")
+    assert [j["action"] for j in wait_for_jobs(client, start, 1)] == ["opt-in-sms"]
+    sandbox.clear_requests()
+    again = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-restarted")
+    )
+    wait_for_jobs(client, again["event_id"], 4)
+    (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sms.form is not None and dict(sms.form)["To"] == phone
+
+
+def test_a_cancel_reply_cancels_the_next_booking_in_calcom_and_confirms(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    cancel = _reply(client, config, "+4915112345678", "Cancel")
+    jobs = {j["action"]: j for j in wait_for_jobs(client, cancel, 3)}
+    assert {a: j["status"] for a, j in jobs.items()} == {
+        "find-next-booking": "succeeded",
+        "find-next-booking/cancel-booking": "succeeded",
+        "find-next-booking/cancel-booking/sms-cancelled": "succeeded",
+    }, jobs
+    (listed,) = sandbox.requests("/calcom/v2/bookings", "GET")
+    assert listed.query_params["status"] == "upcoming"
+    (cancelled,) = sandbox.requests("/calcom/v2/bookings/", "POST")
+    assert cancelled.path == "/calcom/v2/bookings/sandbox-upcoming-jane/cancel"  # not Max's
+    assert "Cancel" in cancelled.json["cancellationReason"]
+    (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sms.form is not None
+    form = dict(sms.form)
+    assert form["To"] == "+4915112345678"
+    assert "Consultation" in form["Body"] and "cancelled" in form["Body"]
+    assert sandbox.requests("/sendgrid/v3/mail/send", "POST") == []  # a keyword: not forwarded
+
+
+def test_other_replies_are_forwarded_to_the_practice(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    reply = _reply(client, config, "+4915112345678", "Can I bring my daughter?")
+    jobs = wait_for_jobs(client, reply, 1)
+    assert [(j["action"], j["status"]) for j in jobs] == [("email-practice", "succeeded")]
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "praxis@praxis-weber.example"
+    assert "Can I bring my daughter?" in mail.json["content"][0]["value"]
+    assert sandbox.requests("/twilio/2010-04-01/Accounts/", "POST") == []
+
+
+def test_an_undelivered_sms_falls_back_to_whatsapp_once(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    accepted = post_example(
+        client, config, "calcom", "booking_created", _booking_created(config, "uid-fallback")
+    )
+    booking = accepted["event_id"]
+    jobs = {j["action"]: j for j in wait_for_jobs(client, booking, 4)}
+    sms = _message_of(client, jobs["sms-confirmation"]["id"])
+    assert sandbox.requests("/whatsapp/", "POST") == []
+    form = dict(config.integrations["twilio"].example("status_undelivered")["form"])  # type: ignore[index]
+    form.update(MessageSid=sms["provider_id"], SmsSid=sms["provider_id"], To="+14155550123")
+    undelivered = post_form(client, config, "twilio", "status_undelivered", form)
+    wait_for_jobs(client, undelivered, 1)
+    # a second failure report of the same message (failed after undelivered) falls back no more
+    failed = post_form(
+        client, config, "twilio", "status_undelivered", {**form, "MessageStatus": "failed"}
+    )
+    wait_for_jobs(client, failed, 1)
+    jobs = {j["action"]: j for j in wait_for_jobs(client, booking, 5)}
+    fallback = jobs["sms-confirmation/whatsapp-confirmation"]
+    assert fallback["status"] == "succeeded", fallback
+    (whatsapp,) = sandbox.requests("/whatsapp/", "POST")
+    assert whatsapp.path == "/whatsapp/106540352242922/messages"
+    assert whatsapp.json["to"] == "14155550123"
+    assert whatsapp.json["template"]["name"] == "booking_confirmation"
+    now = admin(client, f"/admin/api/messages/{sms['id']}")
+    assert now["status"] == "failed"
+    assert "30003" in now["timeline"][-2]["detail"]
+    sent = _message_of(client, fallback["id"])
+    assert (sent["channel"], sent["status"], sent["recipient"]) == (
+        "whatsapp.whatsapp",
+        "sent",
+        "+14155550123",
+    )
+    assert sent["provider_id"].startswith("wamid.")
+    assert len(wait_for_jobs(client, booking, 5)) == 5  # no second fallback

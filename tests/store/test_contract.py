@@ -26,6 +26,10 @@ from gateway.store.entities import (
     FunctionCallQuery,
     JobOutcome,
     JobQuery,
+    Message,
+    MessageQuery,
+    MessageStep,
+    MessageUpdate,
     NewEvent,
     NewJob,
 )
@@ -722,6 +726,95 @@ def test_function_calls_keep_one_answer_per_key_and_list_newest_first(
             await one.purge(NOW + 1)  # retention forgets function calls too, keys with them
             assert await one.list_function_calls(FunctionCallQuery()) == []
             assert await one.function_answer("retell", "book", "default", "k") is None
+
+
+def message(id: str, recipient: str = "+4915112345678", **fields: Any) -> Message:
+    return Message(
+        id=id,
+        tenant=fields.pop("tenant", "default"),
+        channel="twilio.sms",
+        kind="sms",
+        provider="twilio",
+        recipient=recipient,
+        template="sms/booking-confirmation.txt",
+        status=fields.pop("status", "sent"),
+        created_at=NOW,
+        timeline=(MessageStep(fields.pop("status_at", "sent"), NOW),),
+        **fields,
+    )
+
+
+def test_messages_record_update_and_list(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            assert await store.record_message(message("msg_1", provider_id="SM1", job_id="job_1"))
+            assert not await store.record_message(message("msg_1", recipient="+49000"))
+            await store.record_message(message("msg_2", recipient="+4917600000000"))
+            skipped = message("msg_3", status="skipped", status_at="skipped")
+            await store.record_message(skipped)
+
+            delivered = MessageUpdate("delivered", NOW + 5, provider="twilio", provider_id="SM1")
+            now = await store.update_message(delivered)
+            assert now is not None and now.id == "msg_1" and now.status == "delivered"
+            late = MessageUpdate("sent", NOW + 6, id="msg_1", detail="late")
+            now = await store.update_message(late)
+            assert now is not None and now.status == "delivered"  # a late sent does not regress
+            failed = MessageUpdate("failed", NOW + 7, id="msg_2", provider_id_set="SM2")
+            now = await store.update_message(failed)
+            assert now is not None and now.status == "failed" and now.provider_id == "SM2"
+
+            unknown = MessageUpdate("delivered", NOW, provider="twilio", provider_id="SMX")
+            assert await store.update_message(unknown) is None
+            assert await store.update_message(MessageUpdate("delivered", NOW)) is None
+
+            got = await store.get_message("msg_1")
+            assert got is not None
+            assert got.recipient == "+4915112345678" and got.job_id == "job_1"
+            assert [(s.status, s.at, s.detail) for s in got.timeline] == [
+                ("sent", NOW, ""),
+                ("delivered", NOW + 5, ""),
+                ("sent", NOW + 6, "late"),
+            ]
+            assert await store.get_message("msg_9") is None
+
+            listed = await store.list_messages(MessageQuery())
+            assert [m.id for m in listed] == ["msg_3", "msg_2", "msg_1"]
+            by_recipient = await store.list_messages(MessageQuery(recipient="+4915112345678"))
+            assert [m.id for m in by_recipient] == ["msg_3", "msg_1"]
+            by_status = await store.list_messages(MessageQuery(status="skipped"))
+            assert [m.id for m in by_status] == ["msg_3"]
+            assert await store.list_messages(MessageQuery(tenant="other")) == []
+            assert len(await store.list_messages(MessageQuery(limit=1))) == 1
+
+    run(main)
+
+
+def test_opt_outs_per_tenant_and_kind(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            phone = "+4915112345678"
+            assert await store.opt_out_reason("default", "sms", phone) is None
+            assert await store.set_opt_out("default", "sms", phone, "replied STOP", NOW)
+            assert not await store.set_opt_out("default", "sms", phone, "again", NOW + 1)
+            assert await store.opt_out_reason("default", "sms", phone) == "replied STOP"
+            assert await store.opt_out_reason("default", "whatsapp", phone) is None
+            assert await store.opt_out_reason("other", "sms", phone) is None
+            assert await store.clear_opt_out("default", "sms", phone)
+            assert not await store.clear_opt_out("default", "sms", phone)
+            assert await store.opt_out_reason("default", "sms", phone) is None
+
+    run(main)
+
+
+def test_added_jobs_are_enqueued_once(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await store.add_jobs([job("job_1", "evt_1", key="k/then/a")])
+            await store.add_jobs([job("job_2", "evt_1", key="k/then/a"), job("job_3", "evt_1")])
+            await store.add_jobs([])
+            listed = await store.list_jobs(JobQuery(event_id="evt_1"))
+            assert sorted(j.id for j in listed) == ["job_1", "job_3"]
+            assert {j.status for j in listed} == {"queued"}
 
     run(main)
 

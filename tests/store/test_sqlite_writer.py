@@ -20,6 +20,8 @@ from gateway.store.entities import (
     FunctionCall,
     JobOutcome,
     JobQuery,
+    Message,
+    MessageUpdate,
     NewEvent,
     NewJob,
 )
@@ -54,6 +56,9 @@ READS = {
     "count_sync_records",
     "function_answer",
     "list_function_calls",
+    "get_message",
+    "list_messages",
+    "opt_out_reason",
 }
 
 Traced = list[tuple[int, str, str]]  # (connection number, thread name, statement)
@@ -159,7 +164,18 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
             KEY, "run_1", status="failed", error="x", now=NOW, full=False, resumed=False
         ),
         "record_function_call": lambda: store.record_function_call(_function_call()),
+        "record_message": lambda: store.record_message(_message("msg_1")),
+        "update_message": lambda: store.update_message(MessageUpdate("sent", NOW, id="msg_1")),
+        "add_jobs": lambda: store.add_jobs([_job("job_9", "evt_1")]),
+        "set_opt_out": lambda: store.set_opt_out("default", "sms", "+4915112345678", "STOP", NOW),
+        "clear_opt_out": lambda: store.clear_opt_out("default", "sms", "+4915112345678"),
     }
+
+
+def _message(id: str) -> Message:
+    return Message(
+        id, "default", "twilio.sms", "sms", "twilio", "+4915112345678", "t", "sending", NOW
+    )
 
 
 def _public_methods() -> set[str]:
