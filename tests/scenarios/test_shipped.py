@@ -38,6 +38,8 @@ SECRET_NAMES = [
     "RETELL_API_KEY", "SEGMENT_SHARED_SECRET", "SEGMENT_WRITE_KEY", "SENDGRID_API_KEY",
     "SENTRY_CLIENT_SECRET", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN",
+    # The providers of issue 17
+    "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -50,11 +52,17 @@ EXAMPLES = [
 ]
 
 
-def test_the_ten_seed_providers_are_shipped() -> None:
-    assert set(CONFIG.integrations) == {
-        "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar",
-        "outlook", "segment", "sentry",
-    }  # fmt: skip
+SEED = {
+    "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar", "outlook",
+    "segment", "sentry",
+}  # fmt: skip
+ADDED = {
+    "github",
+}  # fmt: skip
+
+
+def test_the_ten_seed_providers_and_the_added_ones_are_shipped() -> None:
+    assert set(CONFIG.integrations) == SEED | ADDED
     assert len(CONFIG.flows) >= 5
 
 
@@ -181,7 +189,7 @@ def test_random_requests_never_500_and_never_accepted(
 
 def test_factory_loads_the_shipped_folder(make_client: AppFactory) -> None:
     client = make_client(SHIPPED, ENV)
-    assert client.get("/healthz").json()["integrations"] == 10
+    assert client.get("/healthz").json()["integrations"] == len(SEED) + len(ADDED)
 
 
 def test_whatsapp_items_keep_their_business_number_and_sender_name(
