@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from gateway.config.examples import run_example
 from gateway.config.model import Config, load_config
 from tests.helpers import REPO
 
@@ -38,6 +39,9 @@ class Case:
     sign: Signer
     oracle: str
     timestamped: bool = False
+    # False for a shared token (GitLab): nothing signs the body, so a changed body cannot be
+    # told apart; the wrong-secret and missing-header checks are what such a scheme has.
+    signs_body: bool = True
     secret: str = "whsec_c2hhcmVkLXNlY3JldC1vZi10aGUtcHJvdmlkZXI="
     extra: Headers = field(default_factory=dict)
 
@@ -57,10 +61,45 @@ def github_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"X-Hub-Signature-256": "sha256=" + hex_hmac("sha256", secret.encode(), body)}
 
 
+def gitlab_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Gitlab-Token": secret}  # no signature: the token itself, as GitLab sends it
+
+
+def shopify_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Shopify-Hmac-Sha256": b64_hmac("sha256", secret.encode(), body)}
+
+
+def paddle_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    digest = hex_hmac("sha256", secret.encode(), f"{ts}:".encode() + body)
+    return {"Paddle-Signature": f"ts={ts};h1={digest}"}
+
+
+def lemonsqueezy_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Signature": hex_hmac("sha256", secret.encode(), body)}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
         "hmac/hashlib per docs.github.com (validating-webhook-deliveries); the docs' vector below",
+    ),
+    Case(
+        "gitlab", "push", "GITLAB_WEBHOOK_TOKEN", "X-Gitlab-Token", gitlab_sign,
+        "the token as docs.gitlab.com (webhooks, secret token) says GitLab sends it",
+        signs_body=False,
+    ),
+    Case(
+        "shopify", "order_created", "SHOPIFY_WEBHOOK_SECRET", "X-Shopify-Hmac-Sha256",
+        shopify_sign, "hmac/hashlib per shopify.dev (webhooks, verify): base64 HMAC-SHA256 of the body",
+    ),
+    Case(
+        "paddle", "transaction_completed", "PADDLE_WEBHOOK_SECRET", "Paddle-Signature",
+        paddle_sign, "hmac/hashlib per developer.paddle.com (signature-verification); the "
+        "paddle-python-sdk test vector below", timestamped=True,
+    ),
+    Case(
+        "lemonsqueezy", "order_created", "LEMONSQUEEZY_WEBHOOK_SECRET", "X-Signature",
+        lemonsqueezy_sign, "hmac/hashlib per docs.lemonsqueezy.com (signing-requests)",
     ),
 ]  # fmt: skip
 
@@ -105,7 +144,18 @@ def test_genuine_request_is_accepted(client: TestClient, case: Case) -> None:
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+SIGNED = [case for case in CASES if case.signs_body]
+
+
+def test_only_token_schemes_leave_the_body_unsigned() -> None:
+    for case in CASES:
+        webhook = CONFIG.integrations[case.name].webhook
+        assert webhook is not None
+        scheme = webhook.verify_spec["scheme"]
+        assert case.signs_body == (scheme != "token"), case.name
+
+
+@pytest.mark.parametrize("case", SIGNED, ids=[case.name for case in SIGNED])
 def test_tampered_body_is_rejected(client: TestClient, case: Case) -> None:
     url, body, headers = _request(case)
     signed = case.sign(body, case.secret, int(time.time()), url)
@@ -142,6 +192,17 @@ def test_missing_signature_header_is_rejected(client: TestClient, case: Case) ->
     assert len(kept) < len({**headers, **signed})
     response = _post(client, url, body, kept)
     assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_signed_example_emits_its_normalised_event(case: Case) -> None:
+    integration = CONFIG.integrations[case.name]
+    assert integration.webhook is not None
+    declared = integration.example(case.example)
+    assert declared is not None
+    result = run_example(integration.webhook.pipeline, case.name, declared)
+    assert result.failures == []
+    assert result.events, f"{case.name} {case.example} emits nothing"
 
 
 def test_every_case_is_a_shipped_provider_and_none_is_left_out() -> None:

@@ -39,7 +39,9 @@ SECRET_NAMES = [
     "SENTRY_CLIENT_SECRET", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN",
     # The providers of issue 17
-    "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET", "GITLAB_TOKEN", "GITLAB_WEBHOOK_TOKEN",
+    "SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "PADDLE_API_KEY", "PADDLE_WEBHOOK_SECRET",
+    "LEMONSQUEEZY_API_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -57,7 +59,7 @@ SEED = {
     "segment", "sentry",
 }  # fmt: skip
 ADDED = {
-    "github",
+    "github", "gitlab", "shopify", "paddle", "lemonsqueezy",
 }  # fmt: skip
 
 
@@ -146,12 +148,20 @@ SIGNED = [
 @pytest.mark.parametrize(("name", "example"), SIGNED, ids=[f"{n}-{e}" for n, e in SIGNED])
 def test_tampered_example_is_rejected(client: TestClient, name: str, example: str) -> None:
     request = _signed(name, example)
-    if request.body:
-        request.body = request.body[:-2] + bytes([request.body[-2] ^ 1]) + request.body[-1:]
-    else:  # an empty body (Google): the channel token is what is checked
+    webhook = CONFIG.integrations[name].webhook
+    assert webhook is not None
+    token_header = (
+        webhook.verify_spec.get("header") if webhook.verify_spec["scheme"] == "token" else None
+    )
+    if token_header:  # a shared token in a header (Google, GitLab): the token is what is checked
         request.headers = {
-            k: v + "x" if "token" in k.lower() else v for k, v in request.headers.items()
+            k: v + "x" if k.lower() == token_header.lower() else v
+            for k, v in request.headers.items()
         }
+    elif request.body:
+        request.body = request.body[:-2] + bytes([request.body[-2] ^ 1]) + request.body[-1:]
+    else:
+        raise AssertionError(f"{name}: nothing to tamper with")
     response = _send(client, request)
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] in ("invalid_signature", "invalid_token")
