@@ -10,18 +10,25 @@ otherwise the provider's documented algorithm computed independently here with h
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import svix
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from slack_sdk.signature import SignatureVerifier
 from starlette.testclient import TestClient
 
 from gateway.config.examples import run_example
 from gateway.config.model import Config, load_config
+from gateway.verify import VerificationFailed, WebhookRequest, build_verifier
 from tests.helpers import REPO
 
 SHIPPED = REPO / "integrations.d"
@@ -42,6 +49,8 @@ class Case:
     # False for a shared token (GitLab): nothing signs the body, so a changed body cannot be
     # told apart; the wrong-secret and missing-header checks are what such a scheme has.
     signs_body: bool = True
+    # How the gateway is configured from the secret (ed25519: the public half of the key).
+    configured: Callable[[str], str] | None = None
     secret: str = "whsec_c2hhcmVkLXNlY3JldC1vZi10aGUtcHJvdmlkZXI="
     extra: Headers = field(default_factory=dict)
 
@@ -78,6 +87,50 @@ def lemonsqueezy_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"X-Signature": hex_hmac("sha256", secret.encode(), body)}
 
 
+def slack_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    signature = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
+    assert signature is not None
+    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": signature}
+
+
+def svix_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    msg_id = "msg_2hXm3q1b6QmB9tbvrzY3ZkJ3F5A"
+    when = datetime.fromtimestamp(ts, tz=UTC)
+    signature = svix.Webhook(secret).sign(msg_id, when, body.decode())
+    return {"svix-id": msg_id, "svix-timestamp": str(ts), "svix-signature": signature}
+
+
+def ed25519_key(secret: str) -> Ed25519PrivateKey:
+    """A key pair made from the case's secret: the same secret, the same key."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(secret.encode()).digest())
+
+
+def ed25519_public(secret: str) -> str:
+    raw = ed25519_key(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def telnyx_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    signature = ed25519_key(secret).sign(f"{ts}|".encode() + body)
+    return {
+        "telnyx-signature-ed25519": base64.b64encode(signature).decode(),
+        "telnyx-timestamp": str(ts),
+    }
+
+
+def calendly_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    digest = hex_hmac("sha256", secret.encode(), f"{ts}.".encode() + body)
+    return {"Calendly-Webhook-Signature": f"t={ts},v1={digest}"}
+
+
+def intercom_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Hub-Signature": "sha1=" + hex_hmac("sha1", secret.encode(), body)}
+
+
+def typeform_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"Typeform-Signature": "sha256=" + b64_hmac("sha256", secret.encode(), body)}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -101,9 +154,43 @@ CASES = [
         "lemonsqueezy", "order_created", "LEMONSQUEEZY_WEBHOOK_SECRET", "X-Signature",
         lemonsqueezy_sign, "hmac/hashlib per docs.lemonsqueezy.com (signing-requests)",
     ),
+    Case(
+        "slack", "message", "SLACK_SIGNING_SECRET", "X-Slack-Signature", slack_sign,
+        "slack-sdk SignatureVerifier.generate_signature; python-slack-sdk's vector below",
+        timestamped=True,
+    ),
+    Case(
+        "clerk", "user_created", "CLERK_WEBHOOK_SECRET", "svix-signature", svix_sign,
+        "svix Webhook.sign (Clerk delivers through Svix)", timestamped=True,
+    ),
+    Case(
+        "resend", "email_delivered", "RESEND_WEBHOOK_SECRET", "svix-signature", svix_sign,
+        "svix Webhook.sign (Resend delivers through Svix)", timestamped=True,
+    ),
+    Case(
+        "telnyx", "message_received", "TELNYX_PUBLIC_KEY", "telnyx-signature-ed25519",
+        telnyx_sign, "cryptography Ed25519 per developers.telnyx.com (webhook signing: "
+        "timestamp|body)", timestamped=True, configured=ed25519_public,
+    ),
+    Case(
+        "calendly", "invitee_created", "CALENDLY_WEBHOOK_SIGNING_KEY",
+        "Calendly-Webhook-Signature", calendly_sign,
+        "hmac/hashlib per developer.calendly.com (webhook-signatures)", timestamped=True,
+    ),
+    Case(
+        "intercom", "conversation_started", "INTERCOM_CLIENT_SECRET", "X-Hub-Signature",
+        intercom_sign, "hmac/hashlib per developers.intercom.com (webhooks, signed notifications)",
+    ),
+    Case(
+        "typeform", "form_response", "TYPEFORM_WEBHOOK_SECRET", "Typeform-Signature",
+        typeform_sign, "hmac/hashlib per typeform.com/developers (secure-your-webhooks)",
+    ),
 ]  # fmt: skip
 
-ENV: dict[str, str] = {case.secret_env: case.secret for case in CASES}
+ENV: dict[str, str] = {
+    case.secret_env: case.configured(case.secret) if case.configured else case.secret
+    for case in CASES
+}
 CONFIG: Config = load_config(SHIPPED, ENV)
 
 
@@ -211,3 +298,90 @@ def test_every_case_is_a_shipped_provider_and_none_is_left_out() -> None:
         "outlook", "segment", "sentry",
     }  # fmt: skip
     assert {case.name for case in CASES} == set(CONFIG.integrations) - seed
+
+
+# ---- published vectors through the shipped verify declarations ------------------------------
+
+
+@dataclass(frozen=True)
+class Vector:
+    name: str  # the integration whose shipped `verify` checks it
+    secret: str
+    body: bytes
+    headers: Headers
+    now: float
+    source: str  # where the vector is published
+
+
+SLACK_VECTOR_BODY = (
+    b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+    b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+    b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmib"
+    b"IGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+)
+STANDARD_VECTOR = {
+    "svix-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    "svix-timestamp": "1614265330",
+    "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+}
+VECTORS = [
+    Vector(
+        "github", "It's a Secret to Everybody", b"Hello, World!",
+        {"X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+        0, "https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries",
+    ),
+    Vector(
+        "slack", "8f742231b10e8888abcd99yyyzzz85a5", SLACK_VECTOR_BODY,
+        {
+            "X-Slack-Request-Timestamp": "1531420618",
+            "X-Slack-Signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        },
+        1531420618, "https://github.com/slackapi/python-slack-sdk tests/slack_sdk/signature",
+    ),
+    Vector(
+        "paddle", "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh", b"hello-world",
+        {"Paddle-Signature": "ts=1696195954;h1=d96299976a6eb066f484d7fde011ac56fc32b38fc9940bc419d6e537fdc6ef02"},
+        1696195954, "https://github.com/PaddleHQ/paddle-python-sdk tests (Notifications/Verifier)",
+    ),
+    Vector(
+        "clerk", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}', STANDARD_VECTOR,
+        1614265330, "https://github.com/standard-webhooks/standard-webhooks libraries' tests",
+    ),
+    Vector(
+        "resend", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}', STANDARD_VECTOR,
+        1614265330, "https://github.com/standard-webhooks/standard-webhooks libraries' tests",
+    ),
+]  # fmt: skip
+
+
+def _vector_accepted(vector: Vector, body: bytes, secret: str) -> bool:
+    webhook = CONFIG.integrations[vector.name].webhook
+    assert webhook is not None
+    verifier = build_verifier({**webhook.verify_spec, "secret": secret})
+    request = WebhookRequest(
+        method="POST",
+        url=f"https://gateway.example.com/webhooks/{vector.name}",
+        headers={k.lower(): v for k, v in vector.headers.items()},
+        query=[],
+        body=body,
+        form=(),
+    )
+    try:
+        verifier.verify(request, lambda value: [value], vector.now)
+    except VerificationFailed:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v.name for v in VECTORS])
+def test_published_vector_passes_the_shipped_declaration(vector: Vector) -> None:
+    assert _vector_accepted(vector, vector.body, vector.secret), vector.source
+    assert not _vector_accepted(vector, vector.body + b" ", vector.secret)
+    assert not _vector_accepted(vector, vector.body, vector.secret[:-2] + "xx")
+
+
+def test_the_readme_lists_every_shipped_provider() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- providers-table -->", 1)[1].split("\n\n", 1)[0]
+    listed = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[3:]]
+    assert sorted(listed) == sorted(CONFIG.integrations)

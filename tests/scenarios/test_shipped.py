@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -41,10 +41,26 @@ SECRET_NAMES = [
     # The providers of issue 17
     "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET", "GITLAB_TOKEN", "GITLAB_WEBHOOK_TOKEN",
     "SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "PADDLE_API_KEY", "PADDLE_WEBHOOK_SECRET",
-    "LEMONSQUEEZY_API_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET",
+    "LEMONSQUEEZY_API_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET", "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET", "CLERK_SECRET_KEY", "CLERK_WEBHOOK_SECRET", "RESEND_API_KEY",
+    "RESEND_WEBHOOK_SECRET", "TELNYX_API_KEY", "CALENDLY_API_KEY",
+    "CALENDLY_WEBHOOK_SIGNING_KEY", "INTERCOM_ACCESS_TOKEN", "INTERCOM_CLIENT_SECRET",
+    "TYPEFORM_API_KEY", "TYPEFORM_WEBHOOK_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
+# Svix-delivered secrets are whsec_ + base64.
+for _svix in ("CLERK_WEBHOOK_SECRET", "RESEND_WEBHOOK_SECRET"):
+    ENV[_svix] = "whsec_" + base64.b64encode(ENV[_svix].encode()).decode()
+# Ed25519 providers (Telnyx) are checked with the public half of this key.
+_ED_KEY = ed25519.Ed25519PrivateKey.generate()
+ED25519_PEM = _ED_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+ED25519_PUBLIC_B64 = base64.b64encode(
+    _ED_KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+).decode()
+ENV["TELNYX_PUBLIC_KEY"] = ED25519_PUBLIC_B64
 CONFIG: Config = load_config(SHIPPED, ENV)
 EXAMPLES = [
     (name, example)
@@ -59,7 +75,8 @@ SEED = {
     "segment", "sentry",
 }  # fmt: skip
 ADDED = {
-    "github", "gitlab", "shopify", "paddle", "lemonsqueezy",
+    "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
+    "calendly", "intercom", "typeform",
 }  # fmt: skip
 
 
@@ -92,8 +109,14 @@ def _signed(name: str, example: str) -> OutgoingRequest:
         found,
         f"http://testserver/webhooks/{name}",
         SecretLookup(name, {}, ENV),
-        private_key=PRIVATE_PEM,
+        private_key=ED25519_PEM if _scheme(name) == "ed25519" else PRIVATE_PEM,
     )
+
+
+def _scheme(name: str) -> str:
+    webhook = CONFIG.integrations[name].webhook
+    assert webhook is not None
+    return str(webhook.verify_spec["scheme"])
 
 
 def _send(client: TestClient, request: OutgoingRequest) -> Any:
@@ -173,7 +196,11 @@ header_names = st.sampled_from(
         "Stripe-Signature", "X-Cal-Signature-256", "X-Retell-Signature", "X-Twilio-Signature",
         "X-Hub-Signature-256", "X-Signature", "Sentry-Hook-Signature", "X-Goog-Channel-Token",
         "X-Goog-Resource-State", "X-Twilio-Email-Event-Webhook-Signature",
-        "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type",
+        "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type", "X-Gitlab-Token",
+        "X-Shopify-Hmac-Sha256", "Paddle-Signature", "X-Slack-Signature",
+        "X-Slack-Request-Timestamp", "svix-id", "svix-timestamp", "svix-signature",
+        "telnyx-signature-ed25519", "telnyx-timestamp", "Calendly-Webhook-Signature",
+        "X-Hub-Signature", "Typeform-Signature",
     ]
 )  # fmt: skip
 
