@@ -131,6 +131,23 @@ def typeform_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"Typeform-Signature": "sha256=" + b64_hmac("sha256", secret.encode(), body)}
 
 
+def pagerduty_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-PagerDuty-Signature": "v1=" + hex_hmac("sha256", secret.encode(), body)}
+
+
+def linear_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"Linear-Signature": hex_hmac("sha256", secret.encode(), body)}
+
+
+def vercel_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"x-vercel-signature": hex_hmac("sha1", secret.encode(), body)}
+
+
+def mux_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    digest = hex_hmac("sha256", secret.encode(), f"{ts}.".encode() + body)
+    return {"Mux-Signature": f"t={ts},v1={digest}"}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -184,6 +201,22 @@ CASES = [
     Case(
         "typeform", "form_response", "TYPEFORM_WEBHOOK_SECRET", "Typeform-Signature",
         typeform_sign, "hmac/hashlib per typeform.com/developers (secure-your-webhooks)",
+    ),
+    Case(
+        "pagerduty", "incident_triggered", "PAGERDUTY_WEBHOOK_SECRET", "X-PagerDuty-Signature",
+        pagerduty_sign, "hmac/hashlib per developer.pagerduty.com (verifying-signatures)",
+    ),
+    Case(
+        "linear", "issue_created", "LINEAR_WEBHOOK_SECRET", "Linear-Signature", linear_sign,
+        "hmac/hashlib per linear.app/developers/webhooks (securing webhooks)",
+    ),
+    Case(
+        "vercel", "deployment_succeeded", "VERCEL_WEBHOOK_SECRET", "x-vercel-signature",
+        vercel_sign, "hmac/hashlib per vercel.com/docs/webhooks (securing webhooks)",
+    ),
+    Case(
+        "mux", "asset_ready", "MUX_WEBHOOK_SECRET", "Mux-Signature", mux_sign,
+        "hmac/hashlib per mux.com/docs (verify-webhook-signatures)", timestamped=True,
     ),
 ]  # fmt: skip
 

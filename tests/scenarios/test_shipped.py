@@ -45,7 +45,9 @@ SECRET_NAMES = [
     "SLACK_SIGNING_SECRET", "CLERK_SECRET_KEY", "CLERK_WEBHOOK_SECRET", "RESEND_API_KEY",
     "RESEND_WEBHOOK_SECRET", "TELNYX_API_KEY", "CALENDLY_API_KEY",
     "CALENDLY_WEBHOOK_SIGNING_KEY", "INTERCOM_ACCESS_TOKEN", "INTERCOM_CLIENT_SECRET",
-    "TYPEFORM_API_KEY", "TYPEFORM_WEBHOOK_SECRET",
+    "TYPEFORM_API_KEY", "TYPEFORM_WEBHOOK_SECRET", "PAGERDUTY_API_KEY", "PAGERDUTY_WEBHOOK_SECRET",
+    "LINEAR_API_KEY", "LINEAR_WEBHOOK_SECRET", "VERCEL_TOKEN", "VERCEL_WEBHOOK_SECRET",
+    "MUX_TOKEN_ID", "MUX_TOKEN_SECRET", "MUX_WEBHOOK_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -76,7 +78,7 @@ SEED = {
 }  # fmt: skip
 ADDED = {
     "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
-    "calendly", "intercom", "typeform",
+    "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux",
 }  # fmt: skip
 
 
@@ -200,7 +202,8 @@ header_names = st.sampled_from(
         "X-Shopify-Hmac-Sha256", "Paddle-Signature", "X-Slack-Signature",
         "X-Slack-Request-Timestamp", "svix-id", "svix-timestamp", "svix-signature",
         "telnyx-signature-ed25519", "telnyx-timestamp", "Calendly-Webhook-Signature",
-        "X-Hub-Signature", "Typeform-Signature",
+        "X-Hub-Signature", "Typeform-Signature", "X-PagerDuty-Signature", "Linear-Signature",
+        "x-vercel-signature", "Mux-Signature",
     ]
 )  # fmt: skip
 
