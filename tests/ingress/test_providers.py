@@ -148,6 +148,46 @@ def mux_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"Mux-Signature": f"t={ts},v1={digest}"}
 
 
+def postmark_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Postmark-Webhook-Token": secret}  # the custom header the webhook is set up with
+
+
+def docusign_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-DocuSign-Signature-1": b64_hmac("sha256", secret.encode(), body)}
+
+
+def zendesk_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    stamp = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+        "X-Zendesk-Webhook-Signature": b64_hmac("sha256", secret.encode(), stamp.encode() + body),
+    }
+
+
+def hubspot_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    millis = str(ts * 1000)
+    message = b"POST" + url.encode() + body + millis.encode()
+    return {
+        "X-HubSpot-Request-Timestamp": millis,
+        "X-HubSpot-Signature-v3": b64_hmac("sha256", secret.encode(), message),
+    }
+
+
+def dropbox_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Dropbox-Signature": hex_hmac("sha256", secret.encode(), body)}
+
+
+def twitch_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    message_id = "befa7b53-d79d-478f-86b9-120f112b044e"
+    stamp = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    digest = hex_hmac("sha256", secret.encode(), (message_id + stamp).encode() + body)
+    return {
+        "Twitch-Eventsub-Message-Id": message_id,
+        "Twitch-Eventsub-Message-Timestamp": stamp,
+        "Twitch-Eventsub-Message-Signature": "sha256=" + digest,
+    }
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -217,6 +257,32 @@ CASES = [
     Case(
         "mux", "asset_ready", "MUX_WEBHOOK_SECRET", "Mux-Signature", mux_sign,
         "hmac/hashlib per mux.com/docs (verify-webhook-signatures)", timestamped=True,
+    ),
+    Case(
+        "postmark", "delivery", "POSTMARK_WEBHOOK_TOKEN", "X-Postmark-Webhook-Token",
+        postmark_sign, "the custom header postmarkapp.com (webhooks overview) lets a webhook send",
+        signs_body=False,
+    ),
+    Case(
+        "docusign", "envelope_completed", "DOCUSIGN_CONNECT_HMAC_KEY", "X-DocuSign-Signature-1",
+        docusign_sign, "hmac/hashlib per developers.docusign.com (connect/hmac)",
+    ),
+    Case(
+        "zendesk", "ticket_created", "ZENDESK_WEBHOOK_SECRET", "X-Zendesk-Webhook-Signature",
+        zendesk_sign, "hmac/hashlib per developer.zendesk.com (webhooks/verifying)",
+    ),
+    Case(
+        "hubspot", "contact_created", "HUBSPOT_CLIENT_SECRET", "X-HubSpot-Signature-v3",
+        hubspot_sign, "hmac/hashlib per developers.hubspot.com (validating-requests, v3)",
+        timestamped=True,
+    ),
+    Case(
+        "dropbox", "files_changed", "DROPBOX_APP_SECRET", "X-Dropbox-Signature", dropbox_sign,
+        "hmac/hashlib per dropbox.com/developers/reference/webhooks",
+    ),
+    Case(
+        "twitch", "stream_online", "TWITCH_EVENTSUB_SECRET", "Twitch-Eventsub-Message-Signature",
+        twitch_sign, "hmac/hashlib per dev.twitch.tv (eventsub, verifying the event message)",
     ),
 ]  # fmt: skip
 

@@ -47,7 +47,10 @@ SECRET_NAMES = [
     "CALENDLY_WEBHOOK_SIGNING_KEY", "INTERCOM_ACCESS_TOKEN", "INTERCOM_CLIENT_SECRET",
     "TYPEFORM_API_KEY", "TYPEFORM_WEBHOOK_SECRET", "PAGERDUTY_API_KEY", "PAGERDUTY_WEBHOOK_SECRET",
     "LINEAR_API_KEY", "LINEAR_WEBHOOK_SECRET", "VERCEL_TOKEN", "VERCEL_WEBHOOK_SECRET",
-    "MUX_TOKEN_ID", "MUX_TOKEN_SECRET", "MUX_WEBHOOK_SECRET",
+    "MUX_TOKEN_ID", "MUX_TOKEN_SECRET", "MUX_WEBHOOK_SECRET", "POSTMARK_SERVER_TOKEN",
+    "POSTMARK_WEBHOOK_TOKEN", "DOCUSIGN_ACCESS_TOKEN", "DOCUSIGN_CONNECT_HMAC_KEY",
+    "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET", "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_CLIENT_SECRET",
+    "DROPBOX_APP_SECRET", "DROPBOX_REFRESH_TOKEN", "TWITCH_CLIENT_SECRET", "TWITCH_EVENTSUB_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -78,7 +81,8 @@ SEED = {
 }  # fmt: skip
 ADDED = {
     "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
-    "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux",
+    "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
+    "docusign", "zendesk", "hubspot", "dropbox", "twitch",
 }  # fmt: skip
 
 
@@ -203,7 +207,9 @@ header_names = st.sampled_from(
         "X-Slack-Request-Timestamp", "svix-id", "svix-timestamp", "svix-signature",
         "telnyx-signature-ed25519", "telnyx-timestamp", "Calendly-Webhook-Signature",
         "X-Hub-Signature", "Typeform-Signature", "X-PagerDuty-Signature", "Linear-Signature",
-        "x-vercel-signature", "Mux-Signature",
+        "x-vercel-signature", "Mux-Signature", "X-Postmark-Webhook-Token",
+        "X-DocuSign-Signature-1", "X-Zendesk-Webhook-Signature", "X-HubSpot-Signature-v3",
+        "X-HubSpot-Request-Timestamp", "X-Dropbox-Signature", "Twitch-Eventsub-Message-Signature",
     ]
 )  # fmt: skip
 
