@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import standardwebhooks
 import svix
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -188,6 +189,31 @@ def twitch_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     }
 
 
+def bitbucket_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Hub-Signature": "sha256=" + hex_hmac("sha256", secret.encode(), body)}
+
+
+def razorpay_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Razorpay-Signature": hex_hmac("sha256", secret.encode(), body)}
+
+
+def woocommerce_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-WC-Webhook-Signature": b64_hmac("sha256", secret.encode(), body)}
+
+
+def standard_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    msg_id = "wh_685342e6c53c8190a1be43f081506c52"
+    when = datetime.fromtimestamp(ts, tz=UTC)
+    signature = standardwebhooks.Webhook(secret).sign(msg_id, when, body.decode())
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": signature}
+
+
+def webflow_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    millis = str(ts * 1000)
+    digest = hex_hmac("sha256", secret.encode(), f"{millis}:".encode() + body)
+    return {"x-webflow-timestamp": millis, "x-webflow-signature": digest}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -283,6 +309,28 @@ CASES = [
     Case(
         "twitch", "stream_online", "TWITCH_EVENTSUB_SECRET", "Twitch-Eventsub-Message-Signature",
         twitch_sign, "hmac/hashlib per dev.twitch.tv (eventsub, verifying the event message)",
+    ),
+    Case(
+        "bitbucket", "push", "BITBUCKET_WEBHOOK_SECRET", "X-Hub-Signature", bitbucket_sign,
+        "hmac/hashlib per support.atlassian.com (bitbucket-cloud manage-webhooks, secure webhooks)",
+    ),
+    Case(
+        "razorpay", "payment_captured", "RAZORPAY_WEBHOOK_SECRET", "X-Razorpay-Signature",
+        razorpay_sign, "hmac/hashlib per razorpay.com/docs/webhooks/validate-test",
+    ),
+    Case(
+        "woocommerce", "order_created", "WOOCOMMERCE_WEBHOOK_SECRET", "X-WC-Webhook-Signature",
+        woocommerce_sign, "hmac/hashlib per woocommerce.github.io (REST API docs, webhooks)",
+    ),
+    Case(
+        "openai", "response_completed", "OPENAI_WEBHOOK_SECRET", "webhook-signature",
+        standard_sign, "standardwebhooks Webhook.sign (OpenAI follows Standard Webhooks)",
+        timestamped=True,
+    ),
+    Case(
+        "webflow", "form_submission", "WEBFLOW_WEBHOOK_SECRET", "x-webflow-signature",
+        webflow_sign, "hmac/hashlib per developers.webflow.com (working-with-webhooks)",
+        timestamped=True,
     ),
 ]  # fmt: skip
 
@@ -444,6 +492,15 @@ VECTORS = [
     ),
     Vector(
         "clerk", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}', STANDARD_VECTOR,
+        1614265330, "https://github.com/standard-webhooks/standard-webhooks libraries' tests",
+    ),
+    Vector(
+        "openai", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b'{"test": 2432232314}',
+        {
+            "webhook-id": STANDARD_VECTOR["svix-id"],
+            "webhook-timestamp": STANDARD_VECTOR["svix-timestamp"],
+            "webhook-signature": STANDARD_VECTOR["svix-signature"],
+        },
         1614265330, "https://github.com/standard-webhooks/standard-webhooks libraries' tests",
     ),
     Vector(

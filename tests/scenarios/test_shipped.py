@@ -51,11 +51,15 @@ SECRET_NAMES = [
     "POSTMARK_WEBHOOK_TOKEN", "DOCUSIGN_ACCESS_TOKEN", "DOCUSIGN_CONNECT_HMAC_KEY",
     "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET", "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_CLIENT_SECRET",
     "DROPBOX_APP_SECRET", "DROPBOX_REFRESH_TOKEN", "TWITCH_CLIENT_SECRET", "TWITCH_EVENTSUB_SECRET",
+    "BITBUCKET_ACCESS_TOKEN", "BITBUCKET_WEBHOOK_SECRET", "RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET",
+    "WOOCOMMERCE_WEBHOOK_SECRET", "OPENAI_API_KEY", "OPENAI_WEBHOOK_SECRET", "WEBFLOW_API_TOKEN",
+    "WEBFLOW_WEBHOOK_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
 # Svix-delivered secrets are whsec_ + base64.
-for _svix in ("CLERK_WEBHOOK_SECRET", "RESEND_WEBHOOK_SECRET"):
+for _svix in ("CLERK_WEBHOOK_SECRET", "RESEND_WEBHOOK_SECRET", "OPENAI_WEBHOOK_SECRET"):
     ENV[_svix] = "whsec_" + base64.b64encode(ENV[_svix].encode()).decode()
 # Ed25519 providers (Telnyx) are checked with the public half of this key.
 _ED_KEY = ed25519.Ed25519PrivateKey.generate()
@@ -82,7 +86,8 @@ SEED = {
 ADDED = {
     "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
     "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
-    "docusign", "zendesk", "hubspot", "dropbox", "twitch",
+    "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
+    "openai", "webflow",
 }  # fmt: skip
 
 
@@ -210,6 +215,8 @@ header_names = st.sampled_from(
         "x-vercel-signature", "Mux-Signature", "X-Postmark-Webhook-Token",
         "X-DocuSign-Signature-1", "X-Zendesk-Webhook-Signature", "X-HubSpot-Signature-v3",
         "X-HubSpot-Request-Timestamp", "X-Dropbox-Signature", "Twitch-Eventsub-Message-Signature",
+        "X-Razorpay-Signature", "X-WC-Webhook-Signature", "webhook-id", "webhook-timestamp",
+        "webhook-signature", "x-webflow-signature", "x-webflow-timestamp",
     ]
 )  # fmt: skip
 
