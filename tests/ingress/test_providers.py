@@ -214,6 +214,19 @@ def webflow_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"x-webflow-timestamp": millis, "x-webflow-signature": digest}
 
 
+def zoom_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    digest = hex_hmac("sha256", secret.encode(), f"v0:{ts}:".encode() + body)
+    return {"x-zm-request-timestamp": str(ts), "x-zm-signature": "v0=" + digest}
+
+
+def jira_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Hub-Signature": "sha256=" + hex_hmac("sha256", secret.encode(), body)}
+
+
+def xero_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"x-xero-signature": b64_hmac("sha256", secret.encode(), body)}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -332,6 +345,19 @@ CASES = [
         webflow_sign, "hmac/hashlib per developers.webflow.com (working-with-webhooks)",
         timestamped=True,
     ),
+    Case(
+        "zoom", "meeting_ended", "ZOOM_WEBHOOK_SECRET_TOKEN", "x-zm-signature", zoom_sign,
+        "hmac/hashlib per developers.zoom.us (webhooks, verify with the secret token)",
+        timestamped=True,
+    ),
+    Case(
+        "jira", "issue_created", "JIRA_WEBHOOK_SECRET", "X-Hub-Signature", jira_sign,
+        "hmac/hashlib per developer.atlassian.com (jira webhooks, secure admin webhooks)",
+    ),
+    Case(
+        "xero", "invoice_updated", "XERO_WEBHOOK_KEY", "x-xero-signature", xero_sign,
+        "hmac/hashlib per developer.xero.com (webhooks overview, signature)",
+    ),
 ]  # fmt: skip
 
 ENV: dict[str, str] = {
@@ -437,6 +463,17 @@ def test_the_signed_example_emits_its_normalised_event(case: Case) -> None:
     result = run_example(integration.webhook.pipeline, case.name, declared)
     assert result.failures == []
     assert result.events, f"{case.name} {case.example} emits nothing"
+
+
+def test_xero_intent_to_receive_gets_200_signed_and_401_not(client: TestClient) -> None:
+    """Xero activates a webhook only once a signed empty batch gets 200 and a badly signed one
+    gets 401."""
+    body = b'{"events":[],"firstEventSequence":0,"lastEventSequence":0,"entropy":"QWERTYASDF"}'
+    url = "http://testserver/webhooks/xero"
+    good = _post(client, url, body, xero_sign(body, ENV["XERO_WEBHOOK_KEY"], 0, url))
+    assert good.status_code == 200, good.text
+    bad = _post(client, url, body, xero_sign(body, "not the webhook key", 0, url))
+    assert bad.status_code == 401, bad.text
 
 
 def test_every_case_is_a_shipped_provider_and_none_is_left_out() -> None:

@@ -54,7 +54,8 @@ SECRET_NAMES = [
     "BITBUCKET_ACCESS_TOKEN", "BITBUCKET_WEBHOOK_SECRET", "RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET",
     "RAZORPAY_WEBHOOK_SECRET", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET",
     "WOOCOMMERCE_WEBHOOK_SECRET", "OPENAI_API_KEY", "OPENAI_WEBHOOK_SECRET", "WEBFLOW_API_TOKEN",
-    "WEBFLOW_WEBHOOK_SECRET",
+    "WEBFLOW_WEBHOOK_SECRET", "ZOOM_ACCESS_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN", "JIRA_API_TOKEN",
+    "JIRA_WEBHOOK_SECRET", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN", "XERO_WEBHOOK_KEY",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -87,7 +88,7 @@ ADDED = {
     "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
     "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
     "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
-    "openai", "webflow",
+    "openai", "webflow", "zoom", "jira", "xero",
 }  # fmt: skip
 
 
@@ -216,7 +217,8 @@ header_names = st.sampled_from(
         "X-DocuSign-Signature-1", "X-Zendesk-Webhook-Signature", "X-HubSpot-Signature-v3",
         "X-HubSpot-Request-Timestamp", "X-Dropbox-Signature", "Twitch-Eventsub-Message-Signature",
         "X-Razorpay-Signature", "X-WC-Webhook-Signature", "webhook-id", "webhook-timestamp",
-        "webhook-signature", "x-webflow-signature", "x-webflow-timestamp",
+        "webhook-signature", "x-webflow-signature", "x-webflow-timestamp", "x-zm-signature",
+        "x-zm-request-timestamp", "x-xero-signature",
     ]
 )  # fmt: skip
 
