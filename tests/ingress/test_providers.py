@@ -227,6 +227,14 @@ def xero_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"x-xero-signature": b64_hmac("sha256", secret.encode(), body)}
 
 
+def quickbooks_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"intuit-signature": b64_hmac("sha256", secret.encode(), body)}
+
+
+def trello_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {"X-Trello-Webhook": b64_hmac("sha1", secret.encode(), body + url.encode())}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -357,6 +365,14 @@ CASES = [
     Case(
         "xero", "invoice_updated", "XERO_WEBHOOK_KEY", "x-xero-signature", xero_sign,
         "hmac/hashlib per developer.xero.com (webhooks overview, signature)",
+    ),
+    Case(
+        "quickbooks", "invoice_created", "QUICKBOOKS_VERIFIER_TOKEN", "intuit-signature",
+        quickbooks_sign, "hmac/hashlib per developer.intuit.com (qbo webhooks, validating)",
+    ),
+    Case(
+        "trello", "card_created", "TRELLO_SECRET", "X-Trello-Webhook", trello_sign,
+        "hmac/hashlib per developer.atlassian.com (trello webhooks, body + callback URL)",
     ),
 ]  # fmt: skip
 

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from gateway.config.model import load_config
 from gateway.config.signing import signed_example
@@ -28,6 +28,13 @@ PUBLIC_B64 = base64.b64encode(
     _KEY.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+).decode()
+_ED_KEY = ed25519.Ed25519PrivateKey.generate()
+ED25519_PEM = _ED_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+ED25519_PUBLIC_B64 = base64.b64encode(
+    _ED_KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 ).decode()
 # The signature headers of the shipped providers, as they document them.
 SIGNATURES = {
@@ -68,6 +75,14 @@ def test_no_shipped_provider_s_signature_is_stored(make_client: AppFactory) -> N
         **{n: f"test-{n.lower()}" for i in config.integrations.values() for n in i.secret_names},
         **names,
     }
+    for integration in config.integrations.values():  # secrets of the form a scheme expects
+        webhook = integration.webhook
+        spec = webhook.verify_spec if webhook is not None else {}
+        for n in integration.secret_names:
+            if spec.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ + base64
+                env[n] = "whsec_" + base64.b64encode(env[n].encode()).decode()
+            elif spec.get("scheme") == "ed25519" and n.endswith("PUBLIC_KEY"):
+                env[n] = ED25519_PUBLIC_B64
     config = load_config(SHIPPED, env)
     client = make_client(SHIPPED, env)
     stored: dict[str, list[dict[str, str]]] = {}
@@ -82,7 +97,11 @@ def test_no_shipped_provider_s_signature_is_stored(make_client: AppFactory) -> N
                 example,
                 f"http://testserver/webhooks/{name}",
                 SecretLookup(name, {}, env),
-                private_key=PRIVATE_PEM,
+                private_key=(
+                    ED25519_PEM
+                    if integration.webhook.verify_spec["scheme"] == "ed25519"
+                    else PRIVATE_PEM
+                ),
             )
             response = client.request(
                 request.method, request.url, headers=request.headers, content=request.body

@@ -56,6 +56,8 @@ SECRET_NAMES = [
     "WOOCOMMERCE_WEBHOOK_SECRET", "OPENAI_API_KEY", "OPENAI_WEBHOOK_SECRET", "WEBFLOW_API_TOKEN",
     "WEBFLOW_WEBHOOK_SECRET", "ZOOM_ACCESS_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN", "JIRA_API_TOKEN",
     "JIRA_WEBHOOK_SECRET", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN", "XERO_WEBHOOK_KEY",
+    "QUICKBOOKS_CLIENT_SECRET", "QUICKBOOKS_REFRESH_TOKEN", "QUICKBOOKS_VERIFIER_TOKEN",
+    "TRELLO_TOKEN", "TRELLO_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -88,7 +90,7 @@ ADDED = {
     "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
     "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
     "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
-    "openai", "webflow", "zoom", "jira", "xero",
+    "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello",
 }  # fmt: skip
 
 
@@ -218,7 +220,7 @@ header_names = st.sampled_from(
         "X-HubSpot-Request-Timestamp", "X-Dropbox-Signature", "Twitch-Eventsub-Message-Signature",
         "X-Razorpay-Signature", "X-WC-Webhook-Signature", "webhook-id", "webhook-timestamp",
         "webhook-signature", "x-webflow-signature", "x-webflow-timestamp", "x-zm-signature",
-        "x-zm-request-timestamp", "x-xero-signature",
+        "x-zm-request-timestamp", "x-xero-signature", "intuit-signature", "X-Trello-Webhook",
     ]
 )  # fmt: skip
 
