@@ -235,6 +235,11 @@ def trello_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"X-Trello-Webhook": b64_hmac("sha1", secret.encode(), body + url.encode())}
 
 
+def airtable_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    key = base64.b64decode(secret + "=" * (-len(secret) % 4))  # the macSecretBase64's bytes
+    return {"X-Airtable-Content-MAC": "hmac-sha256=" + hex_hmac("sha256", key, body)}
+
+
 CASES = [
     Case(
         "github", "push", "GITHUB_WEBHOOK_SECRET", "X-Hub-Signature-256", github_sign,
@@ -374,9 +379,16 @@ CASES = [
         "trello", "card_created", "TRELLO_SECRET", "X-Trello-Webhook", trello_sign,
         "hmac/hashlib per developer.atlassian.com (trello webhooks, body + callback URL)",
     ),
+    Case(
+        "airtable", "ping", "AIRTABLE_WEBHOOK_MAC_SECRET", "X-Airtable-Content-MAC",
+        airtable_sign, "hmac/hashlib per airtable.com/developers (webhooks, X-Airtable-Content-MAC)",
+        secret=base64.b64encode(b"the webhook's MAC secret, 32 bytes").decode(),
+    ),
 ]  # fmt: skip
 
-ENV: dict[str, str] = {
+# Figma checks a passcode in the body (token at body_path), tested on its own below.
+BODY_TOKEN = {"figma": ("FIGMA_WEBHOOK_PASSCODE", "a-long-random-passcode")}
+ENV: dict[str, str] = {name: secret for name, secret in BODY_TOKEN.values()} | {
     case.secret_env: case.configured(case.secret) if case.configured else case.secret
     for case in CASES
 }
@@ -492,12 +504,31 @@ def test_xero_intent_to_receive_gets_200_signed_and_401_not(client: TestClient) 
     assert bad.status_code == 401, bad.text
 
 
+@pytest.mark.parametrize("name", sorted(BODY_TOKEN))
+def test_body_passcode_must_match(client: TestClient, name: str) -> None:
+    """Per figma.com/developers (webhooks V2): the body's passcode is the webhook's."""
+    integration = CONFIG.integrations[name]
+    example = integration.example("file_update")
+    assert example is not None
+    url = f"http://testserver/webhooks/{name}"
+    secret = BODY_TOKEN[name][1]
+
+    def post(body: dict[str, Any]) -> int:
+        content = json.dumps(body, separators=(",", ":")).encode()
+        return int(_post(client, url, content, {"Content-Type": "application/json"}).status_code)
+
+    body = dict(example["body"])
+    assert post({**body, "passcode": secret}) == 200
+    assert post({**body, "passcode": secret + "x"}) == 401
+    assert post({k: v for k, v in body.items() if k != "passcode"}) == 401
+
+
 def test_every_case_is_a_shipped_provider_and_none_is_left_out() -> None:
     seed = {
         "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar",
         "outlook", "segment", "sentry",
     }  # fmt: skip
-    assert {case.name for case in CASES} == set(CONFIG.integrations) - seed
+    assert {case.name for case in CASES} | set(BODY_TOKEN) == set(CONFIG.integrations) - seed
 
 
 # ---- published vectors through the shipped verify declarations ------------------------------

@@ -80,7 +80,8 @@ def test_no_shipped_provider_s_signature_is_stored(make_client: AppFactory) -> N
         spec = webhook.verify_spec if webhook is not None else {}
         for n in integration.secret_names:
             if spec.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ + base64
-                env[n] = "whsec_" + base64.b64encode(env[n].encode()).decode()
+                prefix = str(spec.get("secret_prefix") or "")
+                env[n] = prefix + base64.b64encode(env[n].encode()).decode()
             elif spec.get("scheme") == "ed25519" and n.endswith("PUBLIC_KEY"):
                 env[n] = ED25519_PUBLIC_B64
     config = load_config(SHIPPED, env)

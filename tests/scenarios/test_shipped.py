@@ -57,11 +57,12 @@ SECRET_NAMES = [
     "WEBFLOW_WEBHOOK_SECRET", "ZOOM_ACCESS_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN", "JIRA_API_TOKEN",
     "JIRA_WEBHOOK_SECRET", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN", "XERO_WEBHOOK_KEY",
     "QUICKBOOKS_CLIENT_SECRET", "QUICKBOOKS_REFRESH_TOKEN", "QUICKBOOKS_VERIFIER_TOKEN",
-    "TRELLO_TOKEN", "TRELLO_SECRET",
+    "TRELLO_TOKEN", "TRELLO_SECRET", "AIRTABLE_TOKEN", "FIGMA_TOKEN", "FIGMA_WEBHOOK_PASSCODE",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
 # Svix-delivered secrets are whsec_ + base64.
+ENV["AIRTABLE_WEBHOOK_MAC_SECRET"] = base64.b64encode(b"airtable mac secret").decode()
 for _svix in ("CLERK_WEBHOOK_SECRET", "RESEND_WEBHOOK_SECRET", "OPENAI_WEBHOOK_SECRET"):
     ENV[_svix] = "whsec_" + base64.b64encode(ENV[_svix].encode()).decode()
 # Ed25519 providers (Telnyx) are checked with the public half of this key.
@@ -90,7 +91,7 @@ ADDED = {
     "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
     "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
     "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
-    "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello",
+    "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello", "airtable", "figma",
 }  # fmt: skip
 
 
@@ -221,6 +222,7 @@ header_names = st.sampled_from(
         "X-Razorpay-Signature", "X-WC-Webhook-Signature", "webhook-id", "webhook-timestamp",
         "webhook-signature", "x-webflow-signature", "x-webflow-timestamp", "x-zm-signature",
         "x-zm-request-timestamp", "x-xero-signature", "intuit-signature", "X-Trello-Webhook",
+        "X-Airtable-Content-MAC",
     ]
 )  # fmt: skip
 
