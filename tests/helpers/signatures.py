@@ -8,7 +8,7 @@ import hmac
 import time
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 
 def stripe_header(body: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -27,4 +27,13 @@ PUBLIC_B64 = base64.b64encode(
     _KEY.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+).decode()
+
+# An Ed25519 key pair (Telnyx, Standard Webhooks v1a): raw public key, base64.
+_ED_KEY = ed25519.Ed25519PrivateKey.generate()
+ED25519_PEM = _ED_KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+ED25519_PUBLIC_B64 = base64.b64encode(
+    _ED_KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 ).decode()

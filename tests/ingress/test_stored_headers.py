@@ -4,6 +4,7 @@ provider's other headers are kept."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -13,7 +14,13 @@ from gateway.credentials.secrets import SecretLookup
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, admin
 from tests.helpers.integrations import acme, webhook
-from tests.helpers.signatures import PRIVATE_PEM, PUBLIC_B64, stripe_header
+from tests.helpers.signatures import (
+    ED25519_PEM,
+    ED25519_PUBLIC_B64,
+    PRIVATE_PEM,
+    PUBLIC_B64,
+    stripe_header,
+)
 
 SHIPPED = REPO / "integrations.d"
 # The signature headers of the shipped providers, as they document them.
@@ -55,6 +62,15 @@ def test_no_shipped_provider_s_signature_is_stored(make_client: AppFactory) -> N
         **{n: f"test-{n.lower()}" for i in config.integrations.values() for n in i.secret_names},
         **names,
     }
+    for integration in config.integrations.values():  # secrets of the form a scheme expects
+        webhook = integration.webhook
+        spec = webhook.verify_spec if webhook is not None else {}
+        for n in integration.secret_names:
+            if spec.get("secret_encoding") == "base64":  # Standard Webhooks: whsec_ + base64
+                prefix = str(spec.get("secret_prefix") or "")
+                env[n] = prefix + base64.b64encode(env[n].encode()).decode()
+            elif spec.get("scheme") == "ed25519" and n.endswith("PUBLIC_KEY"):
+                env[n] = ED25519_PUBLIC_B64
     config = load_config(SHIPPED, env)
     client = make_client(SHIPPED, env)
     stored: dict[str, list[dict[str, str]]] = {}
@@ -69,7 +85,11 @@ def test_no_shipped_provider_s_signature_is_stored(make_client: AppFactory) -> N
                 example,
                 f"http://testserver/webhooks/{name}",
                 SecretLookup(name, {}, env),
-                private_key=PRIVATE_PEM,
+                private_key=(
+                    ED25519_PEM
+                    if integration.webhook.verify_spec["scheme"] == "ed25519"
+                    else PRIVATE_PEM
+                ),
             )
             response = client.request(
                 request.method, request.url, headers=request.headers, content=request.body

@@ -3,6 +3,7 @@ the provider signs it, and rejected when tampered with. Random requests never ge
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, admin
-from tests.helpers.signatures import PRIVATE_PEM, PUBLIC_B64
+from tests.helpers.signatures import ED25519_PEM, ED25519_PUBLIC_B64, PRIVATE_PEM, PUBLIC_B64
 
 SHIPPED = REPO / "integrations.d"
 SECRET_NAMES = [
@@ -27,9 +28,35 @@ SECRET_NAMES = [
     "RETELL_API_KEY", "SEGMENT_SHARED_SECRET", "SEGMENT_WRITE_KEY", "SENDGRID_API_KEY",
     "SENTRY_CLIENT_SECRET", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN",
+    # The providers of issue 17
+    "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET", "GITLAB_TOKEN", "GITLAB_WEBHOOK_TOKEN",
+    "SHOPIFY_ACCESS_TOKEN", "SHOPIFY_WEBHOOK_SECRET", "PADDLE_API_KEY", "PADDLE_WEBHOOK_SECRET",
+    "LEMONSQUEEZY_API_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET", "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET", "CLERK_SECRET_KEY", "CLERK_WEBHOOK_SECRET", "RESEND_API_KEY",
+    "RESEND_WEBHOOK_SECRET", "TELNYX_API_KEY", "CALENDLY_API_KEY",
+    "CALENDLY_WEBHOOK_SIGNING_KEY", "INTERCOM_ACCESS_TOKEN", "INTERCOM_CLIENT_SECRET",
+    "TYPEFORM_API_KEY", "TYPEFORM_WEBHOOK_SECRET", "PAGERDUTY_API_KEY", "PAGERDUTY_WEBHOOK_SECRET",
+    "LINEAR_API_KEY", "LINEAR_WEBHOOK_SECRET", "VERCEL_TOKEN", "VERCEL_WEBHOOK_SECRET",
+    "MUX_TOKEN_ID", "MUX_TOKEN_SECRET", "MUX_WEBHOOK_SECRET", "POSTMARK_SERVER_TOKEN",
+    "POSTMARK_WEBHOOK_TOKEN", "DOCUSIGN_ACCESS_TOKEN", "DOCUSIGN_CONNECT_HMAC_KEY",
+    "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET", "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_CLIENT_SECRET",
+    "DROPBOX_APP_SECRET", "DROPBOX_REFRESH_TOKEN", "TWITCH_CLIENT_SECRET", "TWITCH_EVENTSUB_SECRET",
+    "BITBUCKET_ACCESS_TOKEN", "BITBUCKET_WEBHOOK_SECRET", "RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET", "WOOCOMMERCE_CONSUMER_KEY", "WOOCOMMERCE_CONSUMER_SECRET",
+    "WOOCOMMERCE_WEBHOOK_SECRET", "OPENAI_API_KEY", "OPENAI_WEBHOOK_SECRET", "WEBFLOW_API_TOKEN",
+    "WEBFLOW_WEBHOOK_SECRET", "ZOOM_ACCESS_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN", "JIRA_API_TOKEN",
+    "JIRA_WEBHOOK_SECRET", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN", "XERO_WEBHOOK_KEY",
+    "QUICKBOOKS_CLIENT_SECRET", "QUICKBOOKS_REFRESH_TOKEN", "QUICKBOOKS_VERIFIER_TOKEN",
+    "TRELLO_TOKEN", "TRELLO_SECRET", "AIRTABLE_TOKEN", "FIGMA_TOKEN", "FIGMA_WEBHOOK_PASSCODE",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
+# Svix-delivered secrets are whsec_ + base64.
+ENV["AIRTABLE_WEBHOOK_MAC_SECRET"] = base64.b64encode(b"airtable mac secret").decode()
+for _svix in ("CLERK_WEBHOOK_SECRET", "RESEND_WEBHOOK_SECRET", "OPENAI_WEBHOOK_SECRET"):
+    ENV[_svix] = "whsec_" + base64.b64encode(ENV[_svix].encode()).decode()
+# Ed25519 providers (Telnyx) are checked with the public half of the test key.
+ENV["TELNYX_PUBLIC_KEY"] = ED25519_PUBLIC_B64
 CONFIG: Config = load_config(SHIPPED, ENV)
 EXAMPLES = [
     (name, example)
@@ -39,11 +66,20 @@ EXAMPLES = [
 ]
 
 
-def test_the_ten_seed_providers_are_shipped() -> None:
-    assert set(CONFIG.integrations) == {
-        "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar",
-        "outlook", "segment", "sentry",
-    }  # fmt: skip
+SEED = {
+    "retell", "calcom", "stripe", "twilio", "sendgrid", "whatsapp", "google_calendar", "outlook",
+    "segment", "sentry",
+}  # fmt: skip
+ADDED = {
+    "github", "gitlab", "shopify", "paddle", "lemonsqueezy", "slack", "clerk", "resend", "telnyx",
+    "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
+    "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
+    "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello", "airtable", "figma",
+}  # fmt: skip
+
+
+def test_the_ten_seed_providers_and_the_added_ones_are_shipped() -> None:
+    assert set(CONFIG.integrations) == SEED | ADDED
     assert len(CONFIG.flows) >= 5
 
 
@@ -71,8 +107,14 @@ def _signed(name: str, example: str) -> OutgoingRequest:
         found,
         f"http://testserver/webhooks/{name}",
         SecretLookup(name, {}, ENV),
-        private_key=PRIVATE_PEM,
+        private_key=ED25519_PEM if _scheme(name) == "ed25519" else PRIVATE_PEM,
     )
+
+
+def _scheme(name: str) -> str:
+    webhook = CONFIG.integrations[name].webhook
+    assert webhook is not None
+    return str(webhook.verify_spec["scheme"])
 
 
 def _send(client: TestClient, request: OutgoingRequest) -> Any:
@@ -127,12 +169,20 @@ SIGNED = [
 @pytest.mark.parametrize(("name", "example"), SIGNED, ids=[f"{n}-{e}" for n, e in SIGNED])
 def test_tampered_example_is_rejected(client: TestClient, name: str, example: str) -> None:
     request = _signed(name, example)
-    if request.body:
-        request.body = request.body[:-2] + bytes([request.body[-2] ^ 1]) + request.body[-1:]
-    else:  # an empty body (Google): the channel token is what is checked
+    webhook = CONFIG.integrations[name].webhook
+    assert webhook is not None
+    token_header = (
+        webhook.verify_spec.get("header") if webhook.verify_spec["scheme"] == "token" else None
+    )
+    if token_header:  # a shared token in a header (Google, GitLab): the token is what is checked
         request.headers = {
-            k: v + "x" if "token" in k.lower() else v for k, v in request.headers.items()
+            k: v + "x" if k.lower() == token_header.lower() else v
+            for k, v in request.headers.items()
         }
+    elif request.body:
+        request.body = request.body[:-2] + bytes([request.body[-2] ^ 1]) + request.body[-1:]
+    else:
+        raise AssertionError(f"{name}: nothing to tamper with")
     response = _send(client, request)
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] in ("invalid_signature", "invalid_token")
@@ -144,7 +194,18 @@ header_names = st.sampled_from(
         "Stripe-Signature", "X-Cal-Signature-256", "X-Retell-Signature", "X-Twilio-Signature",
         "X-Hub-Signature-256", "X-Signature", "Sentry-Hook-Signature", "X-Goog-Channel-Token",
         "X-Goog-Resource-State", "X-Twilio-Email-Event-Webhook-Signature",
-        "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type",
+        "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type", "X-Gitlab-Token",
+        "X-Shopify-Hmac-Sha256", "Paddle-Signature", "X-Slack-Signature",
+        "X-Slack-Request-Timestamp", "svix-id", "svix-timestamp", "svix-signature",
+        "telnyx-signature-ed25519", "telnyx-timestamp", "Calendly-Webhook-Signature",
+        "X-Hub-Signature", "Typeform-Signature", "X-PagerDuty-Signature", "Linear-Signature",
+        "x-vercel-signature", "Mux-Signature", "X-Postmark-Webhook-Token",
+        "X-DocuSign-Signature-1", "X-Zendesk-Webhook-Signature", "X-HubSpot-Signature-v3",
+        "X-HubSpot-Request-Timestamp", "X-Dropbox-Signature", "Twitch-Eventsub-Message-Signature",
+        "X-Razorpay-Signature", "X-WC-Webhook-Signature", "webhook-id", "webhook-timestamp",
+        "webhook-signature", "x-webflow-signature", "x-webflow-timestamp", "x-zm-signature",
+        "x-zm-request-timestamp", "x-xero-signature", "intuit-signature", "X-Trello-Webhook",
+        "X-Airtable-Content-MAC",
     ]
 )  # fmt: skip
 
@@ -170,7 +231,7 @@ def test_random_requests_never_500_and_never_accepted(
 
 def test_factory_loads_the_shipped_folder(make_client: AppFactory) -> None:
     client = make_client(SHIPPED, ENV)
-    assert client.get("/healthz").json()["integrations"] == 10
+    assert client.get("/healthz").json()["integrations"] == len(SEED) + len(ADDED)
 
 
 def test_whatsapp_items_keep_their_business_number_and_sender_name(
