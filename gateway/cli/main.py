@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from gateway.cli import (
     cmd_credentials,
@@ -55,8 +56,15 @@ def package_version() -> str:
         return "unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line and exit 2, like every usage error (`--help` shows usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gateway", description="A declarative integration gateway driven by YAML."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")

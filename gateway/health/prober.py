@@ -202,8 +202,17 @@ class HealthChecks:
         await self.refresh()
         await asyncio.gather(*(self.probe(i, t) for i, t in list(self.states)))
 
-    async def run(self, stop: asyncio.Event, *, tick: float = 1.0) -> None:
-        """Probe each integration x tenant when it is due, until `stop` is set."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        tick: float = 1.0,
+        leading: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Probe each integration x tenant when it is due, until `stop` is set. Replicas on one
+        PostgreSQL probe once between them: only while `leading()` (the leader's lease) does
+        this process probe; the others keep what they last probed themselves (`unknown` until
+        they have led)."""
         refreshed = -REFRESH_EVERY
         try:
             while not stop.is_set():
@@ -214,7 +223,7 @@ class HealthChecks:
                     except Exception:
                         log.exception("health checks could not list tenants; trying again")
                     refreshed = now
-                for state in list(self.states.values()):
+                for state in list(self.states.values()) if leading() else ():
                     if not state.in_flight and state.due <= now:
                         task = asyncio.create_task(self.probe(state.integration, state.tenant))
                         self._running.add(task)

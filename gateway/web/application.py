@@ -165,7 +165,7 @@ def create_app(
                 "retention": _purge_periodically(store, retention, stop, leadership),
             }
             if health_checks:
-                named["health checks"] = health.run(stop)
+                named["health checks"] = health.run(stop, leading=lambda: leadership.is_leader)
             for name, work in named.items():
                 task = asyncio.create_task(work, name=name)
                 readiness.tasks[name] = task

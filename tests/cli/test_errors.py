@@ -130,3 +130,18 @@ def test_no_command_converts_errors_itself() -> None:
         assert "SystemExit" not in text, f"{path.name}: let the edge in main.py map the error"
         if path.name != "main.py":
             assert "except ConfigError" not in text and "except CredentialError" not in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--port", "99999"], ["serve", "--port", "-1"], ["nosuch"], ["jobs", "--limit", "x"]],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("gateway") and "usage:" not in err

@@ -323,6 +323,24 @@ async def test_the_background_loop_probes_when_due_and_stops(
     await outbound.aclose()
 
 
+@with_store
+async def test_only_the_leader_probes(tmp_path: Path, store: SQLiteStore) -> None:
+    # Replicas on one PostgreSQL: the one holding the leader's lease probes, the others wait.
+    provider = Provider(lambda r: httpx.Response(200))
+    checks, outbound = checks_for(tmp_path, store, provider)
+    leader = False
+    stop = asyncio.Event()
+    task = asyncio.create_task(checks.run(stop, tick=0.02, leading=lambda: leader))
+    await asyncio.sleep(0.2)
+    assert provider.requests == []
+    leader = True
+    await asyncio.sleep(0.2)
+    assert len(provider.requests) == 1
+    stop.set()
+    await asyncio.wait_for(task, timeout=2)
+    await outbound.aclose()
+
+
 def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
