@@ -14,7 +14,7 @@ from gateway.config.model import Config, load_config
 from gateway.config.settings import Settings
 from gateway.store import SQLiteStore
 from gateway.web.application import create_app
-from tests.helpers.app import ADMIN_TOKEN, AppFactory
+from tests.helpers.app import ADMIN_TOKEN, AppFactory, LoopbackOnly
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def make_client(tmp_path: Path) -> Iterator[AppFactory]:
                 (templates_dir / name).write_text(text)
         config: Config = load_config(folder, env, templates_dir=templates_dir)
         store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
-        app = create_app(config, store, Settings.from_env(env), env)
+        app = create_app(config, store, Settings.from_env(env), env, transport=LoopbackOnly())
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)

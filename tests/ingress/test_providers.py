@@ -31,6 +31,7 @@ from gateway.config.examples import run_example
 from gateway.config.model import Config, load_config
 from gateway.verify import VerificationFailed, WebhookRequest, build_verifier
 from tests.helpers import REPO
+from tests.helpers.app import LoopbackOnly
 
 SHIPPED = REPO / "integrations.d"
 Headers = dict[str, str]
@@ -402,7 +403,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from gateway.web.application import create_app
 
     db = tmp_path_factory.mktemp("providers") / "gateway.db"
-    app = create_app(CONFIG, SQLiteStore(f"sqlite:///{db}"), Settings.from_env(ENV), ENV)
+    app = create_app(
+        CONFIG,
+        SQLiteStore(f"sqlite:///{db}"),
+        Settings.from_env(ENV),
+        ENV,
+        transport=LoopbackOnly(),
+    )
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 

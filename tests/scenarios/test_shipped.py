@@ -18,7 +18,7 @@ from gateway.credentials.secrets import SecretLookup
 from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
-from tests.helpers.app import AppFactory, admin
+from tests.helpers.app import AppFactory, LoopbackOnly, admin
 from tests.helpers.signatures import ED25519_PEM, ED25519_PUBLIC_B64, PRIVATE_PEM, PUBLIC_B64
 
 SHIPPED = REPO / "integrations.d"
@@ -130,7 +130,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from gateway.web.application import create_app
 
     db = tmp_path_factory.mktemp("shipped") / "gateway.db"
-    app = create_app(CONFIG, SQLiteStore(f"sqlite:///{db}"), Settings.from_env(ENV), ENV)
+    app = create_app(
+        CONFIG,
+        SQLiteStore(f"sqlite:///{db}"),
+        Settings.from_env(ENV),
+        ENV,
+        transport=LoopbackOnly(),
+    )
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
