@@ -511,6 +511,85 @@ def test_xero_intent_to_receive_gets_200_signed_and_401_not(client: TestClient) 
     assert bad.status_code == 401, bad.text
 
 
+# ---- handshakes answered from a verified body ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handshake:
+    case: Case  # the provider's signing, as its events are signed
+    example: str  # the declared handshake example, sent signed
+    content_type: str
+    answer: Callable[[dict[str, Any], str], str]  # (body, secret) -> the expected answer
+    source: str  # where the provider documents the answer
+
+
+def _zoom_answer(body: dict[str, Any], secret: str) -> str:
+    plain = body["payload"]["plainToken"]
+    encrypted = hex_hmac("sha256", secret.encode(), plain.encode())
+    return json.dumps({"plainToken": plain, "encryptedToken": encrypted})
+
+
+CASE = {case.name: case for case in CASES}
+HANDSHAKES = [
+    Handshake(
+        CASE["slack"], "url_verification", "text/plain", lambda body, _: body["challenge"],
+        "https://api.slack.com/events/url_verification",
+    ),
+    Handshake(
+        CASE["zoom"], "url_validation", "application/json", _zoom_answer,
+        "https://developers.zoom.us/docs/api/webhooks/#validate-your-webhook-endpoint",
+    ),
+    Handshake(
+        CASE["twitch"], "webhook_callback_verification", "text/plain",
+        lambda body, _: body["challenge"],
+        "https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request",
+    ),
+]  # fmt: skip
+
+
+def _handshake_request(handshake: Handshake) -> tuple[str, bytes, Headers, dict[str, Any]]:
+    example = CONFIG.integrations[handshake.case.name].example(handshake.example)
+    assert example is not None, handshake.example
+    assert example.get("handshake") is True
+    url = f"http://testserver/webhooks/{handshake.case.name}"
+    body = json.dumps(example["body"], separators=(",", ":")).encode()
+    return url, body, dict(example.get("headers") or {}), example["body"]
+
+
+@pytest.mark.parametrize("handshake", HANDSHAKES, ids=[h.case.name for h in HANDSHAKES])
+def test_signed_handshake_is_answered_as_the_provider_documents(
+    client: TestClient, handshake: Handshake
+) -> None:
+    url, body, headers, parsed = _handshake_request(handshake)
+    case = handshake.case
+    signed = case.sign(body, case.secret, int(time.time()), url)
+
+    response = _post(client, url, body, {**headers, **signed})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith(handshake.content_type)
+    expected = handshake.answer(parsed, case.secret)
+    if handshake.content_type == "application/json":
+        assert response.json() == json.loads(expected), handshake.source
+    else:
+        assert response.text == expected, handshake.source
+
+
+@pytest.mark.parametrize("handshake", HANDSHAKES, ids=[h.case.name for h in HANDSHAKES])
+def test_forged_handshake_is_refused(client: TestClient, handshake: Handshake) -> None:
+    url, body, headers, _ = _handshake_request(handshake)
+    case = handshake.case
+    forged = case.sign(body, "not the provider's secret", int(time.time()), url)
+    unsigned = {k: v for k, v in headers.items() if k.lower() != case.header.lower()}
+
+    refused = _post(client, url, body, {**headers, **forged})
+    bare = _post(client, url, body, unsigned)
+
+    assert refused.status_code == 401, refused.text
+    assert bare.status_code == 401, bare.text
+    assert "challenge" not in refused.text and "plainToken" not in refused.text
+
+
 @pytest.mark.parametrize("name", sorted(BODY_TOKEN))
 def test_body_passcode_must_match(client: TestClient, name: str) -> None:
     """Per figma.com/developers (webhooks V2): the body's passcode is the webhook's."""
