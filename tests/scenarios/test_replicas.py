@@ -218,7 +218,10 @@ def test_three_replicas_share_limits_send_once_and_sync_once(
     assert len(syncs) >= 3
     assert len(syncs) <= elapsed / SYNC_EVERY + 1
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(syncs)]
-    assert min(gaps) > SYNC_EVERY / 2, gaps
+    # Replicas each running the sync would run it within milliseconds of each other; a new
+    # leader taking over after the kill may run it early, so a loaded machine sees gaps of
+    # half an interval and a little less.
+    assert min(gaps) > SYNC_EVERY / 4, gaps
 
 
 def test_a_killed_leader_is_replaced_within_the_lease_and_one_stopped_hands_over(
