@@ -248,20 +248,8 @@ class FunctionEngine:
             log.warning("%s.%s: respond failed: %s", function.integration, function.name, exc)
             outcomes.append({"name": "respond", "outcome": "failed", "error": _short(exc)})
             return self._fallback(function, request, started, started_at, key, "fallback", outcomes)
-        return FunctionCall(
-            id=new_id("fnc"),
-            integration=function.integration,
-            function=function.name,
-            tenant=request.tenant,
-            idempotency_key=key,
-            outcome="ok",
-            status=200,
-            content_type=content_type,
-            answer=body.decode("utf-8", errors="replace"),
-            request=request.raw.decode("utf-8", errors="replace"),
-            steps=json.dumps(outcomes),
-            started_at=started_at,
-            duration_ms=(self.clock() - started) * 1000,
+        return self._answered(
+            function, request, key, "ok", (body, content_type), outcomes, started, started_at
         )
 
     async def _step(
@@ -332,6 +320,35 @@ class FunctionEngine:
             parsed = result.text
         return {"ok": True, "skipped": False, "status": result.status, "body": parsed}
 
+    def _answered(
+        self,
+        function: Function,
+        request: Request,
+        key: str | None,
+        outcome: str,
+        answer: tuple[bytes, str],
+        outcomes: list[dict[str, Any]],
+        started: float,
+        started_at: float,
+    ) -> FunctionCall:
+        """The invocation as answered: `answer` is (body, content type)."""
+        body, content_type = answer
+        return FunctionCall(
+            id=new_id("fnc"),
+            integration=function.integration,
+            function=function.name,
+            tenant=request.tenant,
+            idempotency_key=key,
+            outcome=outcome,
+            status=200,
+            content_type=content_type,
+            answer=body.decode("utf-8", errors="replace"),
+            request=request.raw.decode("utf-8", errors="replace"),
+            steps=json.dumps(outcomes),
+            started_at=started_at,
+            duration_ms=(self.clock() - started) * 1000,
+        )
+
     def _fallback(
         self,
         function: Function,
@@ -348,20 +365,8 @@ class FunctionEngine:
         except RENDER_ERRORS as exc:
             log.warning("%s.%s: fallback failed: %s", function.integration, function.name, exc)
             body, content_type = b"", TEXT_TYPE
-        return FunctionCall(
-            id=new_id("fnc"),
-            integration=function.integration,
-            function=function.name,
-            tenant=request.tenant,
-            idempotency_key=key,
-            outcome=outcome,
-            status=200,
-            content_type=content_type,
-            answer=body.decode("utf-8", errors="replace"),
-            request=request.raw.decode("utf-8", errors="replace"),
-            steps=json.dumps(outcomes),
-            started_at=started_at,
-            duration_ms=(self.clock() - started) * 1000,
+        return self._answered(
+            function, request, key, outcome, (body, content_type), outcomes, started, started_at
         )
 
     async def _emit(
