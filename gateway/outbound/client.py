@@ -54,6 +54,8 @@ class OutboundResult:
     elapsed: float
     waited: float = 0.0
     endpoint: str = ""
+    # masks the secrets the call used (its Redactor's): for showing the answer anywhere
+    redact: Callable[[str], str] = field(default=str, repr=False, compare=False)
 
     @property
     def text(self) -> str:
@@ -267,7 +269,13 @@ class OutboundClient:
             await permit.finish(sent=sent)
         log.debug("%s %s -> %d in %.3fs", target.label, tenant, response.status_code, elapsed)
         return OutboundResult(
-            response.status_code, response.headers, response.content, elapsed, waited, target.label
+            response.status_code,
+            response.headers,
+            response.content,
+            elapsed,
+            waited,
+            target.label,
+            redactor.redact,
         )
 
     async def _send(

@@ -13,8 +13,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.config.api import RetryPolicy
 from gateway.config.flows import RECORD_ACTIONS
@@ -30,7 +31,7 @@ from gateway.processing.dispatcher import evaluate
 from gateway.processing.follow_ups import fallbacks, follow_ups
 from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
-from gateway.store.entities import Job, JobOutcome
+from gateway.store.entities import ATTEMPT_TEXT_LIMIT, Job, JobOutcome
 from gateway.store.interfaces import JobsAndMessages
 
 log = logging.getLogger("gateway.processing.worker")
@@ -41,11 +42,34 @@ JOB_HEADER = "X-Gateway-Job"
 LOG_LIMIT = 300  # characters of a dead job's reason in the log
 
 
-def _result_text(result: Any) -> str:
+class _Answer(NamedTuple):
+    """What an attempt that did not fail came to: the job's result, and for its history the
+    provider's HTTP status and (redacted) answer, or that nothing was sent."""
+
+    result: str
+    http_status: int | None = None
+    answer: str | None = None
+    skipped: bool = False
+
+
+def _answer(result: Any) -> _Answer:
     status = getattr(result, "status", None)
     text = getattr(result, "text", "")
-    body = text() if callable(text) else text
-    return json.dumps({"status": status, "body": str(body)[:RESULT_LIMIT]})
+    body = str(text() if callable(text) else text)
+    redact = getattr(result, "redact", None)
+    if callable(redact):  # the call's secrets, should the provider echo one
+        body = str(redact(body))
+    excerpt = body[:RESULT_LIMIT]
+    return _Answer(
+        json.dumps({"status": status, "body": excerpt}),
+        status if isinstance(status, int) else None,
+        excerpt[:ATTEMPT_TEXT_LIMIT],
+    )
+
+
+def _no_call(result: str, *, skipped: bool = False) -> _Answer:
+    """An attempt that called no provider (a record, a skip): its result is its answer."""
+    return _Answer(result, None, result[:ATTEMPT_TEXT_LIMIT], skipped)
 
 
 _OUTCOMES = {"succeeded": "succeeded", "queued": "retried", "dead": "dead"}
@@ -157,35 +181,66 @@ class Worker:
             return await self._execute(job)
 
     async def _execute(self, job: Job) -> JobOutcome:
+        started, began = self.clock(), time.perf_counter()
+        outcome = await self._try(job)
+        took = round((time.perf_counter() - began) * 1000, 1)
+        return replace(outcome, started_at=started, duration_ms=took)
+
+    async def _try(self, job: Job) -> JobOutcome:
         try:
-            result = await self._attempt(job)
+            done = await self._attempt(job)
         except RetryableError as exc:
             return self._retry_or_bury(job, exc)
         except Permanent as exc:  # an outbound 4xx, an invalid message, a failing expression
-            return self._dead(job, f"{exc.reason}: {exc.body}" if exc.body else exc.reason)
+            reason = f"{exc.reason}: {exc.body}" if exc.body else exc.reason
+            return self._dead(job, reason, exc.status, exc.body)
         except RENDER_ERRORS as exc:
             return self._dead(job, f"rendering failed: {exc}")
         except Exception as exc:  # the edge: anything else is retried, then dead, never lost
             log.exception("job %s (%s/%s) failed unexpectedly", job.id, job.flow, job.action)
             return self._retry_or_bury(job, RetryableError(f"{type(exc).__name__}: {exc}"))
-        return JobOutcome(job.id, "succeeded", result=result, attempt=job.attempts)
+        return JobOutcome(
+            job.id,
+            "succeeded",
+            result=done.result,
+            attempt=job.attempts,
+            http_status=done.http_status,
+            answer=done.answer,
+            skipped=done.skipped,
+        )
 
-    def _dead(self, job: Job, reason: str) -> JobOutcome:
+    def _dead(
+        self, job: Job, reason: str, status: int | None = None, answer: str | None = None
+    ) -> JobOutcome:
         # ERROR, so error trackers (Sentry's logging integration) report it; the reason is cut
         # short: it may quote a provider's answer
         shown = reason if len(reason) <= LOG_LIMIT else f"{reason[:LOG_LIMIT]}..."
         log.error("job %s (%s/%s) is dead: %s", job.id, job.flow, job.action, shown)
-        return JobOutcome(job.id, "dead", error=reason[:RESULT_LIMIT], attempt=job.attempts)
+        return JobOutcome(
+            job.id,
+            "dead",
+            error=reason[:RESULT_LIMIT],
+            attempt=job.attempts,
+            http_status=status,
+            answer=None if answer is None else answer[:ATTEMPT_TEXT_LIMIT],
+        )
 
     def _retry_or_bury(self, job: Job, exc: RetryableError) -> JobOutcome:
         if job.attempts >= job.max_attempts:
-            return self._dead(job, f"gave up after {job.attempts} attempts: {exc.reason}")
+            reason = f"gave up after {job.attempts} attempts: {exc.reason}"
+            return self._dead(job, reason, exc.status, exc.body)
         delay = retry_delay(exc, job.attempts, self.policy(job.integration), self.rng)
         return JobOutcome(
-            job.id, "queued", run_at=self.clock() + delay, error=exc.reason, attempt=job.attempts
+            job.id,
+            "queued",
+            run_at=self.clock() + delay,
+            error=exc.reason,
+            attempt=job.attempts,
+            http_status=exc.status,
+            answer=None if exc.body is None else exc.body[:ATTEMPT_TEXT_LIMIT],
         )
 
-    async def _attempt(self, job: Job) -> str:
+    async def _attempt(self, job: Job) -> _Answer:
         spec = json.loads(job.spec)
         variables = {
             "event": json.loads(job.context),
@@ -195,14 +250,15 @@ class Worker:
         if "result" in spec:  # a call's `then`: the answer it follows from
             variables["result"] = spec["result"]
         if "condition" in spec and not evaluate(spec["condition"], variables, "condition"):
-            return json.dumps({"skipped": "condition is false"})
+            return _no_call(json.dumps({"skipped": "condition is false"}), skipped=True)
         if job.kind in RECORD_ACTIONS:
-            return await self.messages.record(job, spec, variables)
+            recorded = await self.messages.record(job, spec, variables)
+            return _no_call(recorded, skipped=recorded.startswith('{"skipped"'))
         if job.kind == "send":
             message = self.messenger.build(spec, variables, message_id(job))
             skipped = await self.messages.sending(job, message)
             if skipped is not None:  # the recipient opted out
-                return skipped
+                return _no_call(skipped, skipped=True)
             result = await self.caller.call(
                 message.integration,
                 message.endpoint,
@@ -231,7 +287,7 @@ class Worker:
             if spec.get("then"):
                 made = follow_ups(job, spec["then"], result, self.clock(), self._max_attempts)
                 await self.store.add_jobs(made)
-        return _result_text(result)
+        return _answer(result)
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Run jobs until `stop` is set; sleeps until the next job is due (at most `idle` s)."""

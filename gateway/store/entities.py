@@ -181,6 +181,55 @@ class JobOutcome:
     error: str | None = None
     result: str | None = None
     attempt: int | None = None  # the claim's attempt: a stale worker's outcome is not recorded
+    # The attempt's own record, kept in the job's history with the outcome (see JobAttempt):
+    # when it started (None: when recorded), how long it took, the provider's HTTP status and
+    # a redacted excerpt of its answer; `skipped`: nothing was sent (a false condition, an
+    # opt-out).
+    started_at: float | None = None
+    duration_ms: float | None = None
+    http_status: int | None = None
+    answer: str | None = None
+    skipped: bool = False
+
+    @property
+    def attempt_outcome(self) -> str:
+        """The attempt's outcome in a job's history: one of ATTEMPT_OUTCOMES."""
+        if self.skipped:
+            return "skipped"
+        return "retry" if self.status == "queued" else self.status
+
+
+# What an attempt came to: succeeded, retry (queued again), dead, skipped (nothing sent).
+ATTEMPT_OUTCOMES = ("succeeded", "retry", "dead", "skipped")
+ATTEMPTS_KEPT = 25  # a job's history keeps its newest attempts, at most this many
+ATTEMPT_TEXT_LIMIT = 1000  # characters of an attempt's error and answer that are kept
+
+
+@dataclass(frozen=True, slots=True)
+class JobAttempt:
+    """One attempt at a job as its history keeps it (oldest first). `attempt` counts from 1
+    again after a dead job is retried; `error` is the reason it failed and `answer` an excerpt
+    of the provider's answer, both redacted and at most ATTEMPT_TEXT_LIMIT characters."""
+
+    job_id: str
+    attempt: int
+    started_at: float
+    duration_ms: float | None
+    outcome: str
+    http_status: int | None
+    error: str | None
+    answer: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "outcome": self.outcome,
+            "http_status": self.http_status,
+            "error": self.error,
+            "answer": self.answer,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from gateway.store.entities import (
     FunctionCallQuery,
     Inserted,
     Job,
+    JobAttempt,
     JobOutcome,
     JobQuery,
     Message,
@@ -138,7 +139,9 @@ class JobStore(Protocol):
     async def claim_jobs(self, now: float, limit: int, lease: float) -> list[Job]: ...
 
     async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
-        """Record the outcomes of a batch of jobs in one transaction."""
+        """Record the outcomes of a batch of jobs, and each one's attempt in the jobs'
+        histories, in one transaction. An outcome naming the claim's `attempt` is applied only
+        while that claim holds the job (a stale worker's outcome is dropped, its attempt too)."""
         ...
 
     async def add_jobs(self, jobs: Sequence[NewJob]) -> None:
@@ -157,6 +160,11 @@ class JobStore(Protocol):
         ...
 
     async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def job_attempts(self, job_ids: Sequence[str]) -> dict[str, list[JobAttempt]]:
+        """The recorded attempts of these jobs, oldest first (a job without any is absent);
+        `finish_jobs` records one per outcome it applies, in the same write."""
+        ...
 
     async def retry_jobs(self, query: JobQuery) -> int: ...
 

@@ -14,11 +14,23 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.entities import (
+    ATTEMPTS_KEPT,
+    Dispatch,
+    EventQuery,
+    Job,
+    JobAttempt,
+    JobOutcome,
+    JobQuery,
+    NewJob,
+)
 from gateway.store.postgres_base import PostgresBase, affected
 from gateway.store.rows import (
+    ATTEMPT_COLUMNS,
     JOB_COLUMNS,
     LOST_JOBS,
+    attempt_texts,
+    attempts_by_job,
     event_where,
     job_from_row,
     job_query_fields,
@@ -35,12 +47,25 @@ _CLAIM = (  # jobs.id: `due` has an id too
     " updated_at = $1 FROM due WHERE jobs.id = due.id"
     f" RETURNING jobs.{JOB_COLUMNS}"
 )
+# One statement, so one round trip and one transaction: the outcomes apply to the jobs a
+# claim still holds, and each applied outcome's attempt goes in its job's history, which is cut
+# to ATTEMPTS_KEPT (the DELETE sees the history before this INSERT: it keeps one fewer).
 _FINISH = (
-    "UPDATE jobs SET status = o.status, run_at = COALESCE(o.run_at, jobs.run_at),"
+    "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[],"
+    " $5::text[], $7::int[], $8::float8[], $9::float8[], $10::int[], $11::text[], $12::text[],"
+    " $13::text[]) AS o (id, status, run_at, error, result, attempt, started_at, duration_ms,"
+    " http_status, outcome, attempt_error, answer)),"
+    " done AS (UPDATE jobs SET status = o.status, run_at = COALESCE(o.run_at, jobs.run_at),"
     " last_error = o.error, result = COALESCE(o.result, jobs.result), locked_until = NULL,"
-    " updated_at = $6 FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[],"
-    " $7::int[]) AS o (id, status, run_at, error, result, attempt) WHERE jobs.id = o.id"
+    " updated_at = $6 FROM o WHERE jobs.id = o.id"
     " AND (o.attempt IS NULL OR (jobs.status = 'running' AND jobs.attempts = o.attempt))"
+    " RETURNING jobs.id, jobs.attempts),"
+    " cut AS (DELETE FROM job_attempts h USING done WHERE h.job_id = done.id"
+    " AND h.seq <= (SELECT k.seq FROM job_attempts k WHERE k.job_id = done.id"
+    " ORDER BY k.seq DESC LIMIT 1 OFFSET $14))"
+    f" INSERT INTO job_attempts ({ATTEMPT_COLUMNS})"
+    " SELECT o.id, done.attempts, COALESCE(o.started_at, $6), o.duration_ms, o.outcome,"
+    " o.http_status, o.attempt_error, o.answer FROM done JOIN o ON o.id = done.id"
 )
 _INSERT_JOB = (
     f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES"  # noqa: S608
@@ -84,6 +109,11 @@ class JobTables(PostgresBase):
         in-call function calls of that age. A repeat of a purged event is new again, so the
         retention is also the dedup window."""
         async with self.transaction() as db:
+            await db.execute(  # the histories of the jobs that go
+                "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs"
+                " WHERE status IN ('succeeded', 'dead', 'cancelled') AND updated_at < $1)",
+                cutoff,
+            )
             jobs = await db.execute(
                 "DELETE FROM jobs WHERE status IN ('succeeded', 'dead', 'cancelled')"
                 " AND updated_at < $1",
@@ -132,9 +162,11 @@ class JobTables(PostgresBase):
         return sorted((job_from_row(r) for r in rows), key=lambda j: (j.run_at, j.id))
 
     async def finish_jobs(self, outcomes: Sequence[JobOutcome]) -> None:
-        """Record the outcomes of a batch of jobs: one statement, one transaction."""
+        """Record the outcomes of a batch of jobs and their attempts: one statement, one
+        transaction."""
         if not outcomes:
             return
+        texts = [attempt_texts(o) for o in outcomes]
         await self.pool.execute(
             _FINISH,
             [o.job_id for o in outcomes],
@@ -144,6 +176,13 @@ class JobTables(PostgresBase):
             [o.result for o in outcomes],
             time.time(),
             [o.attempt for o in outcomes],
+            [o.started_at for o in outcomes],
+            [o.duration_ms for o in outcomes],
+            [o.http_status for o in outcomes],
+            [o.attempt_outcome for o in outcomes],
+            [error for error, _ in texts],
+            [answer for _, answer in texts],
+            ATTEMPTS_KEPT - 1,
         )
 
     async def extend_leases(self, job_ids: Sequence[str], until: float) -> None:
@@ -184,6 +223,17 @@ class JobTables(PostgresBase):
             job_id,
         )
         return job_from_row(row) if row is not None else None
+
+    async def job_attempts(self, job_ids: Sequence[str]) -> dict[str, list[JobAttempt]]:
+        """The recorded attempts of these jobs, oldest first."""
+        if not job_ids:
+            return {}
+        rows = await self.pool.fetch(
+            f"SELECT {ATTEMPT_COLUMNS} FROM job_attempts"  # noqa: S608
+            " WHERE job_id = ANY($1::text[]) ORDER BY job_id, seq",
+            list(job_ids),
+        )
+        return attempts_by_job(rows)
 
     async def retry_jobs(self, query: JobQuery) -> int:
         """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""

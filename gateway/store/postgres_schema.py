@@ -19,7 +19,9 @@ from gateway.store.postgres_messages import MESSAGES_SCHEMA
 if TYPE_CHECKING:
     import asyncpg
 
-SCHEMA_VERSION = 1
+# 2: jobs keep a history of their attempts (job_attempts). The tables are created if missing,
+# so a database of an older version only needs its recorded version raised.
+SCHEMA_VERSION = 2
 _LOCK = 0x6761_7465_7761_7901  # pg_advisory_xact_lock key: "gateway" + 1
 
 _SCHEMA = """
@@ -76,6 +78,18 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, run_at);
 CREATE INDEX IF NOT EXISTS jobs_by_schedule ON jobs (tenant, schedule_key);
 CREATE INDEX IF NOT EXISTS jobs_by_event ON jobs (event_id);
+CREATE TABLE IF NOT EXISTS job_attempts (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id TEXT COLLATE "C" NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    duration_ms DOUBLE PRECISION,
+    outcome TEXT NOT NULL,
+    http_status INTEGER,
+    error TEXT,
+    answer TEXT
+);
+CREATE INDEX IF NOT EXISTS job_attempts_by_job ON job_attempts (job_id, seq);
 CREATE TABLE IF NOT EXISTS oauth_tokens (
     integration TEXT NOT NULL,
     tenant TEXT NOT NULL,
@@ -143,3 +157,5 @@ async def create_schema(db: asyncpg.Connection) -> None:
                 f"the database's schema is version {found}, newer than this gateway's"
                 f" ({SCHEMA_VERSION}): upgrade the gateway"
             )
+        elif found < SCHEMA_VERSION:
+            await db.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION)

@@ -7,12 +7,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.store.entities import (
+    ATTEMPT_TEXT_LIMIT,
     BODY_CONTAINS,
     REPLAY_LIMIT,
     EventQuery,
     FunctionCall,
     FunctionCallQuery,
     Job,
+    JobAttempt,
+    JobOutcome,
     JobQuery,
     NewJob,
     StoredEvent,
@@ -26,6 +29,9 @@ JOB_COLUMNS = (
     "id, idempotency_key, event_id, flow, action, kind, integration, tenant, schedule_key, spec,"
     " context, status, attempts, max_attempts, run_at, last_error, result, created_at, updated_at"
 )
+# A job's history: its attempts, oldest first (`seq` orders them; attempt numbers restart
+# when a dead job is retried).
+ATTEMPT_COLUMNS = "job_id, attempt, started_at, duration_ms, outcome, http_status, error, answer"
 # A job whose worker died during its last allowed attempt is dead, not run once more.
 LOST_JOBS = (
     "UPDATE jobs SET status = 'dead', locked_until = NULL, updated_at = ?,"
@@ -94,6 +100,23 @@ def event_from_row(row: Sequence[Any]) -> StoredEvent:
 
 def job_from_row(row: Sequence[Any]) -> Job:
     return Job(*row)
+
+
+def attempts_by_job(rows: Sequence[Sequence[Any]]) -> dict[str, list[JobAttempt]]:
+    """Rows in ATTEMPT_COLUMNS order, oldest first, grouped by job."""
+    found: dict[str, list[JobAttempt]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(JobAttempt(*row))
+    return found
+
+
+def attempt_texts(outcome: JobOutcome) -> tuple[str | None, str | None]:
+    """An outcome's error and answer as an attempt keeps them: at most ATTEMPT_TEXT_LIMIT."""
+    error, answer = outcome.error, outcome.answer
+    return (
+        None if error is None else error[:ATTEMPT_TEXT_LIMIT],
+        None if answer is None else answer[:ATTEMPT_TEXT_LIMIT],
+    )
 
 
 def new_job_values(job: NewJob) -> tuple[Any, ...]:

@@ -25,12 +25,14 @@ from gateway.store.sqlite_messages import MESSAGES_SCHEMA, MessageTables
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 from gateway.store.sqlite_thread import WriterThread
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What a database of an older version needs before _SCHEMA brings it up to date.
 _MIGRATIONS = {
     # v2: the pending-events index holds only pending events (as on PostgreSQL): smaller, and
     # cheaper to keep up on every insert and every status change.
     2: "DROP INDEX IF EXISTS events_pending;",
+    # v3: jobs keep a history of their attempts (job_attempts, which _SCHEMA creates).
+    3: "",
 }
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

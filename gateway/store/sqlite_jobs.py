@@ -7,10 +7,22 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.entities import (
+    ATTEMPTS_KEPT,
+    Dispatch,
+    EventQuery,
+    Job,
+    JobAttempt,
+    JobOutcome,
+    JobQuery,
+    NewJob,
+)
 from gateway.store.rows import (
+    ATTEMPT_COLUMNS,
     JOB_COLUMNS,
     LOST_JOBS,
+    attempt_texts,
+    attempts_by_job,
     event_where,
     job_from_row,
     job_query_fields,
@@ -46,6 +58,18 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, run_at);
 CREATE INDEX IF NOT EXISTS jobs_by_schedule ON jobs (tenant, schedule_key);
 CREATE INDEX IF NOT EXISTS jobs_by_event ON jobs (event_id);
+CREATE TABLE IF NOT EXISTS job_attempts (
+    seq INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    duration_ms REAL,
+    outcome TEXT NOT NULL,
+    http_status INTEGER,
+    error TEXT,
+    answer TEXT
+);
+CREATE INDEX IF NOT EXISTS job_attempts_by_job ON job_attempts (job_id, seq);
 CREATE TABLE IF NOT EXISTS oauth_tokens (
     integration TEXT NOT NULL,
     tenant TEXT NOT NULL,
@@ -140,6 +164,18 @@ class JobTables(SQLiteBase):
         )
         return job_from_row(next(iter(rows))) if rows else None
 
+    async def job_attempts(self, job_ids: Sequence[str]) -> dict[str, list[JobAttempt]]:
+        """The recorded attempts of these jobs, oldest first."""
+        if not job_ids:
+            return {}
+        marks = ",".join("?" * len(job_ids))
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {ATTEMPT_COLUMNS} FROM job_attempts"  # noqa: S608
+            f" WHERE job_id IN ({marks}) ORDER BY job_id, seq",
+            list(job_ids),
+        )
+        return attempts_by_job(list(rows))
+
     async def retry_jobs(self, query: JobQuery) -> int:
         """Queue dead jobs again, now, with a fresh attempt budget. Returns how many."""
         clauses, args = _job_filters(JobQuery(**{**job_query_fields(query), "status": "dead"}))
@@ -224,6 +260,31 @@ def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list
 
 
 def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) -> None:
+    """Each outcome's attempt goes in its job's history (before the job leaves `running`,
+    under the same condition), the history is cut to ATTEMPTS_KEPT, then the outcomes apply."""
+    db.executemany(
+        f"INSERT INTO job_attempts ({ATTEMPT_COLUMNS})"  # noqa: S608
+        " SELECT id, attempts, ?, ?, ?, ?, ?, ? FROM jobs WHERE id = ?"
+        " AND (? IS NULL OR (status = 'running' AND attempts = ?))",
+        [
+            (
+                now if o.started_at is None else o.started_at,
+                o.duration_ms,
+                o.attempt_outcome,
+                o.http_status,
+                *attempt_texts(o),
+                o.job_id,
+                o.attempt,
+                o.attempt,
+            )
+            for o in outcomes
+        ],
+    )
+    db.executemany(
+        "DELETE FROM job_attempts WHERE job_id = ? AND seq <= (SELECT seq FROM job_attempts"
+        " WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        [(o.job_id, o.job_id, ATTEMPTS_KEPT) for o in outcomes],
+    )
     db.executemany(
         "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
         " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?"
@@ -236,6 +297,11 @@ def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) 
 
 
 def _purge(db: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
+    db.execute(  # the histories of the jobs that go
+        "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs"
+        " WHERE status IN ('succeeded', 'dead', 'cancelled') AND updated_at < ?)",
+        (cutoff,),
+    )
     jobs = db.execute(
         "DELETE FROM jobs WHERE status IN ('succeeded', 'dead', 'cancelled') AND updated_at < ?",
         (cutoff,),

@@ -42,6 +42,7 @@ READS = {
     "list_jobs",
     "count_jobs",
     "get_job",
+    "job_attempts",
     "job_counts",
     "list_credentials",
     "credential_tokens",
