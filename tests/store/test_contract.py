@@ -20,6 +20,8 @@ import pytest
 from gateway.errors import UsageError
 from gateway.store import SQLiteStore, open_store
 from gateway.store.entities import (
+    ATTEMPT_TEXT_LIMIT,
+    ATTEMPTS_KEPT,
     Dispatch,
     EventQuery,
     FunctionCall,
@@ -446,6 +448,95 @@ def test_finish_retry_list_and_purge(make_store: Factory) -> None:
             assert await store.get_job("job_1") is None
             again = await store.insert_events([event("evt_new", "old")])
             assert again[0].duplicate is False  # past the retention a repeat is new again
+
+    run(main)
+
+
+def test_each_attempt_is_kept_in_order_bounded_and_goes_with_its_job(
+    make_store: Factory,
+) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await enqueue(store, [job("job_1", "evt_1"), job("job_2", "evt_2", run_at=NOW + 999)])
+            answers = [(503, "busy, token ***"), (503, "x" * 5000), (200, '{"ok": true}')]
+            for n, (status, answer) in enumerate(answers, 1):
+                [claimed] = await store.claim_jobs(NOW + n, 10, 60)
+                assert (claimed.id, claimed.attempts) == ("job_1", n)
+                late = JobOutcome("job_1", "succeeded", attempt=n - 1, answer="stale")
+                await store.finish_jobs([late])  # a stale worker's: neither applied nor kept
+                outcome = "succeeded" if status == 200 else "queued"
+                await store.finish_jobs(
+                    [
+                        JobOutcome(
+                            "job_1",
+                            outcome,
+                            run_at=NOW + n,
+                            error=None if status == 200 else f"HTTP {status}",
+                            attempt=n,
+                            started_at=NOW + n,
+                            duration_ms=10.5 * n,
+                            http_status=status,
+                            answer=answer,
+                        )
+                    ]
+                )
+            found = await store.job_attempts(["job_1", "job_2", "job_nope"])
+            assert list(found) == ["job_1"]  # job_2 never ran; no such job has none
+            assert [a.summary() for a in found["job_1"]] == [
+                {
+                    "attempt": 1,
+                    "started_at": NOW + 1,
+                    "duration_ms": 10.5,
+                    "outcome": "retry",
+                    "http_status": 503,
+                    "error": "HTTP 503",
+                    "answer": "busy, token ***",
+                },
+                {
+                    "attempt": 2,
+                    "started_at": NOW + 2,
+                    "duration_ms": 21.0,
+                    "outcome": "retry",
+                    "http_status": 503,
+                    "error": "HTTP 503",
+                    "answer": "x" * ATTEMPT_TEXT_LIMIT,  # bounded
+                },
+                {
+                    "attempt": 3,
+                    "started_at": NOW + 3,
+                    "duration_ms": 31.5,
+                    "outcome": "succeeded",
+                    "http_status": 200,
+                    "error": None,
+                    "answer": '{"ok": true}',
+                },
+            ]
+            assert await store.job_attempts([]) == {}
+
+            # outcomes without a claim's attempt apply to the job as it is: the history keeps
+            # the newest ATTEMPTS_KEPT of them, and marks a skip
+            for n in range(ATTEMPTS_KEPT + 3):
+                await store.finish_jobs(
+                    [JobOutcome("job_2", "queued", run_at=NOW + 999, started_at=float(n))]
+                )
+            await store.finish_jobs([JobOutcome("job_2", "succeeded", skipped=True)])
+            kept = (await store.job_attempts(["job_2"]))["job_2"]
+            assert len(kept) == ATTEMPTS_KEPT
+            assert [a.started_at for a in kept[:-1]] == [
+                float(n) for n in range(4, ATTEMPTS_KEPT + 3)
+            ]
+            assert (kept[-1].outcome, kept[-1].attempt, kept[-1].duration_ms) == (
+                "skipped",
+                0,
+                None,
+            )
+            assert {a.outcome for a in kept[:-1]} == {"retry"}
+
+            # retention: a purged job's history goes with it
+            await store.finish_jobs([JobOutcome("job_2", "queued", run_at=NOW + 999)])
+            assert await store.purge(time.time() + 10) == (1, 1)
+            assert await store.get_job("job_1") is None
+            assert list(await store.job_attempts(["job_1", "job_2"])) == ["job_2"]
 
     run(main)
 

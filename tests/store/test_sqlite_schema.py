@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore
-from gateway.store.entities import SchemaTooNew
+from gateway.store.entities import Dispatch, JobOutcome, NewEvent, NewJob, SchemaTooNew
 from gateway.store.sqlite import SCHEMA_VERSION
 from tests.helpers import REPO
 
@@ -52,6 +52,45 @@ def test_a_version_1_database_is_migrated_and_keeps_its_events(tmp_path: Path) -
 
     assert asyncio.run(scenario()) == (["evt_1"], 2)
     assert "WHERE status = 'pending'" in _index_sql(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_2_database_gains_the_attempt_history_and_keeps_its_jobs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    url = f"sqlite:///{path}"
+
+    async def make() -> None:
+        store = SQLiteStore(url)
+        await store.open()
+        await store.insert_events(
+            [NewEvent("evt_1", "acme", "default", "k1", None, None, 1.0, "{}", b"{}")]
+        )
+        job = NewJob(
+            "job_1", "evt_1/0/f/a", "evt_1", "f", "a", "call", "acme", "default", None,
+            "{}", "{}", 1.0, 5, 1.0,
+        )  # fmt: skip
+        await store.commit_dispatches([Dispatch("evt_1", "dispatched", [job])])
+        await store.close()
+
+    asyncio.run(make())
+    with sqlite3.connect(path) as db:  # as a version 2 gateway left it
+        db.executescript("DROP TABLE job_attempts; PRAGMA user_version = 2;")
+
+    async def scenario() -> list[tuple[int, str]]:
+        store = SQLiteStore(url)
+        await store.open()
+        try:
+            [claimed] = await store.claim_jobs(2.0, 10, 60)
+            await store.finish_jobs([JobOutcome(claimed.id, "succeeded", attempt=1)])
+            found = await store.job_attempts(["job_1"])
+            return [(a.attempt, a.outcome) for a in found["job_1"]]
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == [(1, "succeeded")]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
