@@ -6,7 +6,7 @@ import asyncio
 import base64
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -24,6 +24,8 @@ from gateway.store.entities import (
     REPLAY_LIMIT,
     EventQuery,
     FunctionCallQuery,
+    Job,
+    JobAttempt,
     JobQuery,
     Message,
     MessageQuery,
@@ -45,6 +47,12 @@ class OutboundHealth(Protocol):
 
 class ProbeReport(Protocol):
     async def report(self) -> list[dict[str, Any]]: ...
+
+
+def _job_json(job: Job, history: Sequence[JobAttempt]) -> dict[str, Any]:
+    """A job as the API shows it alone or under its event: `attempts` counts the attempts of
+    its budget, `attempt_history` lists the recorded ones, oldest first."""
+    return {**job.summary(), "attempt_history": [a.summary() for a in history]}
 
 
 def guarded(token: Secret | None, endpoint: Endpoint) -> Endpoint:
@@ -220,9 +228,9 @@ def routes(
         if event is None:
             return error_response(404, "no such event")
         detail = _event_json(event)
-        detail["jobs"] = [
-            j.summary() for j in await store.list_jobs(JobQuery(event_id=event.id, limit=100))
-        ]
+        jobs = await store.list_jobs(JobQuery(event_id=event.id, limit=100))
+        history = await store.job_attempts([j.id for j in jobs])
+        detail["jobs"] = [_job_json(j, history.get(j.id, [])) for j in jobs]
         return JSONResponse(detail)
 
     async def replay_event(request: Request) -> Response:
@@ -278,7 +286,7 @@ def routes(
         job = await store.get_job(request.path_params["job_id"])
         if job is None:
             return error_response(404, "no such job")
-        detail = job.summary()
+        detail = _job_json(job, (await store.job_attempts([job.id])).get(job.id, []))
         detail["result"] = job.result
         return JSONResponse(detail)
 

@@ -345,6 +345,7 @@ def routes(ui: UiContext) -> list[Route]:
         if event is None:
             return render(request, "error.html", 404, message="There is no such event.")
         jobs = await ui.store.list_jobs(JobQuery(event_id=event.id, limit=100))
+        history = await ui.store.job_attempts([job.id for job in jobs])
         normalised: list[str] = []
         for job in jobs:
             pretty = _pretty(job.context)
@@ -358,7 +359,10 @@ def routes(ui: UiContext) -> list[Route]:
             body=_pretty_bytes(event.body),
             headers=sorted(event.headers.items()),
             normalised=normalised,
-            jobs=[(job, _pretty(job.result) if job.result else "") for job in jobs],
+            jobs=[
+                (job, _pretty(job.result) if job.result else "", history.get(job.id, []))
+                for job in jobs
+            ],
         )
 
     async def replay(request: Request) -> Response:
@@ -410,6 +414,20 @@ def routes(ui: UiContext) -> list[Route]:
             statuses=JOB_STATUSES,
             integrations=sorted(ui.config.integrations),
             retry_all="/admin/jobs/retry?" + urlencode(job_filters(params)),
+        )
+
+    async def job_page(request: Request) -> Response:
+        job = await ui.store.get_job(request.path_params["job_id"])
+        if job is None:
+            return render(request, "error.html", 404, message="There is no such job.")
+        history = await ui.store.job_attempts([job.id])
+        return render(
+            request,
+            "job.html",
+            title=f"Job {job.id}",
+            job=job,
+            attempts=history.get(job.id, []),
+            result=_pretty(job.result) if job.result else "",
         )
 
     async def confirm_retry(request: Request) -> Response:
@@ -569,6 +587,7 @@ def routes(ui: UiContext) -> list[Route]:
         Route("/admin/jobs", page(jobs_page), methods=["GET"]),
         Route("/admin/jobs/retry", page(confirm_retry), methods=["GET"]),
         Route("/admin/jobs/retry", page(retry_matching), methods=["POST"]),
+        Route("/admin/jobs/{job_id}", page(job_page), methods=["GET"]),
         Route("/admin/jobs/{job_id}/retry", page(retry_one), methods=["POST"]),
         Route("/admin/syncs", page(syncs_page), methods=["GET"]),
         Route("/admin/syncs/{integration}/{sync}/run", page(run_sync), methods=["POST"]),
