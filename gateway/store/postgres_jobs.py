@@ -51,7 +51,7 @@ _CLAIM = (  # jobs.id: `due` has an id too
 # claim still holds, and each applied outcome's attempt goes in its job's history, which is cut
 # to ATTEMPTS_KEPT (the DELETE sees the history before this INSERT: it keeps one fewer).
 _FINISH = (
-    "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[],"
+    "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[],"  # noqa: S608
     " $5::text[], $7::int[], $8::float8[], $9::float8[], $10::int[], $11::text[], $12::text[],"
     " $13::text[]) AS o (id, status, run_at, error, result, attempt, started_at, duration_ms,"
     " http_status, outcome, attempt_error, answer)),"

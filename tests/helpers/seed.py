@@ -1,6 +1,7 @@
 """Events and dead jobs written straight into a SQLite file, before a gateway opens it: what
 the admin UI tests look at. The events are dispatched already and the jobs dead, so a
-gateway that opens the file runs nothing on its own."""
+gateway that opens the file runs nothing on its own. Each dead job was tried three times:
+two 503s (retried), then a 500 that buried it; its history keeps the provider's answers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.store import SQLiteStore
-from gateway.store.entities import Dispatch, JobOutcome, NewEvent, NewJob
+from gateway.store.entities import Dispatch, Job, JobOutcome, NewEvent, NewJob
+
+ATTEMPTS = 3
+BUSY = '{"error": "busy, try later"}'
+DOWN = '{"error": "upstream down"}'
+
+
+def _outcome(job: Job, now: float) -> JobOutcome:
+    """The seeded jobs' attempts: 503, 503, then 500 and dead."""
+    started = now - 40 + 10 * job.attempts
+    if job.attempts < ATTEMPTS:
+        return JobOutcome(
+            job.id, "queued", run_at=now - 5, error="HTTP 503 from the provider",
+            attempt=job.attempts, started_at=started, duration_ms=120.0, http_status=503,
+            answer=BUSY,
+        )  # fmt: skip
+    return JobOutcome(
+        job.id, "dead", error="HTTP 500 from the provider", attempt=job.attempts,
+        started_at=started, duration_ms=80.5, http_status=500, answer=DOWN,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -35,7 +55,7 @@ def _job(event_id: str, n: int, integration: str, now: float) -> NewJob:
         spec="{}",
         context=json.dumps({"type": "payment.succeeded", "amount": 1200 + n}),
         run_at=now - 5,
-        max_attempts=1,
+        max_attempts=ATTEMPTS,
         created_at=now - 5,
     )
 
@@ -67,13 +87,10 @@ async def _seed(db: Path, integration: str, events: int, dead: int) -> Seeded:
             Dispatch(e.id, "dispatched", jobs=[j for j in jobs if j.event_id == e.id]) for e in new
         ]
         await store.commit_dispatches(dispatches)
-        claimed = await store.claim_jobs(now, dead, 60)
-        await store.finish_jobs(
-            [
-                JobOutcome(j.id, "dead", error="HTTP 500 from the provider", attempt=1)
-                for j in claimed
-            ]
-        )
+        claimed: list[Job] = []
+        for _ in range(ATTEMPTS):
+            claimed = await store.claim_jobs(now, dead, 60)
+            await store.finish_jobs([_outcome(j, now) for j in claimed])
         return Seeded(
             [e.id for e in new], [e.provider_id or "" for e in new], [j.id for j in claimed]
         )

@@ -106,6 +106,29 @@ def test_find_an_event_by_its_provider_id_and_replay_it(page: Any, tmp_path: Pat
     page.screenshot(path=str(tmp_path / "event.png"), full_page=True)
 
 
+def test_an_event_s_job_shows_its_attempt_timeline(page: Any, tmp_path: Path) -> None:
+    _log_in(page)
+    page.goto("/admin/events/evt_ui_000")
+    table = page.get_by_role("table", name=re.compile(r"^Attempts of notify / sms_0"))
+    headers = table.get_by_role("columnheader").all_inner_texts()
+    assert headers == ["#", "Started", "Outcome", "HTTP status", "Duration",
+                       "Provider's answer or error"]  # fmt: skip
+    rows = table.locator("tbody tr")
+    assert rows.count() == 3
+    cells = [rows.nth(n).get_by_role("cell").all_inner_texts() for n in range(3)]
+    assert [(c[0], c[2], c[3]) for c in cells] == [
+        ("1", "retry", "503"),
+        ("2", "retry", "503"),
+        ("3", "dead", "500"),
+    ]
+    assert '{"error": "upstream down"}' in cells[2][5]
+    page.get_by_role("link", name="notify / sms_0").click()
+    page.get_by_role("heading", name="Job job_evt_ui_000_0").wait_for()
+    timeline = page.get_by_role("table", name=re.compile(r"^Attempts of"))
+    assert timeline.locator("tbody tr").count() == 3
+    page.screenshot(path=str(tmp_path / "attempts.png"), full_page=True)
+
+
 def test_bulk_retry_dead_jobs_through_the_confirmation(page: Any, tmp_path: Path) -> None:
     _log_in(page)
     page.goto("/admin/jobs?status=dead&integration=stripe")

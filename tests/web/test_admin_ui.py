@@ -4,14 +4,15 @@ same pages in Chromium)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from starlette.testclient import TestClient
 
-from tests.helpers.app import ADMIN_TOKEN, AppFactory
+from tests.helpers.app import ADMIN_TOKEN, AppFactory, admin
 from tests.helpers.integrations import EVENT, TOKEN_VERIFY, acme, section
-from tests.helpers.seed import seed
+from tests.helpers.seed import DOWN, seed
 from tests.helpers.ui import csrf_of, log_in
 
 ACME = acme(section("webhook", TOKEN_VERIFY + EVENT))
@@ -202,3 +203,63 @@ def test_the_json_api_finds_events_by_provider_id_and_body_text(
     assert [e["id"] for e in by_id["events"]] == ["evt_ui_001"]
     by_text = client.get("/admin/api/events?q=order 4 ", headers=auth).json()
     assert [e["id"] for e in by_text["events"]] == ["evt_ui_004"]
+
+
+def _attempt_rows(html: str, job_id: str) -> list[list[str]]:
+    """The cells (tags stripped) of a job's attempt table, row by row."""
+    table = re.search(rf'<table class="attempts" id="attempts-{job_id}">(.*?)</table>', html, re.S)
+    assert table is not None, f"no attempt table for {job_id}"
+    body = table.group(1).split("<tbody>", 1)[1]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+def test_the_event_and_job_pages_show_each_attempt_oldest_first(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    client = seeded_client(make_client, tmp_path, events=2, dead=2)
+    log_in(client)
+    event = client.get("/admin/events/evt_ui_001").text
+    rows = _attempt_rows(event, "job_evt_ui_001_1")
+    busy = "{&#34;error&#34;: &#34;busy, try later&#34;}"
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    assert [row[2:5] for row in rows] == [
+        ["retry", "503", "120 ms"],
+        ["retry", "503", "120 ms"],
+        ["dead", "500", "80.5 ms"],
+    ]
+    assert rows[0][5] == f"HTTP 503 from the provider{busy}"
+    assert '<th scope="col">HTTP status</th>' in event
+    assert "job_evt_ui_000_0" not in event  # another event's job
+    assert 'href="/admin/jobs/job_evt_ui_001_1"' in event
+    assert 'href="/admin/jobs/job_evt_ui_001_1"' in client.get("/admin/jobs").text
+
+    job = client.get("/admin/jobs/job_evt_ui_001_1")
+    assert job.status_code == 200
+    assert _attempt_rows(job.text, "job_evt_ui_001_1") == rows
+    assert "Retry this job" in job.text and 'href="/admin/events/evt_ui_001"' in job.text
+    missing = client.get("/admin/jobs/job_nope")
+    assert missing.status_code == 404 and "There is no such job." in missing.text
+
+
+def test_the_json_api_lists_a_job_s_attempts_oldest_first(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    seeded = seed(tmp_path / "gateway.db", integration="acme", events=1, dead=1)
+    client = make_client({"acme.yaml": ACME}, ENV)
+    [job_id] = seeded.dead_job_ids
+    job = admin(client, f"/admin/api/jobs/{job_id}")
+    history = job["attempt_history"]
+    assert job["attempts"] == 3  # the count of the attempt budget stays a number
+    assert [(a["attempt"], a["outcome"], a["http_status"]) for a in history] == [
+        (1, "retry", 503),
+        (2, "retry", 503),
+        (3, "dead", 500),
+    ]
+    assert history[0]["started_at"] < history[1]["started_at"] < history[2]["started_at"]
+    assert (history[2]["answer"], history[2]["duration_ms"]) == (DOWN, 80.5)
+    assert history[0]["error"] == "HTTP 503 from the provider"
+    [under_event] = admin(client, f"/admin/api/events/{seeded.event_ids[0]}")["jobs"]
+    assert under_event["attempt_history"] == history
