@@ -201,7 +201,10 @@ class JobOutcome:
 
 # What an attempt came to: succeeded, retry (queued again), dead, skipped (nothing sent).
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "dead", "skipped")
-ATTEMPTS_KEPT = 25  # a job's history keeps its newest attempts, at most this many
+# A job's history keeps at most this many attempts, the newest: as many as the largest
+# `retry.max_attempts` allows, so a run of a job never needs cutting (one row per claim);
+# retrying a dead job cuts its history to leave room for the new run.
+ATTEMPTS_KEPT = 100
 ATTEMPT_TEXT_LIMIT = 1000  # characters of an attempt's error and answer that are kept
 
 

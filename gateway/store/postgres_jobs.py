@@ -48,8 +48,9 @@ _CLAIM = (  # jobs.id: `due` has an id too
     f" RETURNING jobs.{JOB_COLUMNS}"
 )
 # One statement, so one round trip and one transaction: the outcomes apply to the jobs a
-# claim still holds, and each applied outcome's attempt goes in its job's history, which is cut
-# to ATTEMPTS_KEPT (the DELETE sees the history before this INSERT: it keeps one fewer).
+# claim still holds, and each applied outcome's attempt goes in its job's history. An outcome
+# from a claim adds one row per claim, which ATTEMPTS_KEPT has room for; one from no claim cuts
+# the history (the DELETE sees it before this INSERT: it keeps one fewer).
 _FINISH = (
     "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[],"  # noqa: S608
     " $5::text[], $7::int[], $8::float8[], $9::float8[], $10::int[], $11::text[], $12::text[],"
@@ -60,7 +61,8 @@ _FINISH = (
     " updated_at = $6 FROM o WHERE jobs.id = o.id"
     " AND (o.attempt IS NULL OR (jobs.status = 'running' AND jobs.attempts = o.attempt))"
     " RETURNING jobs.id, jobs.attempts),"
-    " cut AS (DELETE FROM job_attempts h USING done WHERE h.job_id = done.id"
+    " cut AS (DELETE FROM job_attempts h USING done, o WHERE h.job_id = done.id"
+    " AND o.id = done.id AND o.attempt IS NULL"
     " AND h.seq <= (SELECT k.seq FROM job_attempts k WHERE k.job_id = done.id"
     " ORDER BY k.seq DESC LIMIT 1 OFFSET $14))"
     f" INSERT INTO job_attempts ({ATTEMPT_COLUMNS})"
@@ -241,12 +243,22 @@ class JobTables(PostgresBase):
         clauses, args = _job_filters(
             JobQuery(**{**job_query_fields(query), "status": "dead"}), start=2
         )
-        status = await self.pool.execute(
-            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, updated_at = $1"  # noqa: S608
-            f" WHERE {' AND '.join(clauses)}",
-            now,
-            *args,
-        )
+        where = " AND ".join(clauses)
+        async with self.transaction() as db:
+            await db.execute(  # leave room in their histories for the new runs (ATTEMPTS_KEPT)
+                "DELETE FROM job_attempts WHERE seq IN (SELECT seq FROM (SELECT h.seq,"  # noqa: S608
+                " j.max_attempts, row_number() OVER (PARTITION BY h.job_id ORDER BY h.seq DESC)"
+                f" AS newer FROM job_attempts h JOIN (SELECT id, max_attempts FROM jobs WHERE"
+                f" {where}) j ON j.id = h.job_id) ranked WHERE newer > $1 - max_attempts)",
+                ATTEMPTS_KEPT,
+                *args,
+            )
+            status = await db.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, updated_at = $1"  # noqa: S608
+                f" WHERE {where}",
+                now,
+                *args,
+            )
         return affected(status)
 
     async def job_counts(self) -> dict[str, int]:

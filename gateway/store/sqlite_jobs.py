@@ -217,9 +217,17 @@ def _extend_leases(db: sqlite3.Connection, job_ids: Sequence[str], until: float)
 
 
 def _retry(db: sqlite3.Connection, clauses: list[str], args: list[Any], now: float) -> int:
+    where = " AND ".join(clauses)
+    db.execute(  # leave room in their histories for the new runs (see ATTEMPTS_KEPT)
+        "DELETE FROM job_attempts WHERE seq IN (SELECT seq FROM (SELECT h.seq, j.max_attempts,"  # noqa: S608
+        " row_number() OVER (PARTITION BY h.job_id ORDER BY h.seq DESC) AS newer"
+        f" FROM job_attempts h JOIN (SELECT id, max_attempts FROM jobs WHERE {where})"
+        " j ON j.id = h.job_id) WHERE newer > ? - max_attempts)",
+        [*args, ATTEMPTS_KEPT],
+    )
     cursor = db.execute(
         "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?"  # noqa: S608
-        f" WHERE {' AND '.join(clauses)}",
+        f" WHERE {where}",
         [now, now, *args],
     )
     return cursor.rowcount
@@ -261,7 +269,8 @@ def _claim(db: sqlite3.Connection, now: float, limit: int, lease: float) -> list
 
 def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) -> None:
     """Each outcome's attempt goes in its job's history (before the job leaves `running`,
-    under the same condition), the history is cut to ATTEMPTS_KEPT, then the outcomes apply."""
+    under the same condition), then the outcomes apply. An outcome from a claim adds one row
+    per claim, which ATTEMPTS_KEPT has room for; one from no claim cuts the history."""
     db.executemany(
         f"INSERT INTO job_attempts ({ATTEMPT_COLUMNS})"  # noqa: S608
         " SELECT id, attempts, ?, ?, ?, ?, ?, ? FROM jobs WHERE id = ?"
@@ -280,11 +289,13 @@ def _finish(db: sqlite3.Connection, outcomes: Sequence[JobOutcome], now: float) 
             for o in outcomes
         ],
     )
-    db.executemany(
-        "DELETE FROM job_attempts WHERE job_id = ? AND seq <= (SELECT seq FROM job_attempts"
-        " WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-        [(o.job_id, o.job_id, ATTEMPTS_KEPT) for o in outcomes],
-    )
+    unclaimed = [(o.job_id, o.job_id, ATTEMPTS_KEPT) for o in outcomes if o.attempt is None]
+    if unclaimed:
+        db.executemany(
+            "DELETE FROM job_attempts WHERE job_id = ? AND seq <= (SELECT seq FROM job_attempts"
+            " WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            unclaimed,
+        )
     db.executemany(
         "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,"
         " result = COALESCE(?, result), locked_until = NULL, updated_at = ? WHERE id = ?"

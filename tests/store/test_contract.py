@@ -532,8 +532,20 @@ def test_each_attempt_is_kept_in_order_bounded_and_goes_with_its_job(
             )
             assert {a.outcome for a in kept[:-1]} == {"retry"}
 
+            # a retry leaves room for a whole new run (max_attempts 5): the newest 95 stay
+            await store.finish_jobs([JobOutcome("job_2", "dead", error="HTTP 410")])
+            buried = (await store.job_attempts(["job_2"]))["job_2"]
+            assert buried[:-1] == kept[1:] and buried[-1].outcome == "dead"
+            assert await store.retry_jobs(JobQuery(id="job_2")) == 1
+            left = (await store.job_attempts(["job_2"]))["job_2"]
+            assert left == buried[5:]
+            [again] = await store.claim_jobs(time.time(), 10, 60)
+            assert (again.id, again.attempts) == ("job_2", 1)
+            await store.finish_jobs([JobOutcome("job_2", "queued", run_at=NOW + 999, attempt=1)])
+            after = (await store.job_attempts(["job_2"]))["job_2"]
+            assert after[:-1] == left and (after[-1].attempt, after[-1].outcome) == (1, "retry")
+
             # retention: a purged job's history goes with it
-            await store.finish_jobs([JobOutcome("job_2", "queued", run_at=NOW + 999)])
             assert await store.purge(time.time() + 10) == (1, 1)
             assert await store.get_job("job_1") is None
             assert list(await store.job_attempts(["job_1", "job_2"])) == ["job_2"]
