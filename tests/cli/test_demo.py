@@ -106,7 +106,10 @@ def test_the_demo_shows_the_reminder_and_who_made_each_call_and_starts_afresh(
         assert '"accepted"' in capsys.readouterr().out
         confirmation = demo.wait_for("flow booking-confirmation", timeout=15)
         assert "provider <- POST /twilio/" in confirmation or "[event evt_" in confirmation
-        reminder = demo.wait_for("flow booking-reminder", timeout=20)
+        # Due, the reminder asks Cal.com whether the booking still stands, then texts.
+        looked_up = demo.wait_for("flow booking-reminder, action schedule-reminder,", 20)
+        assert "provider <- GET /calcom/v2/bookings/" in looked_up
+        reminder = demo.wait_for("flow booking-reminder, action schedule-reminder/sms", 20)
         assert "provider <- POST /twilio/" in reminder and "[event evt_" in reminder
     with running_demo(tmp_path) as demo:  # a second run: the same webhook is new again
         assert _simulate(tmp_path, demo.url, monkeypatch) == 0

@@ -175,10 +175,10 @@ def test_the_end_of_a_meeting_schedules_the_thanks_two_hours_later(
 # ---- a reschedule or cancellation withdraws its reminder ---------------------------------
 
 
-def _created(config: Config, uid: str) -> dict[str, Any]:
+def _created(config: Config, uid: str, start: datetime = START) -> dict[str, Any]:
     body = body_of(config, "calcom", "booking_created")
     body["payload"].update(
-        uid=uid, startTime=_iso(START), endTime=_iso(START + timedelta(minutes=30))
+        uid=uid, startTime=_iso(start), endTime=_iso(start + timedelta(minutes=30))
     )
     return body
 
@@ -222,12 +222,65 @@ def test_a_reschedule_moves_the_reminder_and_cancelling_the_new_booking_withdraw
     assert _reminder(client, moved["event_id"], "reminder-uid-b")["status"] == "cancelled"
 
 
+def _jobs_until(client: TestClient, event_id: str, action: str) -> list[dict[str, Any]]:
+    """The event's jobs once `action` has run (succeeded or dead)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        jobs: list[dict[str, Any]] = admin(client, f"/admin/api/events/{event_id}")["jobs"]
+        if any(j["action"] == action and j["status"] in ("succeeded", "dead") for j in jobs):
+            return jobs
+        time.sleep(0.1)
+    raise AssertionError(f"{action} of {event_id} did not run: {jobs}")
+
+
+def test_a_reminder_due_for_a_booking_cancelled_early_is_not_sent(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # The cancellation arrived before the booking (webhooks are not ordered), so no cancel
+    # found the reminder; due, the reminder asks Cal.com and finds the booking cancelled.
+    client, config = gateway
+    sandbox.add_rules(
+        [
+            {
+                "name": "cancelled-early",
+                "method": "GET",
+                "path": "/calcom/v2/bookings/uid-early",
+                "json": {"status": "success", "data": {"uid": "uid-early", "status": "cancelled"}},
+            }
+        ]
+    )
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=24, seconds=3)
+    _cancel(client, config, "uid-early", start=soon)
+    early = _created(config, "uid-early", start=soon)
+    ontime = _created(config, "uid-ontime", start=soon)
+    ontime["payload"]["attendees"][0]["phoneNumber"] = "+4915199999999"
+    created = post_example(client, config, "calcom", "booking_created", early)["event_id"]
+    kept = post_example(client, config, "calcom", "booking_created", ontime)["event_id"]
+    skipped = _jobs_until(client, created, "schedule-reminder/sms-reminder")
+    sent = _jobs_until(client, kept, "schedule-reminder/sms-reminder")
+    assert _statuses(skipped)["schedule-reminder"] == _statuses(sent)["schedule-reminder"]
+    looked_up = [r.path for r in sandbox.requests("/calcom/v2/bookings/", "GET")]
+    assert sorted(looked_up) == ["/calcom/v2/bookings/uid-early", "/calcom/v2/bookings/uid-ontime"]
+    reminders = [
+        _form(r)["To"]
+        for r in sandbox.requests("/twilio/", "POST")
+        if _form(r)["Body"].startswith("Reminder:")
+    ]
+    assert reminders == ["+4915199999999"]  # the booking still accepted, and only it
+
+
 # ---- a cancelled paid booking is refunded by the tenant's policy -------------------------
 
 
-def _cancel(client: TestClient, config: Config, uid: str, tenant: str | None = "demo") -> str:
+def _cancel(
+    client: TestClient,
+    config: Config,
+    uid: str,
+    tenant: str | None = "demo",
+    start: datetime = START,
+) -> str:
     body = body_of(config, "calcom", "booking_cancelled")
-    body["payload"].update(uid=uid, startTime=_iso(START))
+    body["payload"].update(uid=uid, startTime=_iso(start))
     return str(
         post_example(client, config, "calcom", "booking_cancelled", body, tenant)["event_id"]
     )
