@@ -3,6 +3,11 @@
 Every shipped integration points at the sandbox; demo secrets are written to var/demo.env so
 that `gateway simulate` in a second shell signs with the same ones. Requests the providers
 receive are printed as they arrive.
+
+Once the gateway is up, the demo plays a phone call: it signs and posts the voice agent's
+`book_appointment` function call (Retell's shape) to the gateway, prints the agent's answer,
+and then posts the BOOKING_CREATED that Cal.com would send for the booking the sandbox took,
+so the booking's confirmation SMS and email go out through the sandbox.
 """
 
 from __future__ import annotations
@@ -10,12 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import copy
 import os
+import secrets as random
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.cli.arguments import DEFAULT_PORT, Subparsers, port_default, port_number
+from gateway.config.model import Config
+from gateway.config.signing import signed_example
+from gateway.credentials.secrets import SecretLookup
 from gateway.processing.worker import JOB_HEADER
 from gateway.resources import sandbox_responses
 from gateway.sandbox.recording import RecordedRequest
@@ -105,6 +118,125 @@ def _watch(sandbox: SandboxHandle, db: str, stop: threading.Event) -> None:
         loop.close()
 
 
+CALLER = {"name": "Jane Doe", "email": "jane.doe@example.com", "phone": "+4915112345678"}
+ZONE = "Europe/Berlin"
+
+
+def _post_signed(config: Config, integration: str, url: str, body: dict[str, Any]) -> Any:
+    """Sign `body` as the provider signs, with the demo's secrets, and POST it."""
+    import httpx
+
+    request = signed_example(
+        config.integrations[integration],
+        {"headers": {"Content-Type": "application/json"}, "body": body},
+        url,
+        SecretLookup(integration, {}, os.environ),
+    )
+    return httpx.request(
+        request.method, request.url, headers=request.headers, content=request.body, timeout=30
+    )
+
+
+def _wait_up(url: str, stop: threading.Event, timeout: float = 30) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def booking_created_body(config: Config, booked: dict[str, Any], uid: str) -> dict[str, Any]:
+    """Cal.com's BOOKING_CREATED for a booking the sandbox took (its request's body): the
+    shipped example with the booking's time, attendee and uid."""
+    example = config.integrations["calcom"].example("booking_created")
+    if example is None:  # pragma: no cover - the shipped file declares it
+        raise LookupError("calcom has no example booking_created")
+    body: dict[str, Any] = copy.deepcopy(dict(example["body"]))
+    start = datetime.fromisoformat(str(booked["start"]).replace("Z", "+00:00"))
+    attendee = booked.get("attendee") or {}
+    payload = body["payload"]
+    payload.update(
+        uid=uid,
+        bookingId=None,
+        startTime=start.isoformat().replace("+00:00", "Z"),
+        endTime=(start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
+        metadata=booked.get("metadata") or {},
+        additionalNotes="Booked by the voice agent during the call",
+    )
+    payload["attendees"][0].update(
+        name=attendee.get("name", CALLER["name"]),
+        email=attendee.get("email", CALLER["email"]),
+        phoneNumber=attendee.get("phoneNumber", CALLER["phone"]),
+        timeZone=attendee.get("timeZone", ZONE),
+    )
+    body["createdAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return body
+
+
+def play_call(config: Config, sandbox: SandboxHandle, url: str, tenant: str = "demo") -> None:
+    """A caller books by phone: the agent's book_appointment call, its answer, the booking."""
+    start = (datetime.now(ZoneInfo(ZONE)) + timedelta(days=2)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    call_id = "demo_call_" + random.token_hex(6)
+    body = {
+        "name": "book_appointment",
+        "call": {
+            "call_id": call_id,
+            "call_type": "phone_call",
+            "direction": "inbound",
+            "from_number": CALLER["phone"],
+            "to_number": "+493012345678",
+            "transcript": "User: I'd like a consultation the day after tomorrow at ten.",
+        },
+        "args": {**CALLER, "start": start.isoformat(), "timezone": ZONE},
+    }
+    path = f"/functions/retell/book_appointment/{tenant}"
+    print(f"call    -> POST {path}  (Retell: {CALLER['name']} asks for {start.isoformat()})")
+    answer = _post_signed(config, "retell", url + path, body)
+    print(f"agent   <- {answer.status_code} {answer.text}", flush=True)
+    made = [
+        r
+        for r in sandbox.requests("/calcom/v2/bookings", "POST")
+        if isinstance(r.json, dict)
+        and (r.json.get("metadata") or {}).get("retell_call_id") == call_id
+    ]
+    if not made or made[-1].status not in (200, 201):
+        print("booking    none made", flush=True)
+        return
+    booked = made[-1].json
+    uid = "demo" + random.token_hex(9)
+    created = _post_signed(
+        config,
+        "calcom",
+        f"{url}/webhooks/calcom/{tenant}",
+        booking_created_body(config, booked, uid),
+    )
+    print(
+        f"booking    {uid} at {booked['start']} for {booked['attendee']['name']}"
+        f" (Cal.com's BOOKING_CREATED posted -> {created.status_code}); its confirmation follows",
+        flush=True,
+    )
+
+
+def _play(config: Config, sandbox: SandboxHandle, url: str, stop: threading.Event) -> None:
+    import httpx
+
+    if not _wait_up(url, stop):
+        print(f"call       not played: the gateway on {url} did not come up", flush=True)
+        return
+    try:
+        play_call(config, sandbox, url)
+    except (httpx.HTTPError, LookupError, ValueError, KeyError) as exc:
+        print(f"call       could not be played: {exc}", flush=True)
+
+
 def fresh_database(folder: Path) -> str:
     """The demo's database, new for every run: events of an earlier run would make every
     simulated webhook a duplicate."""
@@ -144,10 +276,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  .venv/bin/gateway jobs --db sqlite:///var/demo.db\n"
             "What the providers receive is printed below, each with the event, flow and action"
             " that sent it.\nThe database is new for every run of the demo.\n"
+            + (
+                "First, a caller books by phone (the agent's book_appointment function):\n"
+                if args.call
+                else ""
+            )
         )
         stop = threading.Event()
         watcher = threading.Thread(target=_watch, args=(sandbox, db, stop), daemon=True)
         watcher.start()
+        if args.call:
+            caller = threading.Thread(target=_play, args=(config, sandbox, url, stop), daemon=True)
+            caller.start()
         try:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         finally:
@@ -165,4 +305,10 @@ def register(sub: Subparsers) -> None:
         help=f"default: $GATEWAY_PORT, then $PORT, then {DEFAULT_PORT}",
     )
     p.add_argument("--integrations", default="integrations.d", metavar="DIR")
+    p.add_argument(
+        "--no-call",
+        dest="call",
+        action="store_false",
+        help="do not play the phone call that books through book_appointment at the start",
+    )
     p.set_defaults(func=cmd_demo)

@@ -112,6 +112,11 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("condition",), frozenset({"event", "tenant", "now"})),
     (("actions",), frozenset({"event", "tenant", "now"})),
     (("actions", "call", "then"), frozenset({"event", "tenant", "now", "result"})),
+    # A scheduled call's follow-ups (a reminder that first looks the booking up).
+    (
+        ("actions", "schedule", "action", "call", "then"),
+        frozenset({"event", "tenant", "now", "result"}),
+    ),
     (("actions", "on_failure"), frozenset({"event", "tenant", "now", "result"})),
 )
 

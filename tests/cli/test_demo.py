@@ -48,11 +48,11 @@ class Demo:
 
 
 @contextmanager
-def running_demo(folder: Path) -> Iterator[Demo]:
+def running_demo(folder: Path, *extra: str) -> Iterator[Demo]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "demo", "--port", str(port),
-         "--integrations", str(REPO / "integrations.d")],
+         "--integrations", str(REPO / "integrations.d"), *extra],
         cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -71,6 +71,24 @@ def running_demo(folder: Path) -> Iterator[Demo]:
             process.stdout.close()
 
 
+def test_the_demo_plays_a_call_that_books_and_shows_the_booking_and_its_confirmation(
+    tmp_path: Path,
+) -> None:
+    with running_demo(tmp_path) as demo:
+        asked = demo.wait_for("call    -> POST /functions/retell/book_appointment/demo", 20)
+        assert "Jane Doe" in asked
+        answer = demo.wait_for("agent   <- ", timeout=20)
+        assert answer.startswith("agent   <- 200 Booked for ")
+        booking = demo.wait_for("booking    ", timeout=20)
+        assert "for Jane Doe" in booking and "BOOKING_CREATED posted -> 200" in booking
+        made = demo.wait_for("provider <- POST /calcom/v2/bookings -> 201", timeout=20)
+        assert "[event" not in made  # made by the function during the call, not by a flow
+        sms = demo.wait_for("flow booking-confirmation, action sms-confirmation", timeout=20)
+        assert "provider <- POST /twilio/" in sms
+        mail = demo.wait_for("flow booking-confirmation, action email-confirmation", timeout=20)
+        assert "provider <- POST /sendgrid/v3/mail/send -> 202" in mail
+
+
 def _simulate(folder: Path, url: str, monkeypatch: pytest.MonkeyPatch, *extra: str) -> int:
     for line in (folder / "var" / "demo.env").read_text().splitlines():
         name, _, value = line.partition("=")
@@ -82,13 +100,16 @@ def _simulate(folder: Path, url: str, monkeypatch: pytest.MonkeyPatch, *extra: s
 def test_the_demo_shows_the_reminder_and_who_made_each_call_and_starts_afresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with running_demo(tmp_path) as demo:
+    with running_demo(tmp_path, "--no-call") as demo:  # what the demo prints comes from here
         # The booking 24 hours and 3 seconds from now: its reminder is due in 3 seconds.
         assert _simulate(tmp_path, demo.url, monkeypatch, "--at", "payload.startTime=24h3s") == 0
         assert '"accepted"' in capsys.readouterr().out
         confirmation = demo.wait_for("flow booking-confirmation", timeout=15)
         assert "provider <- POST /twilio/" in confirmation or "[event evt_" in confirmation
-        reminder = demo.wait_for("flow booking-reminder", timeout=20)
+        # Due, the reminder asks Cal.com whether the booking still stands, then texts.
+        looked_up = demo.wait_for("flow booking-reminder, action schedule-reminder,", 20)
+        assert "provider <- GET /calcom/v2/bookings/" in looked_up
+        reminder = demo.wait_for("flow booking-reminder, action schedule-reminder/sms", 20)
         assert "provider <- POST /twilio/" in reminder and "[event evt_" in reminder
     with running_demo(tmp_path) as demo:  # a second run: the same webhook is new again
         assert _simulate(tmp_path, demo.url, monkeypatch) == 0

@@ -113,6 +113,11 @@ def test_contexts_by_place() -> None:
     assert "steps" in (context_for(("functions", "book", "respond")) or ())
     assert "steps" not in (context_for(("functions", "book", "fallback")) or ())
     assert "record" in (context_for(("syncs", "events", "record", "id")) or ())
+    # A call's follow-ups see its answer, also when the call is scheduled (a reminder that
+    # looks its booking up); the scheduled call itself does not.
+    then = ("actions", "schedule", "action", "call", "then", "send", "to")
+    assert "result" in (context_for(then) or ())
+    assert "result" not in (context_for(("actions", "schedule", "action", "call", "body")) or ())
     assert context_for(("description",)) is None
 
 

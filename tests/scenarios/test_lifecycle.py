@@ -1,0 +1,425 @@
+"""A booking's whole life, through signed webhooks and the provider sandbox: requested,
+rejected, paid, no-show and the meeting's end (Cal.com); a reschedule or cancellation
+withdrawing its reminder; a refund on cancellation by the tenant's policy; an expired checkout
+and a failed payment (Stripe); and a call whose booking the agent made during the call.
+Assertions are on what the sandbox received and on the jobs the gateway recorded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.config.model import Config
+from gateway.sandbox.server import SandboxHandle
+from tests.helpers.app import admin
+from tests.helpers.scenario import (
+    body_of,
+    post_example,
+    scenario_gateway,
+    scenario_sandbox,
+    wait_for_jobs,
+)
+
+START = (datetime.now(UTC) + timedelta(days=4)).replace(minute=0, second=0, microsecond=0)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    yield from scenario_sandbox()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, Config]]:
+    yield from scenario_gateway(sandbox, tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def fresh_sandbox(sandbox: SandboxHandle) -> Iterator[None]:
+    sandbox.clear_requests()
+    yield
+    sandbox.reset_rules()
+
+
+def _statuses(jobs: list[dict[str, Any]]) -> dict[str, str]:
+    return {j["action"]: j["status"] for j in jobs}
+
+
+def _form(request: Any) -> dict[str, Any]:
+    assert request.form is not None
+    return dict(request.form)
+
+
+def _mail_to(sandbox: SandboxHandle) -> list[str]:
+    return [
+        m.json["personalizations"][0]["to"][0]["email"]
+        for m in sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    ]
+
+
+# ---- Cal.com: every new trigger runs its flow --------------------------------------------
+
+
+def test_a_booking_request_is_acknowledged_by_sms_and_email(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    accepted = post_example(
+        client,
+        config,
+        "calcom",
+        "booking_requested",
+        body_of(config, "calcom", "booking_requested"),
+    )
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert _statuses(jobs) == {"sms-requested": "succeeded", "email-requested": "succeeded"}
+    (sms,) = sandbox.requests("/twilio/", "POST")
+    assert _form(sms)["To"] == "+4917612398765"
+    assert "request" in _form(sms)["Body"] and "Wednesday 18 June at 09:30" in _form(sms)["Body"]
+    assert _mail_to(sandbox) == ["erika@example.de"]
+
+
+def test_a_rejected_request_is_told_with_its_reason(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    accepted = post_example(
+        client, config, "calcom", "booking_rejected", body_of(config, "calcom", "booking_rejected")
+    )
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert _statuses(jobs) == {"sms-rejected": "succeeded", "email-rejected": "succeeded"}
+    (sms,) = sandbox.requests("/twilio/", "POST")
+    assert "The practice is closed that morning" in _form(sms)["Body"]
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert "could not be accepted" in mail.json["subject"]
+
+
+def test_a_paid_booking_is_thanked_and_its_payment_tagged_with_the_booking(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    accepted = post_example(
+        client, config, "calcom", "booking_paid", body_of(config, "calcom", "booking_paid")
+    )
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert _statuses(jobs) == {"email-paid": "succeeded", "tag-payment": "succeeded"}
+    (tag,) = sandbox.requests("/stripe/", "POST")
+    assert tag.path == "/stripe/v1/payment_intents/pi_3PsK2aLkdIwHu7ix1Qw8Er5T"
+    assert _form(tag)["metadata[booking_uid]"] == "pD7fG1hJ3kL5zX9cV2bN4m"
+    assert tag.headers["idempotency-key"]
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert "45.00 EUR" in mail.json["content"][0]["value"]
+
+
+def test_a_no_show_gets_a_follow_up_and_no_thanks_for_the_visit(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    ended = body_of(config, "calcom", "meeting_ended")
+    ended["payload"]["uid"] = "uid-no-show"
+    finished = post_example(client, config, "calcom", "meeting_ended", ended)
+    (thanks,) = wait_for_jobs(client, finished["event_id"], 1)
+    assert (thanks["action"], thanks["status"]) == ("email-thanks", "queued")
+    assert thanks["schedule_key"] == "thanks-uid-no-show"
+
+    marked = body_of(config, "calcom", "booking_no_show")
+    marked["payload"]["bookingUid"] = "uid-no-show"
+    no_show = post_example(client, config, "calcom", "booking_no_show", marked)
+    jobs = wait_for_jobs(client, no_show["event_id"], 1)
+    assert _statuses(jobs) == {"email-no-show-follow-up": "succeeded"}
+    assert _mail_to(sandbox) == ["jane.doe@example.com"]
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["subject"] == "We missed you today"
+    (withdrawn,) = admin(client, f"/admin/api/events/{finished['event_id']}")["jobs"]
+    assert withdrawn["status"] == "cancelled"
+
+
+def test_a_no_show_mark_taken_back_sends_nothing(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    body = body_of(config, "calcom", "booking_no_show_undone")
+    accepted = post_example(client, config, "calcom", "booking_no_show_undone", body)
+    deadline = time.monotonic() + 10
+    while (status := admin(client, f"/admin/api/events/{accepted['event_id']}")["status"]) == (
+        "pending"
+    ) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status == "ignored"
+    assert sandbox.requests() == []
+
+
+def test_the_end_of_a_meeting_schedules_the_thanks_two_hours_later(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    body = body_of(config, "calcom", "meeting_ended")
+    body["payload"]["uid"] = "uid-thanks"
+    before = datetime.now(UTC).timestamp()
+    accepted = post_example(client, config, "calcom", "meeting_ended", body)
+    (thanks,) = wait_for_jobs(client, accepted["event_id"], 1)
+    assert (thanks["action"], thanks["status"]) == ("email-thanks", "queued")
+    assert thanks["run_at"] >= before + 2 * 3600
+
+
+# ---- a reschedule or cancellation withdraws its reminder ---------------------------------
+
+
+def _created(config: Config, uid: str, start: datetime = START) -> dict[str, Any]:
+    body = body_of(config, "calcom", "booking_created")
+    body["payload"].update(
+        uid=uid, startTime=_iso(start), endTime=_iso(start + timedelta(minutes=30))
+    )
+    return body
+
+
+def _reminder(client: TestClient, event_id: str, key: str) -> dict[str, Any]:
+    (found,) = [
+        j
+        for j in admin(client, f"/admin/api/events/{event_id}")["jobs"]
+        if j["schedule_key"] == key
+    ]
+    return dict(found)
+
+
+def test_a_reschedule_moves_the_reminder_and_cancelling_the_new_booking_withdraws_it(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    created = post_example(client, config, "calcom", "booking_created", _created(config, "uid-a"))
+    wait_for_jobs(client, created["event_id"], 4)
+    assert _reminder(client, created["event_id"], "reminder-uid-a")["status"] == "queued"
+
+    moved_to = START + timedelta(days=1)
+    body = body_of(config, "calcom", "booking_rescheduled")
+    body["payload"].update(
+        uid="uid-b",
+        rescheduleUid="uid-a",
+        startTime=_iso(moved_to),
+        endTime=_iso(moved_to + timedelta(minutes=30)),
+    )
+    moved = post_example(client, config, "calcom", "booking_rescheduled", body)
+    wait_for_jobs(client, moved["event_id"], 2)
+    assert _reminder(client, created["event_id"], "reminder-uid-a")["status"] == "cancelled"
+    new = _reminder(client, moved["event_id"], "reminder-uid-b")
+    assert new["status"] == "queued"
+    assert new["run_at"] == pytest.approx((moved_to - timedelta(hours=24)).timestamp())
+
+    cancel = body_of(config, "calcom", "booking_cancelled")
+    cancel["payload"].update(uid="uid-b", startTime=_iso(moved_to))
+    cancelled = post_example(client, config, "calcom", "booking_cancelled", cancel)
+    wait_for_jobs(client, cancelled["event_id"], 1)
+    assert _reminder(client, moved["event_id"], "reminder-uid-b")["status"] == "cancelled"
+
+
+def _jobs_until(client: TestClient, event_id: str, action: str) -> list[dict[str, Any]]:
+    """The event's jobs once `action` has run (succeeded or dead)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        jobs: list[dict[str, Any]] = admin(client, f"/admin/api/events/{event_id}")["jobs"]
+        if any(j["action"] == action and j["status"] in ("succeeded", "dead") for j in jobs):
+            return jobs
+        time.sleep(0.1)
+    raise AssertionError(f"{action} of {event_id} did not run: {jobs}")
+
+
+def test_a_reminder_due_for_a_booking_cancelled_early_is_not_sent(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # The cancellation arrived before the booking (webhooks are not ordered), so no cancel
+    # found the reminder; due, the reminder asks Cal.com and finds the booking cancelled.
+    client, config = gateway
+    sandbox.add_rules(
+        [
+            {
+                "name": "cancelled-early",
+                "method": "GET",
+                "path": "/calcom/v2/bookings/uid-early",
+                "json": {"status": "success", "data": {"uid": "uid-early", "status": "cancelled"}},
+            }
+        ]
+    )
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=24, seconds=3)
+    _cancel(client, config, "uid-early", start=soon)
+    early = _created(config, "uid-early", start=soon)
+    ontime = _created(config, "uid-ontime", start=soon)
+    ontime["payload"]["attendees"][0]["phoneNumber"] = "+4915199999999"
+    created = post_example(client, config, "calcom", "booking_created", early)["event_id"]
+    kept = post_example(client, config, "calcom", "booking_created", ontime)["event_id"]
+    skipped = _jobs_until(client, created, "schedule-reminder/sms-reminder")
+    sent = _jobs_until(client, kept, "schedule-reminder/sms-reminder")
+    assert _statuses(skipped)["schedule-reminder"] == _statuses(sent)["schedule-reminder"]
+    looked_up = [r.path for r in sandbox.requests("/calcom/v2/bookings/", "GET")]
+    assert sorted(looked_up) == ["/calcom/v2/bookings/uid-early", "/calcom/v2/bookings/uid-ontime"]
+    reminders = [
+        _form(r)["To"]
+        for r in sandbox.requests("/twilio/", "POST")
+        if _form(r)["Body"].startswith("Reminder:")
+    ]
+    assert reminders == ["+4915199999999"]  # the booking still accepted, and only it
+
+
+# ---- a cancelled paid booking is refunded by the tenant's policy -------------------------
+
+
+def _cancel(
+    client: TestClient,
+    config: Config,
+    uid: str,
+    tenant: str | None = "demo",
+    start: datetime = START,
+) -> str:
+    body = body_of(config, "calcom", "booking_cancelled")
+    body["payload"].update(uid=uid, startTime=_iso(start))
+    return str(
+        post_example(client, config, "calcom", "booking_cancelled", body, tenant)["event_id"]
+    )
+
+
+def _payment_found(sandbox: SandboxHandle, uid: str, intents: list[dict[str, Any]]) -> None:
+    sandbox.add_rules(
+        [
+            {
+                "name": f"search-{uid}",
+                "method": "GET",
+                "path": "/stripe/v1/payment_intents/search",
+                "when": {"query": {"query": f"metadata['booking_uid']:'{uid}'"}},
+                "json": {"object": "search_result", "data": intents, "has_more": False},
+            }
+        ]
+    )
+
+
+def test_a_paid_booking_cancelled_under_the_refund_policy_is_refunded_once(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    _payment_found(
+        sandbox,
+        "uid-paid",
+        [
+            {"id": "pi_failed_first", "object": "payment_intent", "status": "canceled"},
+            {"id": "pi_paid_uid", "object": "payment_intent", "status": "succeeded"},
+        ],
+    )
+    event = _cancel(client, config, "uid-paid")
+    jobs = wait_for_jobs(client, event, 4)
+    statuses = _statuses(jobs)
+    assert statuses["find-payment"] == statuses["find-payment/refund"] == "succeeded", jobs
+    (search,) = sandbox.requests("/stripe/v1/payment_intents/search", "GET")
+    assert search.query_params["query"] == "metadata['booking_uid']:'uid-paid'"
+    assert search.headers["authorization"] == "Bearer sk_test_scenario"
+    (refund,) = sandbox.requests("/stripe/v1/refunds", "POST")
+    form = _form(refund)
+    assert form["payment_intent"] == "pi_paid_uid"  # the succeeded one, not the cancelled
+    assert form["reason"] == "requested_by_customer"
+    assert form["metadata[booking_uid]"] == "uid-paid"
+    # The job's own key: a retried refund call is one refund at Stripe.
+    assert event in refund.headers["idempotency-key"]
+
+
+def test_without_the_refund_policy_a_cancellation_refunds_nothing(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    _payment_found(
+        sandbox,
+        "uid-paid-elsewhere",
+        [{"id": "pi_x", "object": "payment_intent", "status": "succeeded"}],
+    )
+    event = _cancel(client, config, "uid-paid-elsewhere", tenant=None)  # the default tenant
+    jobs = wait_for_jobs(client, event, 2)
+    assert not [j for j in jobs if j["action"].startswith("find-payment")], jobs
+    assert sandbox.requests("/stripe/") == []
+
+
+def test_an_unpaid_booking_cancelled_under_the_policy_refunds_nothing(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    _payment_found(sandbox, "uid-free", [])
+    event = _cancel(client, config, "uid-free")
+    jobs = wait_for_jobs(client, event, 4)
+    # The refund step runs as a job of its own, and its condition (a succeeded payment) is
+    # false: it ends without calling Stripe.
+    assert _statuses(jobs)["find-payment"] == "succeeded"
+    assert len(sandbox.requests("/stripe/v1/payment_intents/search", "GET")) == 1
+    assert sandbox.requests("/stripe/v1/refunds") == []
+
+
+# ---- Stripe: an expired checkout, a failed payment -----------------------------------------
+
+
+def test_an_expired_checkout_emails_the_recovery_link(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    body = body_of(config, "stripe", "checkout_session_expired")
+    accepted = post_example(client, config, "stripe", "checkout_session_expired", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 1)
+    assert _statuses(jobs) == {"email-checkout-expired": "succeeded"}
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "max@example.de"
+    assert "https://buy.stripe.com/r/test_aEU5kZ0Qm2Lp" in mail.json["content"][0]["value"]
+
+
+def test_a_failed_payment_notice_waits_and_a_later_success_withdraws_it(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    failed = body_of(config, "stripe", "payment_intent_payment_failed")
+    before = datetime.now(UTC).timestamp()
+    accepted = post_example(client, config, "stripe", "payment_intent_payment_failed", failed)
+    (notice,) = wait_for_jobs(client, accepted["event_id"], 1)
+    assert (notice["action"], notice["status"]) == ("email-payment-failed", "queued")
+    assert notice["schedule_key"] == "payment-failed-pi_3PsM1eLkdIwHu7ix1aB2cD3e"
+    assert notice["run_at"] >= before + 30 * 60
+
+    paid = body_of(config, "stripe", "checkout_session_completed")
+    paid["id"] = "evt_paid_after_a_decline"
+    paid["data"]["object"]["payment_intent"] = "pi_3PsM1eLkdIwHu7ix1aB2cD3e"
+    completed = post_example(client, config, "stripe", "checkout_session_completed", paid)
+    wait_for_jobs(client, completed["event_id"], 2)
+    (withdrawn,) = admin(client, f"/admin/api/events/{accepted['event_id']}")["jobs"]
+    assert withdrawn["status"] == "cancelled"
+
+
+# ---- the voice agent: a booking made during the call is not made again -------------------
+
+
+def test_a_booking_made_during_the_call_is_not_booked_again_after_it(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    booked = body_of(config, "retell", "call_analyzed_booked_in_call")
+    accepted = post_example(client, config, "retell", "call_analyzed_booked_in_call", booked)
+    deadline = time.monotonic() + 10
+    while (event := admin(client, f"/admin/api/events/{accepted['event_id']}"))["status"] == (
+        "pending"
+    ) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert event["status"] == "dispatched" and event["jobs"] == []
+    assert sandbox.requests("/calcom/") == []
+
+    # The same call, but book_appointment answered "Not booked": the flow books it.
+    result = next(
+        t for t in booked["call"]["transcript_with_tool_calls"] if t["role"] == "tool_call_result"
+    )
+    result["content"] = "Not booked: that time is no longer free."
+    booked["call"]["call_id"] = "call_booking_failed_in_call"
+    accepted = post_example(client, config, "retell", "call_analyzed_booked_in_call", booked)
+    jobs = wait_for_jobs(client, accepted["event_id"], 1)
+    assert _statuses(jobs) == {"create-booking": "succeeded"}
+    (booking,) = sandbox.requests("/calcom/v2/bookings", "POST")
+    assert booking.json["attendee"]["name"] == "Max Mustermann"
+    assert booking.json["start"] == "2025-06-13T07:00:00Z"
