@@ -201,6 +201,7 @@ class SyncSpec:
     # is not synced on schedule (the run could only fail).
     tenant_vars: frozenset[str] = frozenset()
     as_webhook: AsWebhook | None = None
+    examples: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)  # name -> record
 
     @classmethod
     def build(cls, integration: str, name: str, spec: Mapping[str, Any]) -> SyncSpec:
@@ -219,6 +220,9 @@ class SyncSpec:
             conflict=str(spec.get("conflict", "last_write_wins")),
             emit=MappingProxyType(dict(spec.get("emit") or {})),
             as_webhook=AsWebhook.build(name, spec.get("as_webhook")),
+            examples=MappingProxyType(
+                {str(k): e["record"] for k, e in (spec.get("examples") or {}).items()}
+            ),
             params=MappingProxyType(dict(spec.get("params") or {})),
             query=spec.get("query"),
             body=spec.get("body"),
