@@ -161,3 +161,68 @@ def test_a_shipped_wrapping_reads_what_its_example_has() -> None:
         "organizer_name" in f
         for f in found
     ), textwrap.indent("\n".join(found), "  ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "max_age: 1d",
+            "max_age: soon",
+            "as_webhook.max_age: 'soon' is not valid; expected a duration",
+        ),
+        (
+            "max_age: 1d",
+            "max_age: 1d\n      bogus: 1",
+            "unknown key 'bogus' in syncs.things.as_webhook",
+        ),
+        ("record: {id: t1,", "recrod: {id: t1,", "missing required key 'record'"),
+    ],
+)
+def test_schema_mistakes_in_as_webhook_are_named_where_they_stand(
+    old: str, new: str, expected: str
+) -> None:
+    broken = SYNC.replace(old, new)
+    assert broken != SYNC
+    found = _lint(_acme(broken))
+    assert any(expected in f for f in found), found
+
+
+def test_as_webhook_true_delivers_each_record_as_the_body_it_is() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.config.pipeline import Pipeline
+    from gateway.config.syncs import SyncSpec
+
+    raw = {
+        "endpoint": "list_things",
+        "schedule": {"every": "1h"},
+        "records": "{{ response.data }}",
+        "record": {"id": "{{ record.id }}"},
+        "as_webhook": True,
+    }
+    spec = SyncSpec.build("acme", "things", raw)
+    assert spec.as_webhook is not None and spec.as_webhook.body is None
+    pipeline = Pipeline.build({"event": {"id": "{{ body.id }}", "type": "{{ body.kind }}"}})
+    record = {"id": "evt_9", "kind": "made"}
+    delivery = spec.as_webhook.deliver(
+        pipeline, record, integration="acme", tenant="t1", tenant_vars={}, now=datetime.now(UTC)
+    )
+    assert delivery is not None
+    assert (delivery.payload, delivery.provider_id, delivery.type) == (record, "evt_9", "made")
+    off = SyncSpec.build("acme", "things", {**raw, "as_webhook": False})
+    assert off.as_webhook is None
+    bodies = """\
+syncs:
+  things:
+    endpoint: list_things
+    schedule: {every: 1h}
+    records: "{{ response.data }}"
+    record: {id: "{{ record.id }}"}
+    as_webhook: true
+    examples:
+      made: {record: {id: evt_1, type: made, thing: {name: Ada}}}
+      unnamed: {record: {id: evt_2, type: made, thing: {}}}
+"""
+    found = _lint(_acme(bodies))
+    assert len(found) == 1 and "sync example 'unnamed'" in found[0], found
