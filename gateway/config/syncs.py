@@ -7,6 +7,7 @@ over that body, as ingress calls it). The sync engine and lint's example check b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from gateway.config.pipeline import (
 )
 from gateway.durations import parse_duration
 from gateway.expr.expressions import Expression, compile_expression, tenant_vars_needed
+from gateway.jsontext import loads
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _FALSE_TEXT = frozenset({"", "0", "false", "no", "none", "null"})
@@ -115,7 +117,8 @@ class Delivery(NamedTuple):
     """What `as_webhook` makes of one record: the webhook body and headers it stands for, the
     provider event id and type the webhook's own expressions give for them, what failed."""
 
-    payload: Any
+    payload: Any  # as the stored event's body reads back (JSON)
+    body: bytes  # the stored event's body
     headers: dict[str, str]
     provider_id: str | None
     type: str | None
@@ -131,6 +134,7 @@ class AsWebhook:
     headers: tuple[tuple[str, Renderer], ...] = ()
     when: Renderer | None = None
     max_age: float | None = None  # seconds
+    path: YamlPath = ()
 
     @classmethod
     def build(cls, sync: str, spec: Any) -> AsWebhook | None:
@@ -149,6 +153,7 @@ class AsWebhook:
             ),
             when=compile_data(when, (*base, "when")) if isinstance(when, str) else None,
             max_age=parse_duration(max_age) if max_age is not None else None,
+            path=base,
         )
 
     def deliver(
@@ -173,11 +178,18 @@ class AsWebhook:
         payload = self.body(variables, failures) if self.body is not None else record
         headers = {name: render(variables, failures) for name, render in self.headers}
         text = {name: "" if value is None else str(value) for name, value in headers.items()}
+        try:  # what is stored, and what the webhook's expressions then read, is the JSON
+            body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+            payload = loads(body)
+        except (ValueError, RecursionError) as exc:
+            reason = f"the body cannot be written as JSON: {exc}"
+            failures.append(Failure(self.path, "", reason, "example-error"))
+            body = b""
         if failures:
-            return Delivery(payload, text, None, None, failures)
+            return Delivery(payload, body, text, None, None, failures)
         found = request_variables(payload, text, {}, integration, tenant)
         provider_id, event_type = pipeline.identify(found, failures)
-        return Delivery(payload, text, provider_id, event_type, failures)
+        return Delivery(payload, body, text, provider_id, event_type, failures)
 
 
 @dataclass(frozen=True)

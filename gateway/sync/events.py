@@ -94,18 +94,15 @@ def deliveries(
             found.append(None)
         elif delivery.failures:
             failure = delivery.failures[0]
-            found.append(f"{where}: {failure.where()} ({failure.source.strip()}): {failure.reason}")
+            source = f" ({failure.source.strip()})" if failure.source else ""
+            found.append(f"{where}: {failure.where()}{source}: {failure.reason}")
         elif delivery.provider_id is None:
             found.append(
                 f"{where}: as_webhook: webhook.event.id gives no id for its body, so it "
                 "cannot be told apart from the webhook of the same event"
             )
         else:
-            try:
-                raw = json.dumps(delivery.payload, separators=(",", ":"), default=str).encode()
-            except (ValueError, RecursionError) as exc:
-                found.append(f"{where}: as_webhook: the body cannot be written as JSON: {exc}")
-                continue
+            raw = delivery.body
             headers = {**delivery.headers, SYNC_DELIVERY_HEADER: spec.name}
             found.append(
                 NewEvent(

@@ -226,3 +226,23 @@ syncs:
 """
     found = _lint(_acme(bodies))
     assert len(found) == 1 and "sync example 'unnamed'" in found[0], found
+
+
+def test_the_webhook_expressions_read_the_body_as_it_is_stored() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from gateway.config.pipeline import Pipeline
+    from gateway.config.syncs import AsWebhook
+
+    wrapping = AsWebhook.build("things", {"body": {"id": "{{ record.id }}", "at": "{{ now }}"}})
+    assert wrapping is not None
+    pipeline = Pipeline.build({"event": {"id": "{{ body.id }}:{{ body.at[:4] }}"}})
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    delivery = wrapping.deliver(
+        pipeline, {"id": "t1"}, integration="acme", tenant="default", tenant_vars={}, now=now
+    )
+    assert delivery is not None and delivery.failures == []
+    stored = {"id": "t1", "at": "2026-01-02 03:04:05+00:00"}
+    assert json.loads(delivery.body) == delivery.payload == stored
+    assert delivery.provider_id == "t1:2026"  # a slice of text: it read the stored JSON
