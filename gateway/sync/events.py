@@ -63,9 +63,10 @@ def deliveries(
     now: float,
 ) -> list[NewEvent | str | None]:
     """For each record of a page (`records`, read as `incoming`): the webhook event it stands
-    for (``as_webhook``), None when it delivers nothing (its `when` is false, or it is older
-    than `max_age`), or why it cannot be delivered. Worked out before the page is committed;
-    the plan then takes the events of the records it writes (and fails on a reason).
+    for (``as_webhook``), None when it delivers nothing (its `when` is false, it is older than
+    `max_age`, or webhook.map does not map its type), or why it cannot be delivered. Worked
+    out before the page is committed; the plan then takes the events of the records it writes
+    (and fails on a reason).
 
     The event is stored as its webhook would be: the body as JSON, the webhook's event id and
     type (`Pipeline.identify`, as ingress calls it), deduplicated by that id (`dedup_key`): a
@@ -101,6 +102,8 @@ def deliveries(
                 f"{where}: as_webhook: webhook.event.id gives no id for its body, so it "
                 "cannot be told apart from the webhook of the same event"
             )
+        elif delivery.type not in webhook.pipeline.rules:
+            found.append(None)  # its webhook would be ignored: a log of every kind stays out
         else:
             raw = delivery.body
             headers = {**delivery.headers, SYNC_DELIVERY_HEADER: spec.name}

@@ -189,7 +189,7 @@ WRAPPED = """
     as_webhook:
       when: "{{ record.state != 'draft' }}"
       max_age: 1h
-      headers: {X-Kind: "{{ 'gone' if record.state == 'deleted' else 'made' }}"}
+      headers: {X-Kind: "{{ record.state if record.state in ['other'] else 'gone' if record.state == 'deleted' else 'made' }}"}
       body: {id: "{{ record.state }}-{{ record.id }}", thing: {name: "{{ record.name }}"}}
     examples:
       made: {record: {id: t1, name: Ada, state: live, updated: "2025-06-10T14:00:00Z"}}
@@ -223,11 +223,12 @@ def test_when_max_age_headers_and_body_decide_what_is_delivered(
             {"id": "t2", "name": "Bob", "state": "draft", "updated": stamp(5, now)},  # when
             {"id": "t3", "name": "Cy", "state": "live", "updated": stamp(90, now)},  # too old
             {"id": "t4", "name": "Di", "state": "deleted", "updated": stamp(1, now)},
+            {"id": "t5", "name": "Ed", "state": "other", "updated": stamp(1, now)},  # unmapped
         ]
         async with _harness(tmp_path, WRAPPED, records) as h:
             h.clock.now = now
             summary = await h.run()
-            assert summary.ok and summary.counts.created == 4, summary.error
+            assert summary.ok and summary.counts.created == 5, summary.error
             stored = sorted(await _stored(h), key=lambda e: e.provider_id or "")
             assert [(e.provider_id, e.type) for e in stored] == [
                 ("deleted-t4", "gone"),
