@@ -1,6 +1,7 @@
-"""`gateway simulate`: sign a declared example as the provider would, and POST it; or, with
-``--function``, sign and post an in-call function call (Retell's shape: name, call, args)
-and print the answer."""
+"""`gateway simulate`: sign a declared example as the provider would, and POST it; with
+``--sync SYNC``, the webhook one of that sync's example records stands for (``as_webhook``);
+or, with ``--function``, sign and post an in-call function call (Retell's shape: name, call,
+args) and print the answer."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from gateway.cli.arguments import Subparsers, add_config_args, named_integration
 from gateway.config.example_times import shift_times
-from gateway.config.model import DEFAULT_TENANT, Integration, load_config
+from gateway.config.model import DEFAULT_TENANT, Config, Integration, load_config
 from gateway.config.settings import Settings
 from gateway.config.signing import signed_example
 from gateway.credentials.secrets import Cipher, SecretLookup
@@ -35,11 +36,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"integration '{args.integration}' does not receive webhooks")
     base = args.url.rstrip("/")
     tenant_part = f"/{args.tenant}" if args.tenant else ""
+    if args.function and args.sync:
+        raise UsageError("give --function or --sync, not both")
     if args.function:
         if args.example:
             raise UsageError("give an example or --function, not both")
         example: Mapping[str, Any] = _function_call(integration, args)
         path = f"/functions/{args.integration}/{args.function}{tenant_part}"
+    elif args.sync:
+        if not args.example:
+            raise UsageError(f"name an example record of sync '{args.sync}' to send")
+        example = _sync_webhook(config, integration, args)
+        path = f"/webhooks/{args.integration}{tenant_part}"
     else:
         if not args.example:
             raise UsageError("name an example to send, or a function with --function")
@@ -92,6 +100,46 @@ def _offset(text: str) -> float:
         return parse_signed_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _sync_webhook(config: Config, integration: Integration, args: argparse.Namespace) -> Any:
+    """The webhook a sync's example record stands for, as the sync would deliver it now (the
+    record moved in time first, with --at)."""
+    spec = integration.syncs.get(args.sync)
+    if spec is None:
+        known = ", ".join(sorted(integration.syncs)) or "none"
+        raise UsageError(f"{integration.name} has no sync '{args.sync}' (syncs: {known})")
+    if spec.as_webhook is None or integration.webhook is None:
+        raise UsageError(f"sync {spec.label} has no as_webhook: its records are not webhooks")
+    record = spec.examples.get(args.example)
+    if record is None:
+        known = ", ".join(sorted(spec.examples)) or "none"
+        raise UsageError(f"sync {spec.label} has no example '{args.example}' (examples: {known})")
+    if args.at:
+        record = shift_times({"body": record}, *args.at)["body"]
+    tenant = args.tenant or DEFAULT_TENANT
+    delivery = spec.as_webhook.deliver(
+        integration.webhook.pipeline,
+        record,
+        integration=integration.name,
+        tenant=tenant,
+        tenant_vars=config.tenant_variables(tenant),
+        now=datetime.datetime.now(datetime.UTC),
+    )
+    if delivery is None:
+        raise UsageError(
+            f"sync {spec.label} delivers no webhook for '{args.example}' now: its as_webhook.when"
+            " does not hold (move the record in time with --at)"
+        )
+    if delivery.failures:
+        failure = delivery.failures[0]
+        raise UsageError(
+            f"sync {spec.label}, '{args.example}': {failure.where()}: {failure.reason}"
+        )
+    return {
+        "headers": {"Content-Type": "application/json", **delivery.headers},
+        "body": delivery.payload,
+    }
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
@@ -159,6 +207,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument("integration")
     p.add_argument("example", nargs="?", default=None)
     p.add_argument("--function", metavar="NAME", help="call this in-call function instead")
+    p.add_argument(
+        "--sync",
+        metavar="SYNC",
+        help="EXAMPLE is a record of this sync's examples: send the webhook it stands for"
+        " (as_webhook), as the sync would deliver it now",
+    )
     p.add_argument("--args", default="{}", help="the function's arguments (a JSON object)")
     p.add_argument(
         "--call", default="{}", help="fields of the call object (JSON), over a made-up call"

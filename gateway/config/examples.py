@@ -80,7 +80,7 @@ def run_example(pipeline: Pipeline, integration: str, example: Mapping[str, Any]
     return ExampleRun(events, failures)
 
 
-def _reportable(failure: Failure, available: frozenset[str]) -> bool:
+def reportable(failure: Failure, available: frozenset[str]) -> bool:
     """Expressions that do not compile or read unknown variables, and mappings that leave out
     a required field, are reported by the static checks already: once is enough."""
     if failure.rule == "contract-missing-field":
@@ -89,7 +89,8 @@ def _reportable(failure: Failure, available: frozenset[str]) -> bool:
     return not problems and free <= available
 
 
-def _pipeline(data: Mapping[str, Any], contracts: Contracts) -> Pipeline | None:
+def webhook_pipeline(data: Mapping[str, Any], contracts: Contracts) -> Pipeline | None:
+    """The webhook pipeline of an integration document, or None (no or a malformed webhook)."""
     webhook = data.get("webhook")
     if not isinstance(webhook, dict):
         return None
@@ -106,7 +107,7 @@ def check_examples(
     checked against them (a missing required value, a value of the wrong type)."""
     for doc in integrations:
         examples = doc.data.get("examples")
-        pipeline = _pipeline(doc.data, contracts)
+        pipeline = webhook_pipeline(doc.data, contracts)
         if not isinstance(examples, dict) or pipeline is None:
             continue
         for name, example in examples.items():
@@ -122,7 +123,7 @@ def check_examples(
                 )
                 continue
             for failure, available in run.failures:
-                if _reportable(failure, available):
+                if reportable(failure, available):
                     yield doc.diagnostic(
                         failure.path, f"example '{name}': {failure.reason}", failure.rule
                     )

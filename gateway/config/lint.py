@@ -19,6 +19,7 @@ from gateway.config.envsubst import embedded_secret, find_refs, malformed_refs
 from gateway.config.examples import check_examples
 from gateway.config.references import check_references
 from gateway.config.schemas import KINDS, validate
+from gateway.config.sync_checks import check_syncs
 from gateway.config.yamlsource import Document, load_text
 from gateway.diagnostics import Diagnostic
 from gateway.errors import UsageError
@@ -105,14 +106,19 @@ def _check_kind(doc: Document) -> str | Diagnostic:
 def _check_strings(
     doc: Document, kind: str, environ: Mapping[str, str] | None
 ) -> Iterator[Diagnostic]:
-    skip = ("examples",) if kind == "integration" else ()
     for path, text in _marked_strings(doc.data):
-        if path[:1] == skip or path == ("kind",):
+        if path == ("kind",) or (kind == "integration" and _is_example(path)):
             continue
         if "$" in text:
             yield from _check_references(doc, path, text, environ)
         if is_template(text):
             yield from _check_expression(doc, path, text)
+
+
+def _is_example(path: tuple[str | int, ...]) -> bool:
+    """Whether `path` is inside an example (data as the provider sends it, not templates):
+    a webhook example, or a sync's example record."""
+    return path[:1] == ("examples",) or (path[:1] == ("syncs",) and path[2:3] == ("examples",))
 
 
 def _check_references(
@@ -245,6 +251,7 @@ def lint_documents(
     result.diagnostics.extend(check_contracts(typed, contracts, templates_dir))
     integrations = [d for d, k in typed if k == "integration"]
     result.diagnostics.extend(check_examples(integrations, contracts))
+    result.diagnostics.extend(check_syncs(integrations, contracts))
     return result
 
 

@@ -23,6 +23,7 @@ dispatcher).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ DEFAULT_FORMAT = "json"
 # What a sync stores as an event (see gateway.sync.events): its header names the sync.
 SYNC_HEADER = "x-gateway-sync"
 SYNC_TYPE_PREFIX = "sync."
+# A record a sync delivered as a webhook (``as_webhook``): an event of the webhook's own kind,
+# marked with the sync that delivered it (ingress drops x-gateway-* headers from providers).
+SYNC_DELIVERY_HEADER = "x-gateway-sync-delivery"
 
 _NO_ATTRIBUTE = re.compile(r"has no attribute '(?P<key>[^']*)'|'(?P<name>[^']*)' is undefined")
 
@@ -382,6 +386,13 @@ def request_variables(
         "integration": integration,
         "tenant": tenant,
     }
+
+
+def dedup_key(provider_id: str | None, raw: bytes) -> str:
+    """What a stored event is deduplicated by: the provider's event id, else (no id declared,
+    or it failed) a hash of the event's bytes. A webhook and a sync's delivery of the same
+    provider event share the key, so whichever comes second is a duplicate."""
+    return provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def mapping_variables(

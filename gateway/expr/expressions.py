@@ -108,6 +108,8 @@ CONTEXTS: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
     (("syncs", "*", "paginate"), frozenset({"response", "tenant", "headers"})),
     (("syncs", "*", "incremental"), frozenset({"response", "tenant"})),
     (("syncs", "*", "incremental", "value"), frozenset({"state", "tenant", "now"})),
+    # as_webhook: the webhook a record stands for (gateway.config.syncs.AsWebhook)
+    (("syncs", "*", "as_webhook"), frozenset({"record", "tenant", "now"})),
     (("syncs",), frozenset({"tenant", "state", "now"})),
     (("condition",), frozenset({"event", "tenant", "now"})),
     (("actions",), frozenset({"event", "tenant", "now"})),

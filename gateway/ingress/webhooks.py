@@ -8,7 +8,6 @@ An event whose id or type expression fails on a genuine request is stored all th
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -23,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config.envsubst import SecretRef
 from gateway.config.model import DEFAULT_TENANT, Config, Handshake, Integration
-from gateway.config.pipeline import Failure, request_variables
+from gateway.config.pipeline import Failure, dedup_key, request_variables
 from gateway.counters import Counters
 from gateway.credentials.secrets import SecretLookup, SecretSource, tenant_shares
 from gateway.expr.expressions import RENDER_ERRORS, Expression
@@ -271,7 +270,7 @@ class Ingress:
             item_vars = {**variables, "body": item} if split else variables
             raw = _serialised(item) if split else incoming.body
             provider_id, event_type = webhook.pipeline.identify(item_vars, failures)
-            dedup = provider_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+            dedup = dedup_key(provider_id, raw)
             events.append(
                 NewEvent(
                     new_id("evt"), name, tenant, dedup, provider_id, event_type, now, kept, raw

@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from gateway.config.syncs import Paginate
+from gateway.config.syncs import Paginate, truthy
 from gateway.expr.expressions import RENDER_ERRORS
 from gateway.sync.incremental import put
-from gateway.sync.records import truthy
 from gateway.sync.spec import SyncError
 
 _LINK = re.compile(r"<([^>]*)>([^<]*)")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config.syncs import SyncSpec
+from gateway.config.syncs import SyncSpec, truthy
 from gateway.expr.expressions import RENDER_ERRORS, Expression
 from gateway.expr.filters import to_datetime
 from gateway.store.entities import NewEvent
@@ -25,7 +25,6 @@ from gateway.store.sync_model import PagePlan, RecordWrite, StoredRecord, SyncCo
 from gateway.sync.spec import SyncError
 
 log = logging.getLogger("gateway.sync")
-_FALSE_TEXT = frozenset({"", "0", "false", "no", "none", "null"})
 
 EventFactory = Callable[[str, "Incoming"], NewEvent]
 
@@ -46,12 +45,6 @@ class Incoming:
         return RecordWrite(
             self.record_id, self.content_hash, updated, self.updated_ts, self.deleted, self.data
         )
-
-
-def truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in _FALSE_TEXT
-    return bool(value)
 
 
 def timestamp(value: Any) -> float | None:
@@ -120,13 +113,15 @@ def plan_page(
     incoming: Sequence[Incoming],
     stored: Mapping[str, StoredRecord],
     make_event: EventFactory | None,
+    delivered: Sequence[NewEvent | str | None] | None = None,
 ) -> PagePlan:
-    """What a page changes, given the stored versions of its records (pure)."""
+    """What a page changes, given the stored versions of its records (pure). `delivered`:
+    for each record, its ``as_webhook`` event (or why it has none), taken when it is written."""
     counts = SyncCounts(fetched=len(incoming), pages=1)
     current = dict(stored)  # a record twice on one page: the second meets the first
     writes: dict[str, RecordWrite] = {}
     events: list[NewEvent] = []
-    for record in incoming:
+    for index, record in enumerate(incoming):
         before = current.get(record.record_id)
         change = _change(spec, record, before, counts)
         if change is None:
@@ -139,6 +134,12 @@ def plan_page(
         emits = before is not None or change != "deleted"
         if make_event is not None and emits and change in spec.emit:
             events.append(make_event(change, record))
+        if delivered is not None:
+            delivery = delivered[index]
+            if isinstance(delivery, str):
+                raise SyncError(delivery)
+            if delivery is not None:
+                events.append(delivery)
     return PagePlan(list(writes.values()), events, counts)
 
 

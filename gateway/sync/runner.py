@@ -40,7 +40,7 @@ from gateway.store.sync_model import (
     SyncState,
 )
 from gateway.sync import incremental, pagination
-from gateway.sync.events import event_factory
+from gateway.sync.events import deliveries, event_factory
 from gateway.sync.incremental import Progress
 from gateway.sync.pagination import Position
 from gateway.sync.records import page_records, plan_page, read_record
@@ -197,6 +197,19 @@ class SyncRunner:
             raise SyncError(f"the response is not JSON: {exc}") from None
         records = page_records(spec, response, run.tenant)
         incoming = [read_record(spec, r, run.tenant, i) for i, r in enumerate(records)]
+        delivered = (
+            deliveries(
+                self.config.integrations[key.integration],
+                spec,
+                key.tenant,
+                run.tenant,
+                records,
+                incoming,
+                self.clock(),
+            )
+            if spec.as_webhook is not None
+            else None
+        )
         del records
         headers = {k.lower(): v for k, v in result.headers.items()}
         run.progress.observe(incoming)
@@ -222,7 +235,7 @@ class SyncRunner:
         )
 
         def plan(stored: Mapping[str, StoredRecord]) -> PagePlan:
-            return plan_page(spec, incoming, stored, make_event)
+            return plan_page(spec, incoming, stored, make_event, delivered)
 
         commit = PageCommit(
             key=key,

@@ -167,3 +167,39 @@ def test_credentials_help_lists_every_action(capsys: pytest.CaptureFixture[str])
     listing = capsys.readouterr().out
     for action in ("set", "list", "delete", "rotate"):
         assert re.search(rf"^\s+{action}\s+\S", listing, re.MULTILINE), f"{action}: no help"
+
+
+def test_simulate_sends_the_webhook_a_sync_example_stands_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"CALCOM_WEBHOOK_SECRET": "cal-sim"}
+    sync_args = ["simulate", "calcom", "booking_accepted", "--sync", "bookings"]
+    base = ["--integrations", str(REPO / "integrations.d")]
+    # the example booking (June 2025) has started: the sync would not deliver it now
+    assert main([*sync_args, *base]) == 2
+    assert "its as_webhook.when does not hold (move the record in time with --at)" in (
+        capsys.readouterr().err
+    )
+    assert main(["simulate", "calcom", "booking_accepted", "--sync", "nope", *base]) == 2
+    assert "calcom has no sync 'nope' (syncs: bookings)" in capsys.readouterr().err
+    assert main(["simulate", "calcom", "ping", "--sync", "bookings", *base]) == 2
+    assert "has no example 'ping' (examples: booking_accepted, " in capsys.readouterr().err
+    with gateway_process(REPO / "integrations.d", tmp_path / "g.db", env) as server:
+        moved = [*sync_args, "--at", "start=25h", "--url", server.url]
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *moved],
+            capture_output=True, text=True, timeout=60, env={**env, "PATH": ""}, cwd=REPO, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        delivered = json.loads(done.stdout.splitlines()[1])
+        assert delivered["status"] == "accepted"
+        # Cal.com's own webhook of that booking (same uid) is the same event
+        webhook = ["simulate", "calcom", "booking_created", "--url", server.url]
+        again = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *webhook],
+            capture_output=True, text=True, timeout=60, env={**env, "PATH": ""}, cwd=REPO, check=False,
+        )  # fmt: skip
+        assert json.loads(again.stdout.splitlines()[1]) == {
+            "status": "duplicate",
+            "event_id": delivered["event_id"],
+        }

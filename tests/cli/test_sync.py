@@ -233,9 +233,11 @@ def test_admin_answers_409_while_a_run_of_the_sync_is_going_on(
 
 def test_the_readme_shows_a_shipped_sync_and_the_resync_commands() -> None:
     readme = (REPO / "README.md").read_text()
-    match = re.search(r"<!-- readme-sync: (\S+) -->\n```yaml\n(.*?)```", readme, re.DOTALL)
-    assert match, "README has no <!-- readme-sync: FILE --> block"
-    assert match.group(2) in (REPO / match.group(1)).read_text()  # shown as shipped
+    shown = re.findall(r"<!-- readme-sync: (\S+) -->\n```yaml\n(.*?)```", readme, re.DOTALL)
+    assert len(shown) >= 2, "README has no <!-- readme-sync: FILE --> blocks"
+    for path, block in shown:
+        assert block in (REPO / path).read_text(), path  # shown as shipped
+    assert any("as_webhook:" in block for _path, block in shown)
     for command in ("gateway sync INTEGRATION [SYNC]", "gateway sync --log", "--full"):
         assert command in readme
 

@@ -37,14 +37,17 @@ ACME = acme(
 )
 
 
-def acme_yaml(sync: str) -> str:
-    return ACME + textwrap.indent(textwrap.dedent(sync).strip("\n"), "    ") + "\n"
+def acme_yaml(sync: str, base: str = ACME) -> str:
+    """`base` (the acme integration, up to ``syncs: things:``) with the sync `things`."""
+    return base + textwrap.indent(textwrap.dedent(sync).strip("\n"), "    ") + "\n"
 
 
-def write_config(tmp_path: Path, sync: str, extra: Mapping[str, str] | None = None) -> Path:
+def write_config(
+    tmp_path: Path, sync: str, extra: Mapping[str, str] | None = None, base: str = ACME
+) -> Path:
     folder = tmp_path / "integrations.d"
     folder.mkdir(exist_ok=True)
-    (folder / "acme.yaml").write_text(acme_yaml(sync))
+    (folder / "acme.yaml").write_text(acme_yaml(sync, base))
     for name, text in (extra or {}).items():
         (folder / name).write_text(textwrap.dedent(text))
     return folder
@@ -70,9 +73,11 @@ class Harness:
         extra: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
         lease: float = 600.0,
+        base: str = ACME,
     ) -> None:
         self.environ = {"ACME_KEY": "sk_test_acme", **(environ or {})}
-        self.config: Config = load_config(write_config(tmp_path, sync, extra), self.environ)
+        folder = write_config(tmp_path, sync, extra, base)
+        self.config: Config = load_config(folder, self.environ)
         self.store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
         self.clock = Clock()
         self.sleeps: list[float] = []
