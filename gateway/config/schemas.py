@@ -39,8 +39,10 @@ def signed_template_problem(template: str) -> str | None:
         name = match.group(1)
         if name in SIGNED_PLACEHOLDERS or (name.startswith("header:") and len(name) > 7):
             continue
+        if name.startswith("body:") and len(name) > 5:
+            continue
         known = ", ".join("{" + p + "}" for p in SIGNED_PLACEHOLDERS)
-        return f"unknown placeholder {{{name}}}: expected {known} or {{header:Name}}"
+        return f"unknown placeholder {{{name}}}: expected {known}, {{header:Name}} or {{body:path}}"
     return None
 
 
