@@ -23,7 +23,7 @@ from gateway.durations import is_duration
 
 KINDS = ("integration", "flow", "tenant", "event")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-SIGNED_PLACEHOLDERS = ("body", "timestamp", "url", "id")
+SIGNED_PLACEHOLDERS = ("body", "timestamp", "url", "id", "method", "path", "listed_headers")
 _BODY_PATH = re.compile(r"^[A-Za-z0-9_@$.-]+(\[\*\])?(\.[A-Za-z0-9_@$-]+(\[\*\])?)*$")
 
 

@@ -109,6 +109,13 @@ def _signed_bytes(
             out += timestamp.encode()
         elif name == "url":
             out += request.url.encode()
+        elif name == "method":
+            out += request.method.encode()
+        elif name == "path":
+            parts = urlsplit(request.url)
+            out += (parts.path + (f"?{parts.query}" if parts.query else "")).encode()
+        elif name == "listed_headers":
+            out += _listed_headers(spec, request)
         elif name == "id":
             out += headers.get(str(spec.get("id_header", "")).lower(), "").encode()
         elif name.startswith("header:"):
@@ -117,6 +124,23 @@ def _signed_bytes(
             out += _body_text(_body_value(request, name[5:].strip())).encode()
         rest = rest[end + 1 :]
     return out
+
+
+def _listed_headers(spec: Mapping[str, Any], request: OutgoingRequest) -> bytes:
+    """List every header of the request (and the ones the scheme requires) as signed, in the
+    declared list header, and answer them as the template's {listed_headers}."""
+    listed = spec["listed_headers"]
+    list_name = str(listed["header"])
+    signature_name = str(spec["signature"].get("header", "")).lower()
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != signature_name}
+    must = (n.lower() for n in listed.get("must_include", []))
+    names = sorted({*headers, *must, list_name.lower()})
+    for written in [k for k in request.headers if k.lower() == list_name.lower()]:
+        del request.headers[written]
+    request.headers[list_name] = listed.get("separator", ",").join(names)
+    headers[list_name.lower()] = request.headers[list_name]
+    joiner = str(listed.get("joiner", ";")).encode()
+    return joiner.join(f"{n}:{headers.get(n, '').strip()}".encode() for n in names)
 
 
 def _stamp(spec: Mapping[str, Any], request: OutgoingRequest, now: float) -> str:

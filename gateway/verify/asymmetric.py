@@ -33,6 +33,7 @@ _KEYS = frozenset(
         "signed",
         "id_header",
         "timestamp",
+        "listed_headers",
     }
 )
 KEY_ENCODINGS = ("base64", "hex")

@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.verify import options
 from gateway.verify.body_values import BodyDocument
+from gateway.verify.listed_headers import ListedHeaders
 from gateway.verify.options import VerifyConfigError
 from gateway.verify.signature_header import SignatureHeader
 from gateway.verify.signed_template import SignedTemplate
@@ -28,9 +29,11 @@ class SignedMessage:
             timestamp_param=self._timestamp.param if self._timestamp else None,
             length=signature_length,
         )
+        listed_spec = options.mapping(spec, "listed_headers", "verify")
         self._template = SignedTemplate(
             options.required_text(spec, "signed", "verify"),
             id_header=options.text(spec, "id_header", "verify"),
+            listed=ListedHeaders(listed_spec) if listed_spec is not None else None,
         )
         if self._template.uses_timestamp and self._timestamp is None:
             raise VerifyConfigError("verify.signed: {timestamp} needs a 'timestamp' declaration")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import discord_interactions
 import pytest
@@ -271,6 +272,31 @@ def mailgun_stamp(body: dict[str, Any], secret: str, ts: int) -> dict[str, Any]:
     return {**body, "signature": {"timestamp": str(ts), "token": token, "signature": digest}}
 
 
+def contentful_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    """Per node-apps-toolkit's signRequest (Contentful's request verification): hex HMAC-SHA256
+    of method, path, the signed headers (lower-cased name:value, sorted, ; between) and body,
+    joined by newlines; the timestamp in milliseconds."""
+    headers = {
+        "x-contentful-topic": "ContentManagement.Entry.publish",
+        "x-contentful-timestamp": str(ts * 1000),
+    }
+    headers["x-contentful-signed-headers"] = ",".join(
+        sorted([*headers, "x-contentful-signed-headers"])
+    )
+    canonical = "\n".join(
+        [
+            "POST",
+            urlsplit(url).path,
+            ";".join(f"{name}:{headers[name]}" for name in sorted(headers)),
+            body.decode(),
+        ]
+    )
+    return {
+        **headers,
+        "x-contentful-signature": hex_hmac("sha256", secret.encode(), canonical.encode()),
+    }
+
+
 def airtable_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     key = base64.b64decode(secret + "=" * (-len(secret) % 4))  # the macSecretBase64's bytes
     return {"X-Airtable-Content-MAC": "hmac-sha256=" + hex_hmac("sha256", key, body)}
@@ -430,6 +456,12 @@ CASES = [
         timestamped=True, configured=ed25519_public_hex,
     ),
     Case(
+        "contentful", "entry_published", "CONTENTFUL_WEBHOOK_SIGNING_SECRET",
+        "x-contentful-signature", contentful_sign,
+        "hmac/hashlib per contentful.com (webhooks, request verification) and node-apps-toolkit's "
+        "signRequest/verifyRequest (its source; no Python SDK verifies)", timestamped=True,
+    ),
+    Case(
         "mailgun", "delivered", "MAILGUN_WEBHOOK_SIGNING_KEY", "", mailgun_sign,
         "hmac/hashlib per documentation.mailgun.com (securing webhooks); the mailgun SDK's "
         "SecurityGuard.verify_webhook accepts the same (test below)",
@@ -583,6 +615,23 @@ def test_discord_interactions_verifies_what_the_discord_case_signs() -> None:
     signature, stamp = headers["X-Signature-Ed25519"], headers["X-Signature-Timestamp"]
     assert discord_interactions.verify_key(body, signature, stamp, public)
     assert not discord_interactions.verify_key(body + b" ", signature, stamp, public)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"x-contentful-topic": "ContentManagement.Entry.unpublish"},  # a signed header changed
+        {"x-contentful-signed-headers": "x-contentful-signed-headers,x-contentful-topic"},
+    ],
+    ids=["signed-header-changed", "timestamp-not-listed"],
+)
+def test_contentful_signed_headers_hold(client: TestClient, change: Headers) -> None:
+    """The headers Contentful lists are signed: changing one fails; a list without the
+    timestamp is refused, as a replay could bring a fresh one."""
+    case = CASE["contentful"]
+    url, body, headers = _request(case, case.secret, int(time.time()))
+    response = _post(client, url, body, {**headers, **change})
+    assert response.status_code == 401, response.text
 
 
 def test_mailgun_sdk_verifies_what_the_mailgun_case_signs() -> None:

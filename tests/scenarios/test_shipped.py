@@ -55,6 +55,7 @@ SECRET_NAMES = [
     "QUICKBOOKS_CLIENT_SECRET", "QUICKBOOKS_REFRESH_TOKEN", "QUICKBOOKS_VERIFIER_TOKEN",
     "TRELLO_TOKEN", "TRELLO_SECRET", "AIRTABLE_TOKEN", "FIGMA_TOKEN", "FIGMA_WEBHOOK_PASSCODE",
     "DISCORD_BOT_TOKEN", "MAILGUN_API_KEY", "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "CONTENTFUL_MANAGEMENT_TOKEN", "CONTENTFUL_WEBHOOK_SIGNING_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -83,7 +84,7 @@ ADDED = {
     "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
     "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
     "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello", "airtable", "figma",
-    "discord", "mailgun",
+    "discord", "mailgun", "contentful",
 }  # fmt: skip
 
 
@@ -221,6 +222,7 @@ header_names = st.sampled_from(
         "webhook-signature", "x-webflow-signature", "x-webflow-timestamp", "x-zm-signature",
         "x-zm-request-timestamp", "x-xero-signature", "intuit-signature", "X-Trello-Webhook",
         "X-Airtable-Content-MAC", "X-Signature-Ed25519", "X-Signature-Timestamp",
+        "x-contentful-signature", "x-contentful-signed-headers", "x-contentful-timestamp",
     ]
 )  # fmt: skip
 

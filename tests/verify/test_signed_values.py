@@ -262,6 +262,92 @@ def test_a_base64_key_is_not_read_as_hex() -> None:
     )
 
 
+# ---- headers the request lists as signed (Contentful) ---------------------------------------
+
+CONTENTFUL: dict[str, Any] = {
+    "scheme": "hmac",
+    "algorithm": "sha256",
+    "secret": SECRET,
+    "signature": {"header": "x-contentful-signature"},
+    "signed": "{method}\n{path}\n{listed_headers}\n{body}",
+    "listed_headers": {
+        "header": "x-contentful-signed-headers",
+        "must_include": ["x-contentful-timestamp"],
+    },
+    "timestamp": {"header": "x-contentful-timestamp", "unit": "ms", "tolerance": "30s"},
+}
+STAMP = str(int(NOW * 1000))
+
+
+def _contentful(listed: str, headers: dict[str, str], signed_headers: str) -> str:
+    """Signed over `signed_headers` (the canonical name:value list); sent with `headers`."""
+    canonical = f"POST\n/webhooks/x\n{signed_headers}\n".encode() + BODY
+    signature = hmac.new(SECRET.encode(), canonical, hashlib.sha256).hexdigest()
+    sent = {
+        **headers,
+        "x-contentful-signed-headers": listed,
+        "x-contentful-signature": signature,
+    }
+    return _verdict(CONTENTFUL, BODY, sent, NOW)
+
+
+def test_listed_headers_sorted_lowercased_and_trimmed() -> None:
+    listed = "X-Contentful-Timestamp, x-contentful-signed-headers,X-Contentful-Topic"
+    canonical = (
+        f"x-contentful-signed-headers:{listed};x-contentful-timestamp:{STAMP};"
+        "x-contentful-topic:ContentManagement.Entry.publish"
+    )
+    headers = {
+        "x-contentful-timestamp": STAMP,
+        "X-Contentful-Topic": "  ContentManagement.Entry.publish ",
+    }
+    assert _contentful(listed, headers, canonical) == "ok"
+
+
+def test_an_unlisted_header_may_change_a_listed_one_may_not() -> None:
+    listed = "x-contentful-timestamp,x-contentful-topic"
+    canonical = f"x-contentful-timestamp:{STAMP};x-contentful-topic:ContentManagement.Entry.publish"
+    topic = {
+        "x-contentful-timestamp": STAMP,
+        "x-contentful-topic": "ContentManagement.Entry.publish",
+    }
+    assert _contentful(listed, {**topic, "x-other": "anything"}, canonical) == "ok"
+    changed = {**topic, "x-contentful-topic": "ContentManagement.Entry.delete"}
+    assert _contentful(listed, changed, canonical) == "signature mismatch"
+
+
+@pytest.mark.parametrize(
+    ("listed", "verdict"),
+    [
+        ("x-contentful-topic", "header x-contentful-signed-headers does not list x-contentful-timestamp"),
+        ("x-contentful-timestamp,x-missing", "missing header x-missing"),
+        (",".join(f"h{i}" for i in range(65)), "too many headers listed in x-contentful-signed-headers"),
+    ],
+)  # fmt: skip
+def test_listed_headers_fail_closed(listed: str, verdict: str) -> None:
+    headers = {"x-contentful-timestamp": STAMP, "x-contentful-topic": "t"}
+    assert _contentful(listed, headers, "") == verdict
+
+
+def test_method_and_path_are_signed() -> None:
+    listed = "x-contentful-timestamp"
+    canonical = f"PUT\n/webhooks/x\nx-contentful-timestamp:{STAMP}\n".encode() + BODY
+    signature = hmac.new(SECRET.encode(), canonical, hashlib.sha256).hexdigest()
+    headers = {
+        "x-contentful-timestamp": STAMP,
+        "x-contentful-signed-headers": listed,
+        "x-contentful-signature": signature,
+    }
+    assert _verdict(CONTENTFUL, BODY, headers, NOW) == "signature mismatch"  # sent as POST
+    verifier = build_verifier(CONTENTFUL)
+    assert verifier.signs_url  # {path} is read from the public URL
+    put = WebhookRequest("PUT", "https://gw.example/webhooks/x", headers, [], BODY)
+    verifier.verify(put, lambda value: [value], NOW)
+    moved = put._replace(url="https://gw.example/webhooks/y")
+    with pytest.raises(VerificationFailed):
+        verifier.verify(moved, lambda value: [value], NOW)
+
+
 # ---- declarations the engine cannot run -----------------------------------------------------
 
 
@@ -303,6 +389,14 @@ def test_a_base64_key_is_not_read_as_hex() -> None:
         (
             {**DISCORD, "key_encoding": "pem"},
             "verify.key_encoding: 'pem' is not one of base64, hex",
+        ),
+        (
+            {k: v for k, v in CONTENTFUL.items() if k != "listed_headers"},
+            "verify.signed: {listed_headers} needs a 'listed_headers' declaration",
+        ),
+        (
+            {**CONTENTFUL, "listed_headers": {"header": "x-h", "must_include": "x-ts"}},
+            "verify.listed_headers.must_include: expected a list of header names",
         ),
         (
             {
