@@ -23,7 +23,7 @@ from gateway.durations import is_duration
 
 KINDS = ("integration", "flow", "tenant", "event")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-SIGNED_PLACEHOLDERS = ("body", "timestamp", "url", "id")
+SIGNED_PLACEHOLDERS = ("body", "timestamp", "url", "id", "method", "path", "listed_headers")
 _BODY_PATH = re.compile(r"^[A-Za-z0-9_@$.-]+(\[\*\])?(\.[A-Za-z0-9_@$-]+(\[\*\])?)*$")
 
 
@@ -39,8 +39,10 @@ def signed_template_problem(template: str) -> str | None:
         name = match.group(1)
         if name in SIGNED_PLACEHOLDERS or (name.startswith("header:") and len(name) > 7):
             continue
+        if name.startswith("body:") and len(name) > 5:
+            continue
         known = ", ".join("{" + p + "}" for p in SIGNED_PLACEHOLDERS)
-        return f"unknown placeholder {{{name}}}: expected {known} or {{header:Name}}"
+        return f"unknown placeholder {{{name}}}: expected {known}, {{header:Name}} or {{body:path}}"
     return None
 
 

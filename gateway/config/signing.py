@@ -7,14 +7,17 @@ readings of one declaration that must agree.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gateway.config.envsubst import SecretRef
 from gateway.config.examples import OutgoingRequest, example_request
 from gateway.config.model import Integration
 from gateway.errors import UsageError
@@ -30,10 +33,56 @@ class SigningError(UsageError):
     """The example cannot be signed as asked: a secret or the private key is missing or wrong."""
 
 
-def _key(spec: Mapping[str, Any], secret: str) -> bytes:
+def _secret_name(spec: Mapping[str, Any]) -> str:
+    """What the configured secret is called (never its value)."""
+    value = spec.get("secret")
+    first = value[0] if isinstance(value, list) and value else value
+    return first.name if isinstance(first, SecretRef) else "the value written in verify.secret"
+
+
+def _key(spec: Mapping[str, Any], secret: str, integration: str) -> bytes:
     if spec.get("secret_encoding") == "base64":
-        return base64.b64decode(secret.removeprefix(spec.get("secret_prefix", "")))
+        text = secret.removeprefix(spec.get("secret_prefix", "")).strip()
+        try:
+            key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise SigningError(
+                f"{integration}: verify.secret ({_secret_name(spec)}) is not valid base64,"
+                " which secret_encoding: base64 expects"
+            )
+        return key
     return secret.encode()
+
+
+def _body_value(request: OutgoingRequest, path: str) -> Any:
+    value: Any = json.loads(request.body or b"{}")
+    for step in path.split("."):
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
+
+
+def _set_body_value(request: OutgoingRequest, path: str, value: Any) -> None:
+    """Write `value` at the dotted `path` of the JSON body (objects made as needed)."""
+    data = json.loads(request.body or b"{}")
+    if not isinstance(data, dict):
+        raise SigningError(f"the example's body has no object to hold {path}")
+    node = data
+    *parents, last = path.split(".")
+    for step in parents:
+        child = node.get(step)
+        if not isinstance(child, dict):
+            child = node[step] = {}
+        node = child
+    node[last] = value
+    request.body = json.dumps(data, separators=(",", ":")).encode()
+
+
+def _body_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    return str(value)
 
 
 def _encode(digest: bytes, encoding: str) -> str:
@@ -60,20 +109,57 @@ def _signed_bytes(
             out += timestamp.encode()
         elif name == "url":
             out += request.url.encode()
+        elif name == "method":
+            out += request.method.encode()
+        elif name == "path":
+            parts = urlsplit(request.url)
+            out += (parts.path + (f"?{parts.query}" if parts.query else "")).encode()
+        elif name == "listed_headers":
+            out += _listed_headers(spec, request)
         elif name == "id":
             out += headers.get(str(spec.get("id_header", "")).lower(), "").encode()
         elif name.startswith("header:"):
             out += headers.get(name[7:].lower(), "").encode()
+        elif name.startswith("body:"):
+            out += _body_text(_body_value(request, name[5:].strip())).encode()
         rest = rest[end + 1 :]
     return out
 
 
+def _listed_headers(spec: Mapping[str, Any], request: OutgoingRequest) -> bytes:
+    """List every header of the request (and the ones the scheme requires) as signed, in the
+    declared list header, and answer them as the template's {listed_headers}."""
+    listed = spec["listed_headers"]
+    list_name = str(listed["header"])
+    signature_name = str(spec["signature"].get("header", "")).lower()
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != signature_name}
+    must = (n.lower() for n in listed.get("must_include", []))
+    names = sorted({*headers, *must, list_name.lower()})
+    for written in [k for k in request.headers if k.lower() == list_name.lower()]:
+        del request.headers[written]
+    request.headers[list_name] = listed.get("separator", ",").join(names)
+    headers[list_name.lower()] = request.headers[list_name]
+    joiner = str(listed.get("joiner", ";")).encode()
+    return joiner.join(f"{n}:{headers.get(n, '').strip()}".encode() for n in names)
+
+
 def _stamp(spec: Mapping[str, Any], request: OutgoingRequest, now: float) -> str:
-    """Set the timestamp header (if declared) and the id header; return the timestamp text."""
+    """Set the timestamp (header or body value, if declared) and the id header; return the
+    timestamp text."""
     stamp_spec = spec.get("timestamp") or {}
-    timestamp = str(int(now * 1000) if stamp_spec.get("unit") == "ms" else int(now))
+    if stamp_spec.get("format") == "iso8601":
+        timestamp = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        timestamp = str(int(now * 1000) if stamp_spec.get("unit") == "ms" else int(now))
     if "header" in stamp_spec:
-        request.headers[stamp_spec["header"]] = timestamp
+        name = stamp_spec["header"]
+        for written in [k for k in request.headers if k.lower() == name.lower()]:
+            del request.headers[written]  # the example's own time is replaced by now
+        request.headers[name] = timestamp
+    elif "body_path" in stamp_spec:
+        path = stamp_spec["body_path"]
+        written_as_text = isinstance(_body_value(request, path), str) or not timestamp.isdigit()
+        _set_body_value(request, path, timestamp if written_as_text else int(timestamp))
     id_header = spec.get("id_header")
     if id_header and not any(k.lower() == id_header.lower() for k in request.headers):
         request.headers[id_header] = "msg_" + hashlib.sha256(request.body).hexdigest()[:24]
@@ -96,16 +182,22 @@ def _asymmetric(
     else:
         raise SigningError(f"the private key does not fit scheme {spec['scheme']}")
     signature = spec["signature"]
-    value = _encode(raw, signature.get("encoding", "base64"))
-    request.headers[signature["header"]] = f"{signature.get('prefix', '')}{value}"
+    value = f"{signature.get('prefix', '')}{_encode(raw, signature.get('encoding', 'base64'))}"
+    if "body_path" in signature:
+        _set_body_value(request, signature["body_path"], value)
+    else:
+        request.headers[signature["header"]] = value
 
 
-def _hmac(spec: Mapping[str, Any], request: OutgoingRequest, secret: str, now: float) -> None:
+def _hmac(
+    spec: Mapping[str, Any], request: OutgoingRequest, secret: str, now: float, integration: str
+) -> None:
     signature = spec["signature"]
     stamp_spec = spec.get("timestamp") or {}
     timestamp = _stamp(spec, request, now)
     signed = _signed_bytes(spec["signed"], request, timestamp, spec)
-    digest = hmac.new(_key(spec, secret), signed, _HASHES[spec["algorithm"]]).digest()
+    key = _key(spec, secret, integration)
+    digest = hmac.new(key, signed, _HASHES[spec["algorithm"]]).digest()
     value = _encode(digest, signature.get("encoding", "hex"))
     fmt = signature.get("format", "raw")
     if fmt == "pairs":
@@ -120,7 +212,10 @@ def _hmac(spec: Mapping[str, Any], request: OutgoingRequest, secret: str, now: f
         header_value = f"{signature.get('prefix', '')}{value}"
     else:
         header_value = f"{signature.get('prefix', '')}{value}"
-    request.headers[signature["header"]] = header_value
+    if "body_path" in signature:
+        _set_body_value(request, signature["body_path"], header_value)
+    else:
+        request.headers[signature["header"]] = header_value
 
 
 def _url_params(spec: Mapping[str, Any], request: OutgoingRequest, secret: str) -> None:
@@ -171,9 +266,11 @@ def sign(
     now: float | None = None,
     *,
     private_key: bytes | None = None,
+    integration: str = "the integration",
 ) -> OutgoingRequest:
     """Add what the `verify` spec checks to `request` (in place), signed with `secret` (or,
-    for ecdsa and ed25519, with the PEM `private_key` matching the configured public key)."""
+    for ecdsa and ed25519, with the PEM `private_key` matching the configured public key).
+    `integration` names it in errors."""
     scheme = spec["scheme"]
     when = time.time() if now is None else now
     if scheme == "none":
@@ -190,7 +287,7 @@ def sign(
     if not secret:
         raise SigningError(f"no secret configured to sign a {scheme} request")
     if scheme == "hmac":
-        _hmac(spec, request, secret, when)
+        _hmac(spec, request, secret, when, integration)
     elif scheme == "url_params":
         _url_params(spec, request, secret)
     elif scheme == "token":
@@ -243,7 +340,14 @@ def signed_example(
         if not any(h.verified for h in integration.webhook.handshakes):
             return _restore(request, public, base)
     found = secrets(spec.get("secret"))
-    sign(spec, request, found[0] if found else None, now, private_key=private_key)
+    sign(
+        spec,
+        request,
+        found[0] if found else None,
+        now,
+        private_key=private_key,
+        integration=integration.name,
+    )
     return _restore(request, public, base)
 
 

@@ -1,6 +1,6 @@
 """``scheme: ecdsa`` (SendGrid: P-256/SHA-256, DER signature in base64, SPKI public key) and
 ``scheme: ed25519`` (Standard Webhooks v1a: raw 64-byte signature, ``whpk_`` + base64 of the
-32-byte public key).
+32-byte public key; Discord: the same in hex, ``key_encoding: hex``).
 
 Public keys come through the same lookup as secrets (a list rotates keys). Loading one costs
 more than checking a signature, so loaded keys are cached by their text.
@@ -19,23 +19,40 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from gateway.verify import options
-from gateway.verify.encoding import decode_base64_unpadded
+from gateway.verify.encoding import decode_base64_unpadded, decode_hex
 from gateway.verify.signed_message import DeclaresFromMessage, SignedMessage
 from gateway.verify.verifier import SecretLookup, VerificationFailed, WebhookRequest
 
 _KEYS = frozenset(
-    {"scheme", "public_key", "key_prefix", "signature", "signed", "id_header", "timestamp"}
+    {
+        "scheme",
+        "public_key",
+        "key_prefix",
+        "key_encoding",
+        "signature",
+        "signed",
+        "id_header",
+        "timestamp",
+        "listed_headers",
+    }
 )
+KEY_ENCODINGS = ("base64", "hex")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _ED25519_SIGNATURE_SIZE = 64
 _KEY_CACHE_SIZE = 256
 K = TypeVar("K")
 
 
+def _key_bytes(text: str, encoding: str) -> bytes | None:
+    return decode_hex(text) if encoding == "hex" else decode_base64_unpadded(text)
+
+
 @lru_cache(maxsize=_KEY_CACHE_SIZE)
-def load_p256_key(text: str, prefix: str) -> ec.EllipticCurvePublicKey | None:
-    """A P-256 public key from PEM, or from base64 SPKI DER (SendGrid's form) after `prefix`;
-    None if it is not one."""
+def load_p256_key(
+    text: str, prefix: str, encoding: str = "base64"
+) -> ec.EllipticCurvePublicKey | None:
+    """A P-256 public key from PEM, or from SPKI DER in base64 (SendGrid's form) or hex after
+    `prefix`; None if it is not one."""
     text = text.strip()
     if prefix and text.startswith(prefix):
         text = text[len(prefix) :]
@@ -43,7 +60,7 @@ def load_p256_key(text: str, prefix: str) -> ec.EllipticCurvePublicKey | None:
         if text.startswith("-----BEGIN"):
             key = load_pem_public_key(text.encode("ascii"))
         else:
-            der = decode_base64_unpadded("".join(text.split()))
+            der = _key_bytes("".join(text.split()), encoding)
             if der is None:
                 return None
             key = load_der_public_key(der)
@@ -55,12 +72,13 @@ def load_p256_key(text: str, prefix: str) -> ec.EllipticCurvePublicKey | None:
 
 
 @lru_cache(maxsize=_KEY_CACHE_SIZE)
-def load_ed25519_key(text: str, prefix: str) -> Ed25519PublicKey | None:
-    """An Ed25519 public key from base64 of its 32 bytes, after `prefix`; None if not one."""
+def load_ed25519_key(text: str, prefix: str, encoding: str = "base64") -> Ed25519PublicKey | None:
+    """An Ed25519 public key from base64 (or hex) of its 32 bytes, after `prefix`; None if not
+    one."""
     text = text.strip()
     if prefix and text.startswith(prefix):
         text = text[len(prefix) :]
-    raw = decode_base64_unpadded(text)
+    raw = _key_bytes(text, encoding)
     if raw is None or len(raw) != 32:
         return None
     return Ed25519PublicKey.from_public_bytes(raw)
@@ -78,7 +96,8 @@ class _AsymmetricVerifier(DeclaresFromMessage):
         options.reject_unknown(spec, "verify", _KEYS)
         self._public_key = options.secret_value(spec, "public_key", "verify")
         prefix = options.text(spec, "key_prefix", "verify") or ""
-        self._load = partial(type(self)._loader, prefix=prefix)
+        encoding = options.choice(spec, "key_encoding", "verify", KEY_ENCODINGS)
+        self._load = partial(type(self)._loader, prefix=prefix, encoding=encoding)
         self._message = SignedMessage(spec, signature_length=self._signature_length)
 
     def _check(self, key: Any, candidate: bytes, message: bytes) -> None:

@@ -27,6 +27,7 @@ _KEYS = frozenset(
         "signed",
         "id_header",
         "timestamp",
+        "listed_headers",
     }
 )
 

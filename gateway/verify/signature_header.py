@@ -9,7 +9,8 @@ Three formats, chosen at build time:
   ``prefix`` are candidates. Without a prefix every entry is one.
 
 A header that is missing, holds no candidate, or holds one that does not decode (or decodes to
-the wrong length) is rejected as a whole.
+the wrong length) is rejected as a whole. With ``body_path`` instead of ``header`` the value is
+read from the JSON body (Mailgun's ``signature.signature``), in any of the formats.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from gateway.verify import options
+from gateway.verify.body_values import BodyDocument, BodyField
 from gateway.verify.encoding import DECODERS
 from gateway.verify.options import VerifyConfigError
 from gateway.verify.verifier import VerificationFailed
@@ -26,7 +28,9 @@ FORMATS = ("raw", "pairs", "list")
 ENCODINGS = ("hex", "base64")
 # More candidates than any provider sends; a bound on the work one request can cause.
 MAX_CANDIDATES = 16
-_KEYS = frozenset({"header", "format", "prefix", "separator", "assign", "key", "encoding"})
+_KEYS = frozenset(
+    {"header", "body_path", "format", "prefix", "separator", "assign", "key", "encoding"}
+)
 _DEFAULT_SEPARATOR = {"pairs": ",", "list": " "}
 
 
@@ -38,6 +42,7 @@ class ParsedSignature(NamedTuple):
 class SignatureHeader:
     __slots__ = (
         "_assign",
+        "_body",
         "_decode",
         "_format",
         "_key",
@@ -57,7 +62,13 @@ class SignatureHeader:
         length: int | None = None,
     ) -> None:
         options.reject_unknown(spec, where, _KEYS)
-        self.header = options.required_text(spec, "header", where).lower()
+        header = options.text(spec, "header", where) or None
+        path = options.text(spec, "body_path", where) or None
+        if (header is None) == (path is None):
+            raise VerifyConfigError(f"{where}: give either 'header' or 'body_path'")
+        # Where the signature is, for messages: a header's name, or the body path.
+        self.header = header.lower() if header else None
+        self._body = BodyField(path, f"{where}.body_path") if path else None
         self._format = options.choice(spec, "format", where, FORMATS)
         self._decode = DECODERS[options.choice(spec, "encoding", where, ENCODINGS)]
         self._prefix = options.text(spec, "prefix", where) or ""
@@ -83,16 +94,33 @@ class SignatureHeader:
         self._timestamp_param = timestamp_param
         self._length = length
 
-    def read(self, headers: Mapping[str, str]) -> ParsedSignature:
-        value = headers.get(self.header)
-        if value is None:
-            raise VerificationFailed(f"missing header {self.header}")
+    @property
+    def body_path(self) -> str | None:
+        """The signature's place in the body, when it is there."""
+        return self._body.path if self._body is not None else None
+
+    @property
+    def where(self) -> str:
+        return f"header {self.header}" if self.header else f"body value {self.body_path}"
+
+    def read(
+        self, headers: Mapping[str, str], document: BodyDocument | None = None
+    ) -> ParsedSignature:
+        if self._body is not None:
+            if document is None:
+                raise VerificationFailed("missing signature")
+            value = self._body.read(document)
+        else:
+            found = headers.get(self.header or "")
+            if found is None:
+                raise VerificationFailed(f"missing header {self.header}")
+            value = found
         timestamp: str | None = None
         if self._format == "raw":
             raw = value.strip()
             if self._prefix:
                 if not raw.startswith(self._prefix):
-                    raise VerificationFailed(f"header {self.header} lacks its prefix")
+                    raise VerificationFailed(f"{self.where} lacks its prefix")
                 raw = raw[len(self._prefix) :]
             texts = [raw] if raw else []
         elif self._format == "list":
@@ -100,14 +128,14 @@ class SignatureHeader:
         else:
             texts, timestamp = self._pairs(value)
         if not texts:
-            raise VerificationFailed(f"no signature in header {self.header}")
+            raise VerificationFailed(f"no signature in {self.where}")
         if len(texts) > MAX_CANDIDATES:
-            raise VerificationFailed(f"too many signatures in header {self.header}")
+            raise VerificationFailed(f"too many signatures in {self.where}")
         candidates: list[bytes] = []
         for text in texts:
             decoded = self._decode(text)
             if decoded is None or (self._length is not None and len(decoded) != self._length):
-                raise VerificationFailed(f"malformed signature in header {self.header}")
+                raise VerificationFailed(f"malformed signature in {self.where}")
             candidates.append(decoded)
         return ParsedSignature(candidates, timestamp)
 
@@ -128,6 +156,6 @@ class SignatureHeader:
                 texts.append(text.strip())
             elif name == self._timestamp_param:
                 if timestamp is not None:
-                    raise VerificationFailed(f"two timestamps in header {self.header}")
+                    raise VerificationFailed(f"two timestamps in {self.where}")
                 timestamp = text.strip()
         return texts, timestamp

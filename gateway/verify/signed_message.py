@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.verify import options
+from gateway.verify.body_values import BodyDocument
+from gateway.verify.listed_headers import ListedHeaders
 from gateway.verify.options import VerifyConfigError
 from gateway.verify.signature_header import SignatureHeader
 from gateway.verify.signed_template import SignedTemplate
@@ -14,7 +16,7 @@ from gateway.verify.verifier import WebhookRequest
 
 
 class SignedMessage:
-    __slots__ = ("_template", "_timestamp", "signature")
+    __slots__ = ("_reads_body", "_template", "_timestamp", "signature")
 
     def __init__(self, spec: Mapping[str, Any], *, signature_length: int | None) -> None:
         timestamp_spec = options.mapping(spec, "timestamp", "verify")
@@ -27,16 +29,29 @@ class SignedMessage:
             timestamp_param=self._timestamp.param if self._timestamp else None,
             length=signature_length,
         )
+        listed_spec = options.mapping(spec, "listed_headers", "verify")
         self._template = SignedTemplate(
             options.required_text(spec, "signed", "verify"),
             id_header=options.text(spec, "id_header", "verify"),
+            listed=ListedHeaders(listed_spec) if listed_spec is not None else None,
         )
         if self._template.uses_timestamp and self._timestamp is None:
             raise VerifyConfigError("verify.signed: {timestamp} needs a 'timestamp' declaration")
+        if self.signature.body_path is not None and self._template.uses_body:
+            raise VerifyConfigError(
+                "verify.signed: {body} cannot be signed when the signature is in the body"
+                " (sign {body:path} values instead)"
+            )
+        self._reads_body = (
+            self.signature.body_path is not None
+            or self._template.reads_body_values
+            or (self._timestamp is not None and self._timestamp.reads_body)
+        )
 
     @property
     def signature_headers(self) -> frozenset[str]:
-        return frozenset({self.signature.header})
+        header = self.signature.header
+        return frozenset({header}) if header else frozenset()
 
     @property
     def signs_url(self) -> bool:
@@ -44,11 +59,12 @@ class SignedMessage:
 
     def read(self, request: WebhookRequest, now: float) -> tuple[list[bytes], bytes]:
         """The candidate signatures and the bytes they must sign; fails on a stale timestamp."""
-        candidates, from_signature = self.signature.read(request.headers)
+        document = BodyDocument(request.body) if self._reads_body else None
+        candidates, from_signature = self.signature.read(request.headers, document)
         timestamp = None
         if self._timestamp is not None:
-            timestamp = self._timestamp.accept(request.headers, from_signature, now)
-        return candidates, self._template.render(request, timestamp)
+            timestamp = self._timestamp.accept(request.headers, from_signature, now, document)
+        return candidates, self._template.render(request, timestamp, document)
 
 
 class DeclaresFromMessage:
@@ -58,7 +74,12 @@ class DeclaresFromMessage:
     __slots__ = ()
     _message: SignedMessage
     secret_headers: frozenset[str] = frozenset()
-    secret_body_path: str | None = None
+
+    @property
+    def secret_body_path(self) -> str | None:
+        """A signature in the body (Mailgun) is masked when stored, as signature headers are
+        dropped."""
+        return self._message.signature.body_path
 
     @property
     def signs_url(self) -> bool:

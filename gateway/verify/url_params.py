@@ -35,6 +35,7 @@ class UrlParamsVerifier:
     __slots__ = (
         "_algorithm",
         "_body_hash_param",
+        "_header",
         "_keys",
         "_port_variants",
         "_secret",
@@ -51,12 +52,15 @@ class UrlParamsVerifier:
             raise options.VerifyConfigError("verify: missing required key 'signature'")
         size = hashlib.new(self._algorithm).digest_size
         self._signature = SignatureHeader(signature_spec, length=size)
+        if self._signature.header is None:
+            raise options.VerifyConfigError("verify.signature: url_params reads a header")
+        self._header = self._signature.header
         self._body_hash_param = options.text(spec, "body_hash_param", "verify") or None
         self._port_variants = options.flag(spec, "port_variants", "verify")
 
     @property
     def signature_headers(self) -> frozenset[str]:
-        return frozenset({self._signature.header})
+        return frozenset({self._header})
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         keys = self._keys.keys(secrets(self._secret))

@@ -145,3 +145,18 @@ def test_bad_arguments_are_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("gateway") and "usage:" not in err
+
+
+def test_simulate_with_a_secret_that_is_not_base64_names_the_integration_and_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Airtable's MAC secret is base64 (secret_encoding: base64): one that is not cannot sign,
+    which is said in one line naming the integration and the secret, never its value."""
+    not_base64 = "not*base64*at*all"
+    monkeypatch.setenv("AIRTABLE_WEBHOOK_MAC_SECRET", not_base64)
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    argv = ["simulate", "airtable", "ping", "--integrations", SHIPPED, "--db", db]
+    assert main([*argv, "--url", "http://127.0.0.1:9"]) == 2
+    line = _one_line(capsys.readouterr().err, "simulate")
+    assert "airtable: verify.secret (AIRTABLE_WEBHOOK_MAC_SECRET) is not valid base64" in line
+    assert not_base64 not in line

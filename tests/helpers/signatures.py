@@ -37,3 +37,5 @@ ED25519_PEM = _ED_KEY.private_bytes(
 ED25519_PUBLIC_B64 = base64.b64encode(
     _ED_KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 ).decode()
+# The same public key in hex, as Discord shows an application's.
+ED25519_PUBLIC_HEX = base64.b64decode(ED25519_PUBLIC_B64).hex()

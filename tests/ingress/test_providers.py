@@ -18,12 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import discord_interactions
 import pytest
 import standardwebhooks
 import svix
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from mailgun.security import SecurityGuard
 from slack_sdk.signature import SignatureVerifier
 from starlette.testclient import TestClient
 
@@ -31,12 +34,14 @@ from gateway.config.examples import run_example
 from gateway.config.model import Config, load_config
 from gateway.verify import VerificationFailed, WebhookRequest, build_verifier
 from tests.helpers import REPO
-from tests.helpers.app import LoopbackOnly
+from tests.helpers.app import AppFactory, LoopbackOnly, admin
 
 SHIPPED = REPO / "integrations.d"
 Headers = dict[str, str]
 # sign(body, secret, timestamp, url) -> the headers the provider would send
 Signer = Callable[[bytes, str, int, str], Headers]
+# stamp(body, secret, timestamp) -> the body as the provider fills it in before sending
+Stamper = Callable[[dict[str, Any], str, int], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Case:
     name: str  # the integration
     example: str  # whose body is sent
     secret_env: str  # the secret the gateway is configured with
-    header: str  # the signature header, dropped for the missing-header check
+    header: str  # the signature header, dropped for the missing-header check ("": none)
     sign: Signer
     oracle: str
     timestamped: bool = False
@@ -55,6 +60,10 @@ class Case:
     configured: Callable[[str], str] | None = None
     secret: str = "whsec_c2hhcmVkLXNlY3JldC1vZi10aGUtcHJvdmlkZXI="
     extra: Headers = field(default_factory=dict)
+    # What the provider writes into the body: a timestamp (Linear), the signature (Mailgun).
+    stamp: Stamper | None = None
+    # A signature in the body (Mailgun): removed for the missing-signature check.
+    body_signature: str | None = None
 
 
 def hex_hmac(algorithm: str, key: bytes, message: bytes) -> str:
@@ -112,6 +121,10 @@ def ed25519_public(secret: str) -> str:
     return base64.b64encode(raw).decode()
 
 
+def ed25519_public_hex(secret: str) -> str:
+    return ed25519_key(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
 def telnyx_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     signature = ed25519_key(secret).sign(f"{ts}|".encode() + body)
     return {
@@ -139,6 +152,10 @@ def pagerduty_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
 
 def linear_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"Linear-Signature": hex_hmac("sha256", secret.encode(), body)}
+
+
+def linear_stamp(body: dict[str, Any], secret: str, ts: int) -> dict[str, Any]:
+    return {**body, "webhookTimestamp": ts * 1000}  # milliseconds, in the signed body
 
 
 def vercel_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
@@ -236,6 +253,50 @@ def trello_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     return {"X-Trello-Webhook": b64_hmac("sha1", secret.encode(), body + url.encode())}
 
 
+def discord_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    """Per discord.com/developers (receiving-and-responding, security-and-authorization):
+    Ed25519 over the timestamp header's text followed by the raw body, hex."""
+    signature = ed25519_key(secret).sign(str(ts).encode() + body)
+    return {"X-Signature-Ed25519": signature.hex(), "X-Signature-Timestamp": str(ts)}
+
+
+def mailgun_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    return {}  # Mailgun signs in the body: mailgun_stamp
+
+
+def mailgun_stamp(body: dict[str, Any], secret: str, ts: int) -> dict[str, Any]:
+    """Per documentation.mailgun.com (securing webhooks): hex HMAC-SHA256 of timestamp + token
+    with the webhook signing key, in the body's signature object."""
+    token = body["signature"]["token"]
+    digest = hex_hmac("sha256", secret.encode(), f"{ts}{token}".encode())
+    return {**body, "signature": {"timestamp": str(ts), "token": token, "signature": digest}}
+
+
+def contentful_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
+    """Per node-apps-toolkit's signRequest (Contentful's request verification): hex HMAC-SHA256
+    of method, path, the signed headers (lower-cased name:value, sorted, ; between) and body,
+    joined by newlines; the timestamp in milliseconds."""
+    headers = {
+        "x-contentful-topic": "ContentManagement.Entry.publish",
+        "x-contentful-timestamp": str(ts * 1000),
+    }
+    headers["x-contentful-signed-headers"] = ",".join(
+        sorted([*headers, "x-contentful-signed-headers"])
+    )
+    canonical = "\n".join(
+        [
+            "POST",
+            urlsplit(url).path,
+            ";".join(f"{name}:{headers[name]}" for name in sorted(headers)),
+            body.decode(),
+        ]
+    )
+    return {
+        **headers,
+        "x-contentful-signature": hex_hmac("sha256", secret.encode(), canonical.encode()),
+    }
+
+
 def airtable_sign(body: bytes, secret: str, ts: int, url: str) -> Headers:
     key = base64.b64decode(secret + "=" * (-len(secret) % 4))  # the macSecretBase64's bytes
     return {"X-Airtable-Content-MAC": "hmac-sha256=" + hex_hmac("sha256", key, body)}
@@ -302,6 +363,7 @@ CASES = [
     Case(
         "linear", "issue_created", "LINEAR_WEBHOOK_SECRET", "Linear-Signature", linear_sign,
         "hmac/hashlib per linear.app/developers/webhooks (securing webhooks)",
+        timestamped=True, stamp=linear_stamp,
     ),
     Case(
         "vercel", "deployment_succeeded", "VERCEL_WEBHOOK_SECRET", "x-vercel-signature",
@@ -323,6 +385,7 @@ CASES = [
     Case(
         "zendesk", "ticket_created", "ZENDESK_WEBHOOK_SECRET", "X-Zendesk-Webhook-Signature",
         zendesk_sign, "hmac/hashlib per developer.zendesk.com (webhooks/verifying)",
+        timestamped=True,
     ),
     Case(
         "hubspot", "contact_created", "HUBSPOT_CLIENT_SECRET", "X-HubSpot-Signature-v3",
@@ -336,6 +399,7 @@ CASES = [
     Case(
         "twitch", "stream_online", "TWITCH_EVENTSUB_SECRET", "Twitch-Eventsub-Message-Signature",
         twitch_sign, "hmac/hashlib per dev.twitch.tv (eventsub, verifying the event message)",
+        timestamped=True,
     ),
     Case(
         "bitbucket", "push", "BITBUCKET_WEBHOOK_SECRET", "X-Hub-Signature", bitbucket_sign,
@@ -385,6 +449,25 @@ CASES = [
         airtable_sign, "hmac/hashlib per airtable.com/developers (webhooks, X-Airtable-Content-MAC)",
         secret=base64.b64encode(b"the webhook's MAC secret, 32 bytes").decode(),
     ),
+    Case(
+        "discord", "slash_command", "DISCORD_PUBLIC_KEY", "X-Signature-Ed25519", discord_sign,
+        "cryptography Ed25519 per discord.com/developers (interactions, security and "
+        "authorization); discord-interactions verify_key accepts the same (test below)",
+        timestamped=True, configured=ed25519_public_hex,
+    ),
+    Case(
+        "contentful", "entry_published", "CONTENTFUL_WEBHOOK_SIGNING_SECRET",
+        "x-contentful-signature", contentful_sign,
+        "hmac/hashlib per contentful.com (webhooks, request verification) and node-apps-toolkit's "
+        "signRequest/verifyRequest (its source; no Python SDK verifies)", timestamped=True,
+    ),
+    Case(
+        "mailgun", "delivered", "MAILGUN_WEBHOOK_SIGNING_KEY", "", mailgun_sign,
+        "hmac/hashlib per documentation.mailgun.com (securing webhooks); the mailgun SDK's "
+        "SecurityGuard.verify_webhook accepts the same (test below)",
+        timestamped=True, signs_body=False, stamp=mailgun_stamp,
+        body_signature="signature.signature",
+    ),
 ]  # fmt: skip
 
 # Figma checks a passcode in the body (token at body_path), tested on its own below.
@@ -414,14 +497,18 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield test_client
 
 
-def _request(case: Case) -> tuple[str, bytes, Headers]:
+def _request(case: Case, secret: str, ts: int) -> tuple[str, bytes, Headers]:
+    """The example as the provider sends it at `ts`, signed with `secret`."""
     integration = CONFIG.integrations[case.name]
     example = integration.example(case.example)
     assert example is not None, case.example
     url = f"http://testserver/webhooks/{case.name}"
-    body = json.dumps(example["body"], separators=(",", ":")).encode()
+    data: Any = example["body"]
+    if case.stamp is not None:
+        data = case.stamp(dict(data), secret, ts)
+    body = json.dumps(data, separators=(",", ":")).encode()
     headers = {**dict(example.get("headers") or {}), **case.extra}
-    return url, body, headers
+    return url, body, {**headers, **case.sign(body, secret, ts, url)}
 
 
 def _post(client: TestClient, url: str, body: bytes, headers: Headers) -> Any:
@@ -433,9 +520,8 @@ IDS = [case.name for case in CASES]
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_genuine_request_is_accepted(client: TestClient, case: Case) -> None:
-    url, body, headers = _request(case)
-    signed = case.sign(body, case.secret, int(time.time()), url)
-    response = _post(client, url, body, {**headers, **signed})
+    url, body, headers = _request(case, case.secret, int(time.time()))
+    response = _post(client, url, body, headers)
     assert response.status_code == 200, response.text
 
 
@@ -446,25 +532,25 @@ def test_only_token_schemes_leave_the_body_unsigned() -> None:
     for case in CASES:
         webhook = CONFIG.integrations[case.name].webhook
         assert webhook is not None
-        scheme = webhook.verify_spec["scheme"]
-        assert case.signs_body == (scheme != "token"), case.name
+        spec = webhook.verify_spec
+        # Mailgun signs its timestamp and token, carried in the body, not the body itself.
+        in_body = "body_path" in (spec.get("signature") or {})
+        assert case.signs_body == (spec["scheme"] != "token" and not in_body), case.name
 
 
 @pytest.mark.parametrize("case", SIGNED, ids=[case.name for case in SIGNED])
 def test_tampered_body_is_rejected(client: TestClient, case: Case) -> None:
-    url, body, headers = _request(case)
-    signed = case.sign(body, case.secret, int(time.time()), url)
+    url, body, headers = _request(case, case.secret, int(time.time()))
     tampered = body[:-2] + bytes([body[-2] ^ 1]) + body[-1:]
-    response = _post(client, url, tampered, {**headers, **signed})
+    response = _post(client, url, tampered, headers)
     assert response.status_code == 401, response.text
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_wrong_secret_is_rejected(client: TestClient, case: Case) -> None:
-    url, body, headers = _request(case)
     other = "whsec_" + base64.b64encode(b"another secret, not the configured one").decode()
-    signed = case.sign(body, other, int(time.time()), url)
-    response = _post(client, url, body, {**headers, **signed})
+    url, body, headers = _request(case, other, int(time.time()))
+    response = _post(client, url, body, headers)
     assert response.status_code == 401, response.text
 
 
@@ -473,18 +559,26 @@ TIMED = [case for case in CASES if case.timestamped]
 
 @pytest.mark.parametrize("case", TIMED, ids=[case.name for case in TIMED])
 def test_stale_timestamp_is_rejected(client: TestClient, case: Case) -> None:
-    url, body, headers = _request(case)
-    signed = case.sign(body, case.secret, int(time.time()) - 3600, url)
-    response = _post(client, url, body, {**headers, **signed})
+    url, body, headers = _request(case, case.secret, int(time.time()) - 3600)
+    response = _post(client, url, body, headers)
     assert response.status_code == 401, response.text
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_missing_signature_header_is_rejected(client: TestClient, case: Case) -> None:
-    url, body, headers = _request(case)
-    signed = case.sign(body, case.secret, int(time.time()), url)
-    kept = {k: v for k, v in {**headers, **signed}.items() if k.lower() != case.header.lower()}
-    assert len(kept) < len({**headers, **signed})
+    url, body, headers = _request(case, case.secret, int(time.time()))
+    if case.body_signature:  # the signature is a body value: the body without it
+        data = json.loads(body)
+        *parents, last = case.body_signature.split(".")
+        node = data
+        for step in parents:
+            node = node[step]
+        del node[last]
+        response = _post(client, url, json.dumps(data).encode(), headers)
+        assert response.status_code == 401, response.text
+        return
+    kept = {k: v for k, v in headers.items() if k.lower() != case.header.lower()}
+    assert len(kept) < len(headers)
     response = _post(client, url, body, kept)
     assert response.status_code == 401, response.text
 
@@ -509,6 +603,71 @@ def test_xero_intent_to_receive_gets_200_signed_and_401_not(client: TestClient) 
     assert good.status_code == 200, good.text
     bad = _post(client, url, body, xero_sign(body, "not the webhook key", 0, url))
     assert bad.status_code == 401, bad.text
+
+
+def test_discord_interactions_verifies_what_the_discord_case_signs() -> None:
+    """The Discord signer is Discord's algorithm: the discord-interactions SDK's verify_key
+    (verify only) accepts it with the hex public key, and refuses another body."""
+    case = CASE["discord"]
+    ts = int(time.time())
+    _, body, headers = _request(case, case.secret, ts)
+    public = ed25519_public_hex(case.secret)
+    signature, stamp = headers["X-Signature-Ed25519"], headers["X-Signature-Timestamp"]
+    assert discord_interactions.verify_key(body, signature, stamp, public)
+    assert not discord_interactions.verify_key(body + b" ", signature, stamp, public)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"x-contentful-topic": "ContentManagement.Entry.unpublish"},  # a signed header changed
+        {"x-contentful-signed-headers": "x-contentful-signed-headers,x-contentful-topic"},
+    ],
+    ids=["signed-header-changed", "timestamp-not-listed"],
+)
+def test_contentful_signed_headers_hold(client: TestClient, change: Headers) -> None:
+    """The headers Contentful lists are signed: changing one fails; a list without the
+    timestamp is refused, as a replay could bring a fresh one."""
+    case = CASE["contentful"]
+    url, body, headers = _request(case, case.secret, int(time.time()))
+    response = _post(client, url, body, {**headers, **change})
+    assert response.status_code == 401, response.text
+
+
+def test_mailgun_sdk_verifies_what_the_mailgun_case_signs() -> None:
+    case = CASE["mailgun"]
+    _, body, _ = _request(case, case.secret, int(time.time()))
+    signed = json.loads(body)["signature"]
+    assert SecurityGuard.verify_webhook(
+        case.secret, signed["token"], signed["timestamp"], signed["signature"]
+    )
+
+
+@pytest.mark.parametrize("field_name", ["token", "timestamp"])
+def test_mailgun_changed_signed_value_is_rejected(client: TestClient, field_name: str) -> None:
+    """What Mailgun signs is the timestamp and the token: changing either breaks it."""
+    case = CASE["mailgun"]
+    url, body, headers = _request(case, case.secret, int(time.time()))
+    data = json.loads(body)
+    value = data["signature"][field_name]
+    data["signature"][field_name] = value[:-1] + ("1" if value[-1] != "1" else "2")
+    response = _post(client, url, json.dumps(data).encode(), headers)
+    assert response.status_code == 401, response.text
+
+
+def test_mailgun_signature_is_masked_when_stored(make_client: AppFactory) -> None:
+    """A signature in the body is kept out of the store, as signature headers are."""
+    client = make_client(SHIPPED, ENV)
+    case = CASE["mailgun"]
+    url, body, headers = _request(case, case.secret, int(time.time()))
+    response = _post(client, url, body, headers)
+    assert response.status_code == 200, response.text
+    stored = admin(client, f"/admin/api/events/{response.json()['event_id']}")
+    signature = json.loads(body)["signature"]["signature"]
+    assert signature not in stored["body"]
+    assert (
+        json.loads(stored["body"])["signature"]["token"] == json.loads(body)["signature"]["token"]
+    )
 
 
 # ---- handshakes answered from a verified body ----------------------------------------------
@@ -543,6 +702,10 @@ HANDSHAKES = [
         CASE["twitch"], "webhook_callback_verification", "text/plain",
         lambda body, _: body["challenge"],
         "https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request",
+    ),
+    Handshake(
+        CASE["discord"], "ping", "application/json", lambda body, _: '{"type": 1}',
+        "https://discord.com/developers/docs/interactions/receiving-and-responding#receiving-an-interaction",
     ),
 ]  # fmt: skip
 

@@ -17,6 +17,7 @@ from tests.helpers.integrations import acme, webhook
 from tests.helpers.signatures import (
     ED25519_PEM,
     ED25519_PUBLIC_B64,
+    ED25519_PUBLIC_HEX,
     PRIVATE_PEM,
     PUBLIC_B64,
     stripe_header,
@@ -70,7 +71,8 @@ def test_no_shipped_provider_s_signature_is_stored(make_client: AppFactory) -> N
                 prefix = str(spec.get("secret_prefix") or "")
                 env[n] = prefix + base64.b64encode(env[n].encode()).decode()
             elif spec.get("scheme") == "ed25519" and n.endswith("PUBLIC_KEY"):
-                env[n] = ED25519_PUBLIC_B64
+                hex_key = spec.get("key_encoding") == "hex"  # Discord's
+                env[n] = ED25519_PUBLIC_HEX if hex_key else ED25519_PUBLIC_B64
     config = load_config(SHIPPED, env)
     client = make_client(SHIPPED, env)
     stored: dict[str, list[dict[str, str]]] = {}

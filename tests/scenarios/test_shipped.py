@@ -19,7 +19,13 @@ from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, LoopbackOnly, admin
-from tests.helpers.signatures import ED25519_PEM, ED25519_PUBLIC_B64, PRIVATE_PEM, PUBLIC_B64
+from tests.helpers.signatures import (
+    ED25519_PEM,
+    ED25519_PUBLIC_B64,
+    ED25519_PUBLIC_HEX,
+    PRIVATE_PEM,
+    PUBLIC_B64,
+)
 
 SHIPPED = REPO / "integrations.d"
 SECRET_NAMES = [
@@ -48,6 +54,8 @@ SECRET_NAMES = [
     "JIRA_WEBHOOK_SECRET", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN", "XERO_WEBHOOK_KEY",
     "QUICKBOOKS_CLIENT_SECRET", "QUICKBOOKS_REFRESH_TOKEN", "QUICKBOOKS_VERIFIER_TOKEN",
     "TRELLO_TOKEN", "TRELLO_SECRET", "AIRTABLE_TOKEN", "FIGMA_TOKEN", "FIGMA_WEBHOOK_PASSCODE",
+    "DISCORD_BOT_TOKEN", "MAILGUN_API_KEY", "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "CONTENTFUL_MANAGEMENT_TOKEN", "CONTENTFUL_WEBHOOK_SIGNING_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -57,6 +65,7 @@ for _svix in ("CLERK_WEBHOOK_SECRET", "RESEND_WEBHOOK_SECRET", "OPENAI_WEBHOOK_S
     ENV[_svix] = "whsec_" + base64.b64encode(ENV[_svix].encode()).decode()
 # Ed25519 providers (Telnyx) are checked with the public half of the test key.
 ENV["TELNYX_PUBLIC_KEY"] = ED25519_PUBLIC_B64
+ENV["DISCORD_PUBLIC_KEY"] = ED25519_PUBLIC_HEX  # Discord shows the key in hex
 CONFIG: Config = load_config(SHIPPED, ENV)
 EXAMPLES = [
     (name, example)
@@ -75,6 +84,7 @@ ADDED = {
     "calendly", "intercom", "typeform", "pagerduty", "linear", "vercel", "mux", "postmark",
     "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
     "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello", "airtable", "figma",
+    "discord", "mailgun", "contentful",
 }  # fmt: skip
 
 
@@ -211,7 +221,8 @@ header_names = st.sampled_from(
         "X-Razorpay-Signature", "X-WC-Webhook-Signature", "webhook-id", "webhook-timestamp",
         "webhook-signature", "x-webflow-signature", "x-webflow-timestamp", "x-zm-signature",
         "x-zm-request-timestamp", "x-xero-signature", "intuit-signature", "X-Trello-Webhook",
-        "X-Airtable-Content-MAC",
+        "X-Airtable-Content-MAC", "X-Signature-Ed25519", "X-Signature-Timestamp",
+        "x-contentful-signature", "x-contentful-signed-headers", "x-contentful-timestamp",
     ]
 )  # fmt: skip
 

@@ -253,6 +253,55 @@ CASES = [
     Case("token-header", {"scheme": "token", "secret": TOKEN, "header": "x-goog-channel-token"}),
     Case("token-body", {"scheme": "token", "secret": TOKEN, "body_path": "value[*].clientState"}),
     Case("none", {"scheme": "none", "reason": "the provider signs nothing"}),
+    # Values read from the body, RFC 3339 timestamps, listed headers, hex keys: rejected cleanly.
+    Case(
+        "mailgun-body",
+        {
+            "scheme": "hmac",
+            "algorithm": "sha256",
+            "secret": HMAC_SECRET,
+            "signed": "{timestamp}{body:signature.token}",
+            "signature": {"body_path": "signature.signature"},
+            "timestamp": {"body_path": "signature.timestamp", "tolerance": "15m"},
+        },
+    ),
+    Case(
+        "zendesk-iso8601",
+        {
+            "scheme": "hmac",
+            "algorithm": "sha256",
+            "secret": HMAC_SECRET,
+            "signed": "{timestamp}{body}",
+            "signature": {"header": "x-zendesk-webhook-signature", "encoding": "base64"},
+            "timestamp": {"header": "x-zendesk-webhook-signature-timestamp", "format": "iso8601"},
+        },
+    ),
+    Case(
+        "contentful-listed",
+        {
+            "scheme": "hmac",
+            "algorithm": "sha256",
+            "secret": HMAC_SECRET,
+            "signed": "{method}\n{path}\n{listed_headers}\n{body}",
+            "signature": {"header": "x-contentful-signature"},
+            "listed_headers": {
+                "header": "x-contentful-signed-headers",
+                "must_include": ["x-contentful-timestamp"],
+            },
+            "timestamp": {"header": "x-contentful-timestamp", "unit": "ms"},
+        },
+    ),
+    Case(
+        "discord-hex",
+        {
+            "scheme": "ed25519",
+            "public_key": base64.b64decode(ed25519_public().removeprefix("whpk_")).hex(),
+            "key_encoding": "hex",
+            "signed": "{timestamp}{body}",
+            "signature": {"header": "x-signature-ed25519", "encoding": "hex"},
+            "timestamp": {"header": "x-signature-timestamp"},
+        },
+    ),
 ]
 SIGNED = [case for case in CASES if case.signature is not None]
 
@@ -262,6 +311,7 @@ def header_names(spec: dict[str, Any]) -> list[str]:
     names = {spec.get("id_header"), spec.get("header"), "x-unrelated"}
     names.add(spec.get("signature", {}).get("header"))
     names.add(spec.get("timestamp", {}).get("header"))
+    names.add(spec.get("listed_headers", {}).get("header"))
     return sorted(name.lower() for name in names if name)
 
 
@@ -299,7 +349,8 @@ near_now = st.integers(NOW - 400, NOW + 400)
 pieces = st.one_of(
     st.sampled_from(
         ["t=", "v1=", "v0=", "ts=", "h1=", "d=", "v=", ",", ";", " ", "=", "v1,", "v1a,", "v0=",
-         "sha256=", "\x00", "é", "\u2028", "\u0661", "-", "+", "0x"]
+         "sha256=", "\x00", "é", "\u2028", "\u0661", "-", "+", "0x", "2023-11-14T22:13:20Z",
+         "T", ":", "Z", "+01:00", ".123456789"]
     ),
     near_now.map(str),
     near_now.map(lambda ts: str(ts * 1000)),
@@ -323,8 +374,17 @@ json_values = st.recursive(
     max_leaves=4,
 )
 graph_items = st.fixed_dictionaries({}, optional={"clientState": json_scalars})
+signature_objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "timestamp": json_scalars | near_now.map(str),
+        "token": json_scalars,
+        "signature": pieces,
+    },
+)
 bodies = st.one_of(
     st.binary(max_size=100),
+    signature_objects.map(lambda fields: json.dumps({"signature": fields}).encode()),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.lists(graph_items, max_size=3).map(lambda items: json.dumps({"value": items}).encode()),
 )
