@@ -161,14 +161,14 @@ class Person:
         email = (email or "").strip() or None
         phone = (phone or "").strip() or None
         if email is None and phone is None:
-            raise UsageError("name the person: --email and/or --phone (at least one)")
+            raise UsageError("name the person by email, phone or both")
         if email is not None and not _EMAIL.fullmatch(email):
-            raise UsageError(f"--email {email[:80]!r} is not an email address (name@domain)")
+            raise UsageError(f"email {email[:80]!r} is not an email address: expected name@domain")
         digits = None
         if phone is not None:
             if not re.fullmatch(r"[+0-9 .()/\-]+", phone):
                 raise UsageError(
-                    f"--phone {phone[:40]!r} is not a phone number: expected digits, like"
+                    f"phone {phone[:40]!r} is not a phone number: expected digits, like"
                     " +14155550123 (spaces, dashes and parentheses allowed)"
                 )
             digits = re.sub(r"[^0-9]", "", phone)
@@ -176,7 +176,7 @@ class Person:
                 digits = digits[2:]
             if not 8 <= len(digits) <= 15:
                 raise UsageError(
-                    f"--phone {phone[:40]!r} has {len(digits)} digits: expected an"
+                    f"phone {phone[:40]!r} has {len(digits)} digits: expected an"
                     " international number of 8 to 15 digits, like +14155550123"
                 )
         return cls(email.lower() if email else None, digits, tenant or None)
