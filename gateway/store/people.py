@@ -65,7 +65,9 @@ def _literal(char: str) -> str:
 
 def _email_core(email: str) -> str:
     local, _, domain = email.rpartition("@")
-    return "".join(map(_literal, local)) + r"(?:@|%40|\\u0040)" + "".join(map(_literal, domain))
+    # \\+u0040: one backslash, or the two PostgreSQL's escaped bytes (encode(..., 'escape')) hold
+    at = r"(?:@|%40|\\+u0040)"
+    return "".join(map(_literal, local)) + at + "".join(map(_literal, domain))
 
 
 def _digits(digits: str) -> str:
