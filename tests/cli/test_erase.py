@@ -27,6 +27,7 @@ from gateway.config.model import Config, load_config
 from gateway.config.settings import Settings
 from gateway.config.signing import signed_example
 from gateway.credentials.secrets import SecretLookup
+from gateway.processing.dispatcher import ERASED_EVENT
 from gateway.resources import sandbox_responses
 from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.loading import load_rules
@@ -334,6 +335,20 @@ def test_erase_removes_the_person_from_every_table_and_the_files_bytes(
         # Cal.com delivering the booking again is still a duplicate: nothing runs twice
         again = _post(client, seeded.booking).json()
         assert (again["status"], again["event_id"]) == ("duplicate", seeded.events["booking"])
+        replay = client.post(
+            f"/admin/api/events/{seeded.events['booking']}/replay",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert replay.status_code == 200
+        deadline = time.monotonic() + 10
+        while (replayed := admin(client, f"/admin/api/events/{seeded.events['booking']}"))[
+            "status"
+        ] == "pending":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # a replay of the erased event dispatches nothing: there is nothing left to map
+        assert (replayed["status"], replayed["error"]) == ("ignored", ERASED_EVENT)
+        assert len(replayed["jobs"]) == 4  # the first dispatch's, none added
 
 
 def test_erase_needs_an_email_or_a_phone(
