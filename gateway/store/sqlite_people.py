@@ -82,8 +82,11 @@ def _erase_securely(db: sqlite3.Connection, found: PersonFound) -> Erased:
     db.execute("PRAGMA secure_delete=ON")
     try:
         erased = in_transaction(db, _erase, found)
-        db.execute("VACUUM")
-        busy = int(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+        try:
+            db.execute("VACUUM")
+            busy = int(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+        except sqlite3.OperationalError:  # another process held the lock past busy_timeout
+            busy = 1
     finally:
         db.execute(f"PRAGMA secure_delete={before}")
     erased.compacted = busy == 0
