@@ -76,57 +76,15 @@ def _digits(digits: str) -> str:
 
 # E.164 country codes are prefix-free: these are one digit long, these two, the rest three.
 _CODES_1 = ("1", "7")
-_CODES_2 = frozenset(
-    [
-        "20",
-        "27",
-        "30",
-        "31",
-        "32",
-        "33",
-        "34",
-        "36",
-        "39",
-        "40",
-        "41",
-        "43",
-        "44",
-        "45",
-        "46",
-        "47",
-        "48",
-        "49",
-        "51",
-        "52",
-        "53",
-        "54",
-        "55",
-        "56",
-        "57",
-        "58",
-        "60",
-        "61",
-        "62",
-        "63",
-        "64",
-        "65",
-        "66",
-        "81",
-        "82",
-        "84",
-        "86",
-        "90",
-        "91",
-        "92",
-        "93",
-        "94",
-        "95",
-        "98",
-    ]
+_TWO_DIGIT_CODES = (
+    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63"
+    " 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
 )
+_CODES_2 = frozenset(_TWO_DIGIT_CODES.split(" "))
 
 
 def country_code_length(digits: str) -> int:
+    """How many of a number's E.164 digits are its country code."""
     if digits[:1] in _CODES_1:
         return 1
     return 2 if digits[:2] in _CODES_2 else 3

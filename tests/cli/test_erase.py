@@ -387,3 +387,25 @@ def test_the_people_api_needs_the_token_and_a_person(seeded: Seeded) -> None:
         assert "name the person" in bad.json()["error"]["message"]
         other = _people(client, "phone=%2B14155550123&tenant=elsewhere")
         assert other["total"] == 0 and other["tenant"] == "elsewhere"
+
+
+def test_a_reader_keeping_the_wal_busy_is_reported_and_a_second_run_finishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "gateway.db"
+    _clinic_event(db, b'{"email": "jane.doe@example.com"}')
+    url = f"sqlite:///{db}"
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()  # holds its snapshot
+        assert main(["erase", "--email", JANE_EMAIL, "--db", url]) == 1
+        captured = capsys.readouterr()
+        assert "events: 1 redacted" in captured.out  # erased all the same
+        assert "gateway erase: the SQLite WAL could not be emptied" in captured.err
+        reader.execute("COMMIT")
+        assert main(["erase", "--email", JANE_EMAIL, "--db", url]) == 0
+        assert "nothing stored about" in capsys.readouterr().out
+        assert b"jane.doe@example.com" not in _raw(db)
+    finally:
+        reader.close()
