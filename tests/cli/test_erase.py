@@ -352,9 +352,9 @@ def test_erase_removes_the_person_from_every_table_and_the_files_bytes(
 
 
 def test_erase_needs_an_email_or_a_phone(
-    seeded: Seeded, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{seeded.db}"
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
     assert main(["erase", "--db", url]) == 2
     assert capsys.readouterr().err.strip() == (
         "gateway erase: name the person by email, phone or both"
@@ -377,8 +377,9 @@ def test_dry_run_lists_and_changes_nothing(
     assert capsys.readouterr().out == out
 
 
-def test_the_people_api_needs_the_token_and_a_person(seeded: Seeded) -> None:
-    with _app(seeded.config, seeded.db) as client:
+def test_the_people_api_needs_the_token_and_a_person(tmp_path: Path) -> None:
+    config = load_config(REPO / "integrations.d", SECRETS)
+    with _app(config, tmp_path / "gateway.db") as client:
         assert client.get("/admin/api/people?email=jane.doe@example.com").status_code == 401
         bad = client.get(
             "/admin/api/people?tenant=demo", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
