@@ -5,6 +5,7 @@ the personal columns replaced (`gateway.store.people` says which and why); the c
 how many rows of each table changed. Running it again changes nothing, and says so. On SQLite
 the file is rewritten and its WAL emptied, so no copy of the erased data is left in its bytes;
 that fails (exit 1, the rows erased all the same) when another process keeps the WAL busy.
+On PostgreSQL it names the tables to `VACUUM (FULL)`.
 `--dry-run` prints what would change. `GET /admin/api/people` shows the same, over HTTP.
 """
 
@@ -15,7 +16,7 @@ import asyncio
 
 from gateway.cli.arguments import DEFAULT_DB, Subparsers, db_default
 from gateway.errors import GatewayError
-from gateway.store import open_store
+from gateway.store import POSTGRES_SCHEMES, open_store
 from gateway.store.people import TABLES, Erased, Person, PersonFound
 
 
@@ -69,6 +70,14 @@ async def _erase(args: argparse.Namespace) -> int:
         for line in erased_lines(erased):
             print(f"  {line}")
         print(f"{erased.total} row(s) changed")
+        if args.db.startswith(POSTGRES_SCHEMES):
+            changed = [
+                t.name for t in TABLES if t.name in erased.redacted or t.name in erased.deleted
+            ]
+            print(
+                "PostgreSQL keeps the old row versions until VACUUM reclaims them: run"
+                f" VACUUM (FULL) {', '.join(changed)}"
+            )
     if not erased.compacted:
         raise NotCompacted(
             "the SQLite WAL could not be emptied (another connection was reading): old copies"

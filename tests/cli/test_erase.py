@@ -31,11 +31,12 @@ from gateway.processing.dispatcher import ERASED_EVENT
 from gateway.resources import sandbox_responses
 from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.loading import load_rules
-from gateway.store import NewEvent, SQLiteStore
+from gateway.store import NewEvent, SQLiteStore, open_store
 from gateway.store.entities import Dispatch
 from gateway.web.application import create_app
 from tests.helpers import REPO
 from tests.helpers.app import ADMIN_TOKEN, admin
+from tests.helpers.postgres import fresh_schema
 
 SECRETS = {
     "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -410,3 +411,26 @@ def test_a_reader_keeping_the_wal_busy_is_reported_and_a_second_run_finishes(
         assert b"jane.doe@example.com" not in _raw(db)
     finally:
         reader.close()
+
+
+def test_erase_on_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
+    async def seed(url: str) -> None:
+        store = open_store(url)
+        await store.open()
+        try:
+            body = b'{"attendee": {"email": "JANE.DOE@example.com", "phone": "+1 415 555 0123"}}'
+            await store.insert_events(
+                [NewEvent("evt_pg", "calcom", "demo", "k-pg", None, "x", time.time(), "{}", body)]
+            )
+            await store.set_opt_out("demo", "sms", "+14155550123", "replied STOP", time.time())
+        finally:
+            await store.close()
+
+    with fresh_schema() as url:
+        asyncio.run(seed(url))
+        assert main(["erase", "--email", JANE_EMAIL, "--phone", JANE_PHONE, "--db", url]) == 0
+        out = capsys.readouterr().out
+        assert "events: 1 redacted" in out and "opt_outs: 1 deleted" in out
+        assert "run VACUUM (FULL) events, opt_outs" in out
+        assert main(["erase", "--email", JANE_EMAIL, "--phone", JANE_PHONE, "--db", url]) == 0
+        assert "nothing stored about" in capsys.readouterr().out
