@@ -306,6 +306,21 @@ TABLES: tuple[PersonalTable, ...] = (
 )
 
 
+# Every other table, and why it is not searched: a new table must be listed in one of the two
+# (tests/store/test_people.py reads both schemas).
+NOT_PERSONAL = {
+    "credentials": "tenants' secrets, encrypted",
+    "oauth_tokens": "tenants' tokens, encrypted",
+    "schema_version": "the layout's version",
+    "rate_limits": "integration names",
+    "rate_starts": "integration names and times",
+    "rate_leases": "integration names and times",
+    "breakers": "integration names and counters",
+    "breaker_trials": "integration names and times",
+    "leaders": "roles and replica ids",
+}
+
+
 # ---- what was found, what was erased ----------------------------------------------------------
 
 

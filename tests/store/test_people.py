@@ -5,12 +5,14 @@ PostgreSQL prefilter letting through everything the exact pattern matches."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from gateway.errors import UsageError
-from gateway.store.people import ERASED, Person, PersonMatcher, one_way
-from tests.helpers.postgres import POSTGRES_URL, unavailable
+from gateway.store import SQLiteStore, open_store
+from gateway.store.people import ERASED, NOT_PERSONAL, TABLES, Person, PersonMatcher, one_way
+from tests.helpers.postgres import POSTGRES_URL, fresh_schema, unavailable
 
 JANE = Person.of("Jane.Doe@Example.com", "+1 (415) 555-0123")
 GERMAN = Person.of(None, "0049 151 12345678")
@@ -119,3 +121,41 @@ def test_postgres_prefilter_lets_through_all_the_exact_pattern_finds() -> None:
     results = asyncio.run(check())
     found = {text for _, text in FOUND}
     assert [r for r in results if r[0] in found and not (r[1] and r[2])] == []
+
+
+def test_every_table_of_both_stores_is_searched_or_said_why_not(tmp_path: Path) -> None:
+    """A table added later must say whether it holds personal data (people.py)."""
+    covered = {t.name for t in TABLES} | set(NOT_PERSONAL)
+
+    async def sqlite_tables() -> set[str]:
+        store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+        await store.open()
+        try:
+            rows = await store.reader.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+        finally:
+            await store.close()
+        return {r[0] for r in rows}
+
+    async def postgres_tables(url: str) -> set[str]:
+        import asyncpg
+
+        store = open_store(url)
+        await store.open()
+        await store.close()
+        connection = await asyncpg.connect(POSTGRES_URL)
+        try:
+            rows = await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1",
+                url.rsplit("search_path=", 1)[1],
+            )
+        finally:
+            await connection.close()
+        return {r[0] for r in rows}
+
+    found = asyncio.run(sqlite_tables())
+    assert "records" in found and found - covered == set()
+    with fresh_schema() as url:
+        found = asyncio.run(postgres_tables(url))
+    assert "leaders" in found and found - covered == set()
