@@ -22,6 +22,7 @@ from typing import NoReturn
 from gateway.cli import (
     cmd_credentials,
     cmd_demo,
+    cmd_erase,
     cmd_events,
     cmd_health,
     cmd_lint,
@@ -43,6 +44,7 @@ COMMANDS = (  # in the order `gateway --help` lists them
     cmd_operations,  # jobs, replay
     cmd_health,
     cmd_sync,
+    cmd_erase,
     cmd_sandbox,
     cmd_demo,
 )

@@ -35,6 +35,7 @@ from gateway.ids import new_id
 from gateway.jsontext import loads
 from gateway.store.entities import DISPATCH_FAILURE_REASONS, Dispatch, NewJob, StoredEvent
 from gateway.store.interfaces import EventStore
+from gateway.store.people import ERASED_BODY
 
 log = logging.getLogger("gateway.processing.dispatcher")
 LOG_LIMIT = 500  # characters of a partial dispatch's reasons in the log
@@ -42,6 +43,9 @@ LOG_LIMIT = 500  # characters of a partial dispatch's reasons in the log
 
 class DispatchError(Permanent):
     """An event's mapping, a flow's condition or a schedule that fails on it: do not retry."""
+
+
+ERASED_EVENT = "its data was erased (gateway erase): nothing to dispatch"
 
 
 def evaluate(value: Any, variables: Mapping[str, Any], what: str) -> Any:
@@ -135,6 +139,8 @@ class Dispatcher:
             log.error("event %s could not be dispatched: its integration is gone", event.id)
             error = f"integration {event.integration} is gone"
             return Dispatch(event.id, "failed", error=error, reason="integration_gone")
+        if event.body == ERASED_BODY:  # a replay of an event `gateway erase` emptied
+            return Dispatch(event.id, "ignored", error=ERASED_EVENT)
         try:
             return self._dispatch(integration, event)
         except Exception as exc:  # the edge: one event never holds up the ones behind it

@@ -26,6 +26,7 @@ from gateway.store.entities import (
     NewJob,
     StoredEvent,
 )
+from gateway.store.people import Erased, Person, PersonFound
 from gateway.store.sync_model import (
     PageCommit,
     PagePlan,
@@ -297,6 +298,23 @@ class OptOutStore(Protocol):
         ...
 
 
+class PeopleStore(Protocol):
+    """What is stored about one person, found by email and phone: the people API and
+    `gateway erase` (see people.py for what each table keeps and what it deletes)."""
+
+    async def find_person(self, person: Person) -> PersonFound:
+        """The person's rows in every table that may hold personal data, within
+        `person.tenant` when it is set; changes nothing."""
+        ...
+
+    async def erase_person(self, person: Person) -> Erased:
+        """Delete or redact what `find_person` finds, each row re-read in one transaction
+        (a row no longer the person's is left as it is): how many rows of each table
+        changed. Erasing again changes nothing. SQLite also rewrites the file and empties
+        the WAL, so no copy of the erased data is left in its bytes."""
+        ...
+
+
 class JobsAndMessages(JobStore, MessageStore, OptOutStore, Protocol):
     """The job queue, the messages its sends record and the opt-outs they honour: workers."""
 
@@ -322,6 +340,7 @@ class Store(
     CredentialStore,
     SyncStore,
     FunctionStore,
+    PeopleStore,
     Protocol,
 ):
     """A storage backend: every interface above."""

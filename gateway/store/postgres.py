@@ -22,6 +22,7 @@ from gateway.store.postgres_events import insert_events
 from gateway.store.postgres_functions import FunctionTables
 from gateway.store.postgres_jobs import JobTables
 from gateway.store.postgres_messages import MessageTables
+from gateway.store.postgres_people import PeopleTables
 from gateway.store.postgres_schema import create_schema
 from gateway.store.postgres_sync import SyncTables
 from gateway.store.rows import EVENT_COLUMNS, event_from_row, event_where, postgres_mark
@@ -36,7 +37,9 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PostgresStore(JobTables, SyncTables, FunctionTables, CoordinationTables, MessageTables):
+class PostgresStore(
+    JobTables, SyncTables, FunctionTables, CoordinationTables, MessageTables, PeopleTables
+):
     """`PostgresStore("postgresql://user@host/db")`; ``pool_min`` and ``pool_max`` bound the
     connection pool (1 and 10 by default); query parameters the driver does not know
     (``?search_path=gateway``) are session settings."""

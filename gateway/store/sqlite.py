@@ -22,6 +22,7 @@ from gateway.store.sqlite_events import insert_events
 from gateway.store.sqlite_functions import FUNCTIONS_SCHEMA, FunctionTables
 from gateway.store.sqlite_jobs import JOBS_SCHEMA, JobTables
 from gateway.store.sqlite_messages import MESSAGES_SCHEMA, MessageTables
+from gateway.store.sqlite_people import MATCHES, PeopleTables, sql_matches
 from gateway.store.sqlite_sync import SYNC_SCHEMA, SyncTables
 from gateway.store.sqlite_thread import WriterThread
 
@@ -105,7 +106,7 @@ def _nothing(_connection: sqlite3.Connection) -> None:
     return None
 
 
-class SQLiteStore(JobTables, SyncTables, FunctionTables, MessageTables):
+class SQLiteStore(JobTables, SyncTables, FunctionTables, MessageTables, PeopleTables):
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         super().__init__()
         self.path = sqlite_path(url)
@@ -127,6 +128,7 @@ class SQLiteStore(JobTables, SyncTables, FunctionTables, MessageTables):
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._reader.execute("PRAGMA busy_timeout=5000")
             await self._reader.execute("PRAGMA query_only=ON")
+            await self._reader.create_function(MATCHES, 2, sql_matches, deterministic=True)
         except (OSError, sqlite3.Error) as exc:
             await self.close()  # the connections' threads would keep the process alive
             raise unusable_database(self.path, exc) from exc

@@ -37,7 +37,7 @@ from gateway.store.writer import EventWriter
 from gateway.sync.runner import SyncRunner
 from gateway.sync.scheduler import SyncScheduler
 from gateway.web import admin_api as admin
-from gateway.web import admin_ui, health_admin, sync_admin
+from gateway.web import admin_ui, health_admin, people_admin, sync_admin
 from gateway.web.error_handlers import http_exception, server_error
 from gateway.web.readiness import Readiness
 
@@ -222,6 +222,7 @@ def create_app(
             functions=store,
         ),
         *health_admin.routes(health, settings.admin_token),
+        *people_admin.routes(store, settings.admin_token),
         *sync_admin.routes(store, settings.admin_token, syncs, sync_scheduler.spawn),
         *admin_ui.routes(
             admin_ui.UiContext(

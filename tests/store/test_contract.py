@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from gateway.store.entities import (
     NewJob,
 )
 from gateway.store.interfaces import Store
+from gateway.store.people import ERASED_BODY, ERASED_JSON, Person
 from gateway.store.sync_model import (
     LeaseLost,
     PageCommit,
@@ -918,6 +920,148 @@ def test_added_jobs_are_enqueued_once(make_store: Factory) -> None:
             listed = await store.list_jobs(JobQuery(event_id="evt_1"))
             assert sorted(j.id for j in listed) == ["job_1", "job_3"]
             assert {j.status for j in listed} == {"queued"}
+
+    run(main)
+
+
+# ---- people: find and erase ------------------------------------------------------------------
+
+JANE = Person.of("Jane.Doe@Example.com", "+1 415 555 0123")
+JANE_HERE = Person.of("jane.doe@example.com", "14155550123", "default")
+
+
+async def seed_people(store: Store) -> None:
+    """Jane's data in tenants default and clinic (in several forms), Bob's beside it."""
+    jane_json = json.dumps(
+        {
+            "payload": {
+                "attendees": [{"email": "Jane.Doe@Example.com", "phone": "+1 (415) 555-0123"}]
+            }
+        }
+    )
+    await store.insert_events(
+        [
+            event("evt_jane", "k-jane", body=jane_json.encode()),
+            event("evt_form", "k-form", tenant="clinic", body=b"From=%2B14155550123&Body=STOP"),
+            event("evt_keyed", "sync/contacts/jane.doe@example.com/created/ab", type=None),
+            event("evt_bob", "k-bob", body=b'{"email": "bob@example.org", "to": "+4915112345678"}'),
+        ]
+    )
+    jane_job = replace(job("job_jane", "evt_jane"), context='{"data": {"to": "+14155550123"}}')
+    bob_job = replace(job("job_bob", "evt_bob"), context='{"data": {"to": "+4915112345678"}}')
+    await store.commit_dispatches(
+        [
+            Dispatch("evt_jane", "dispatched", [jane_job]),
+            Dispatch("evt_bob", "dispatched", [bob_job]),
+            Dispatch("evt_form", "dispatched"),
+            Dispatch("evt_keyed", "dispatched"),
+        ]
+    )
+    await store.record_message(message("msg_jane", recipient="+14155550123"))
+    await store.record_message(message("msg_bob", recipient="+4915112345678"))
+    await store.set_opt_out("default", "sms", "+14155550123", "replied STOP", NOW)
+    await store.set_opt_out("clinic", "sms", "+14155550123", "replied STOP", NOW)
+    await store.set_opt_out("default", "sms", "+4915112345678", "replied STOP", NOW)
+    jane_call = function_call("fnc_jane", "call-1", answer="Booked for jane.doe@example.com.")
+    jane_call = replace(jane_call, request='{"call": {"from_number": "+14155550123"}}')
+    await store.record_function_call(jane_call)
+    await store.record_function_call(function_call("fnc_bob", "call-2", answer="Booked, Bob."))
+
+    def plan(stored: Mapping[str, StoredRecord]) -> PagePlan:
+        writes = [
+            RecordWrite("c1", "h1", None, None, False, '{"email": "JANE.DOE@example.com"}'),
+            RecordWrite("c2", "h2", None, None, False, '{"email": "bob@example.org"}'),
+        ]
+        return PagePlan(writes, [], SyncCounts(fetched=2, created=2, pages=1))
+
+    assert await store.acquire_sync(KEY, "run_1", now=NOW, lease_until=NOW + 600) is not None
+    await store.commit_sync_page(
+        PageCommit(KEY, "run_1", ["c1", "c2"], plan, None, None, True, False, False, NOW + 600, NOW)
+    )
+
+
+def test_a_person_is_found_in_every_table_by_email_and_phone(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await seed_people(store)
+            everywhere = (await store.find_person(JANE)).as_dict()["tables"]
+            assert {n: t["count"] for n, t in everywhere.items() if t["count"]} == {
+                "events": 3,
+                "jobs": 1,
+                "messages": 1,
+                "opt_outs": 2,
+                "function_calls": 1,
+                "records": 1,
+            }
+            assert everywhere["events"]["references"] == ["evt_form", "evt_jane", "evt_keyed"]
+            assert everywhere["opt_outs"]["references"] == ["sms/clinic", "sms/default"]
+            assert everywhere["records"]["references"] == ["acme.things/default/c1"]
+            here = (await store.find_person(JANE_HERE)).as_dict()
+            assert here["tables"]["events"]["references"] == ["evt_jane", "evt_keyed"]
+            assert here["total"] == 7
+            by_phone = await store.find_person(Person.of(None, "004915112345678"))
+            assert by_phone.tables["events"].references == ["evt_bob"]
+            assert by_phone.tables["messages"].references == ["msg_bob"]
+            nobody = await store.find_person(Person.of("jane@example.com", None))
+            assert nobody.total == 0
+
+    run(main)
+
+
+def test_erasing_a_person_keeps_dedup_and_leaves_others_alone(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            await seed_people(store)
+            bob_before = await store.find_person(Person.of("bob@example.org", "+4915112345678"))
+            erased = await store.erase_person(JANE_HERE)
+            assert erased.redacted == {
+                "events": 2,
+                "jobs": 1,
+                "function_calls": 1,
+                "records": 1,
+            }
+            assert erased.deleted == {"messages": 1, "opt_outs": 1}
+            assert erased.compacted
+
+            jane = await store.get_event("evt_jane")
+            assert jane is not None
+            assert (jane.body, jane.headers, jane.status) == (ERASED_BODY, {}, "dispatched")
+            keyed = await store.insert_events(
+                [event("evt_again", "k-jane"), event("evt_new", "k-new")]
+            )
+            assert [(r.event_id, r.duplicate) for r in keyed] == [
+                ("evt_jane", True),  # a redelivery is still a duplicate
+                ("evt_new", False),
+            ]
+            (jane_job,) = await store.list_jobs(JobQuery(event_id="evt_jane"))
+            assert (jane_job.context, jane_job.spec, jane_job.status) == (
+                ERASED_JSON,
+                ERASED_JSON,
+                "cancelled",
+            )
+            assert await store.get_message("msg_jane") is None
+            assert await store.opt_out_reason("default", "sms", "+14155550123") is None
+            answer = await store.function_answer("retell", "book", "default", "call-1")
+            assert answer is not None and answer.answer == "Booked for [erased]."
+            assert answer.request == ERASED_JSON
+            record = await store.get_sync_record(KEY, "c1")
+            assert record is not None and (record.data, record.content_hash) == (ERASED_JSON, "h1")
+
+            # the other tenant's copy and the other person are untouched
+            assert await store.opt_out_reason("clinic", "sms", "+14155550123") == "replied STOP"
+            form = await store.get_event("evt_form")
+            assert form is not None and form.body == b"From=%2B14155550123&Body=STOP"
+            bob = await store.get_event("evt_bob")
+            assert bob is not None and b"bob@example.org" in bob.body
+            assert await store.get_message("msg_bob") is not None
+            assert await store.opt_out_reason("default", "sms", "+4915112345678") is not None
+            bob_after = await store.find_person(Person.of("bob@example.org", "+4915112345678"))
+            assert bob_after.as_dict() == bob_before.as_dict()
+
+            assert (await store.find_person(JANE_HERE)).total == 0
+            again = await store.erase_person(JANE_HERE)
+            assert (again.total, again.redacted, again.deleted) == (0, {}, {})
+            assert (await store.find_person(JANE)).tables["events"].references == ["evt_form"]
 
     run(main)
 

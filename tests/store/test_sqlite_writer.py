@@ -26,6 +26,7 @@ from gateway.store.entities import (
     NewJob,
 )
 from gateway.store.interfaces import Lifecycle, Store
+from gateway.store.people import Person
 from gateway.store.sync_model import PageCommit, PagePlan, RecordWrite, SyncCounts, SyncKey
 
 NOW = 1_750_000_000.0
@@ -34,6 +35,7 @@ KEY = SyncKey("acme", "default", "things")
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "BEGIN")
 # Public methods that only read: every other method of `Store` is exercised below as a write.
 READS = {
+    "find_person",
     "list_events",
     "get_event",
     "count_events",
@@ -170,6 +172,8 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Awaitable[object]]]:
         "add_jobs": lambda: store.add_jobs([_job("job_9", "evt_1")]),
         "set_opt_out": lambda: store.set_opt_out("default", "sms", "+4915112345678", "STOP", NOW),
         "clear_opt_out": lambda: store.clear_opt_out("default", "sms", "+4915112345678"),
+        # the message recorded above is to this number: deleted, with VACUUM on the writer too
+        "erase_person": lambda: store.erase_person(Person.of(None, "+4915112345678")),
     }
 
 
