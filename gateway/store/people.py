@@ -12,6 +12,8 @@ with the personal columns replaced. What each table does, and why:
 - jobs: kept (the idempotency key keeps an action from running twice); spec and context (the
   rendered action and the normalised event) become ERASED_JSON, occurrences in the result and
   the error ``[erased]``; a queued, running or dead job is cancelled (nothing to send it with).
+- job_attempts: kept (the job's timeline); occurrences in the error and the provider's answer
+  ``[erased]`` (the tenant is the job's).
 - messages: deleted (the message log is the person's recipient and timeline).
 - opt_outs: deleted (the entry is the person's address).
 - function_calls: kept (an `ok` answer is what a repeat of its idempotency key is answered
@@ -222,15 +224,26 @@ class PersonalTable:
     # (column, statuses, new status): a row in one of `statuses` gets the new one
     status: tuple[str, tuple[str, ...], str] | None = None
     reference: Callable[[Mapping[str, Any]], str] = field(default=lambda row: str(row["id"]))
+    # the row's tenant as SQL: a column, or a look-up for a table that has none of its own
+    tenant: str = "tenant"
+    shown: tuple[str, ...] = ()  # other columns `reference` reads
 
     def selected(self) -> list[str]:
-        """The columns read for a row: the key, the searched columns, the status."""
+        """The columns read for a row: the key, the searched columns, the status, the tenant."""
         names = [*self.key, *(c.name for c in self.columns if c.name not in self.key)]
         if self.status is not None and self.status[0] not in names:
             names.append(self.status[0])
+        names.extend(n for n in self.shown if n not in names)
         if "tenant" not in names:
             names.append("tenant")
         return names
+
+    def select_list(self) -> str:
+        """`selected()` as a SELECT list (the tenant as its look-up where there is one)."""
+        return ", ".join(
+            f"{self.tenant} AS tenant" if n == "tenant" and self.tenant != "tenant" else n
+            for n in self.selected()
+        )
 
     @property
     def action(self) -> str:
@@ -266,6 +279,14 @@ TABLES: tuple[PersonalTable, ...] = (
             Column("schedule_key", "key"),
         ),
         status=("status", ("queued", "running", "dead"), "cancelled"),
+    ),
+    PersonalTable(
+        "job_attempts",
+        ("seq",),
+        (Column("error", "parts"), Column("answer", "parts")),
+        reference=lambda row: f"{row['job_id']}#{row['attempt']}",
+        tenant="(SELECT j.tenant FROM jobs j WHERE j.id = job_attempts.job_id)",
+        shown=("job_id", "attempt"),
     ),
     PersonalTable(
         "messages",
@@ -389,9 +410,9 @@ def matching_sql(
     searched = " OR ".join(
         f"({c.name} IS NOT NULL AND {condition(c, mark(1))})" for c in table.columns
     )
-    scope = f" AND tenant = {mark(2)}" if tenant else ""
+    scope = f" AND {table.tenant} = {mark(2)}" if tenant else ""
     return (
-        f"SELECT {', '.join(table.selected())} FROM {table.name}"  # noqa: S608
+        f"SELECT {table.select_list()} FROM {table.name}"  # noqa: S608
         f" WHERE ({searched}){scope}"
     )
 
@@ -399,7 +420,7 @@ def matching_sql(
 def row_sql(table: PersonalTable, mark: Mark, *, lock: bool = False) -> str:
     where = " AND ".join(f"{k} = {mark(n)}" for n, k in enumerate(table.key, 1))
     return (
-        f"SELECT {', '.join(table.selected())} FROM {table.name} WHERE {where}"  # noqa: S608
+        f"SELECT {table.select_list()} FROM {table.name} WHERE {where}"  # noqa: S608
         + (" FOR UPDATE" if lock else "")
     )
 

@@ -265,6 +265,7 @@ def test_erase_removes_the_person_from_every_table_and_the_files_bytes(
     assert _counts(before) == {
         "events": 3,  # the booking, the STOP reply, the clinic's copy
         "jobs": 5,  # the booking's four, the opt-out
+        "job_attempts": 2,  # the sandbox's answers to the SMS and the email name her
         "messages": 2,  # the SMS and the email
         "opt_outs": 1,
         "function_calls": 1,
@@ -272,7 +273,7 @@ def test_erase_removes_the_person_from_every_table_and_the_files_bytes(
     assert seeded.events["booking"] in before["tables"]["events"]["references"]
     assert before["tables"]["messages"]["erase"] == "deleted"
     assert "jane" not in json.dumps(before["tables"]).lower()  # references, never the data
-    assert _counts(bob_before) == {"events": 1, "jobs": 4, "messages": 2}
+    assert _counts(bob_before) == {"events": 1, "jobs": 4, "job_attempts": 2, "messages": 2}
     raw = _raw(db)
     assert [n for n in NEEDLES if n not in raw] == []
 
@@ -288,6 +289,7 @@ def test_erase_removes_the_person_from_every_table_and_the_files_bytes(
     for line in (
         "events: 2 redacted",
         "jobs: 5 redacted",
+        "job_attempts: 2 redacted",
         "messages: 2 deleted",
         "opt_outs: 1 deleted",
         "function_calls: 1 redacted",
