@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.contracts import Contract, Contracts
+from gateway.config.templates import TEMPLATE_KEYS, variants
 from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
 from gateway.expr.expressions import FieldRead, data_reads, is_template
 
 YamlPath = tuple[str | int, ...]
-_TEMPLATE_KEYS = ("template", "html_template")
 
 
 def build_contracts(typed: Sequence[tuple[Document, str]], valid: set[int]) -> Contracts:
@@ -157,16 +157,20 @@ def _templates(
             where = (*path, "send")
         if not isinstance(inner, dict):
             continue
-        for key in _TEMPLATE_KEYS:
+        for key in TEMPLATE_KEYS:
             name = inner.get(key)
             if not isinstance(name, str):
                 continue
-            try:
-                source = (templates_dir / name).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue  # a missing template is reported by the reference checks
-            reads = data_reads(source, guards)
-            yield from _reads(doc, (*where, key), reads, contract, needed=True, template=name)
+            # every translation a send may choose reads what the base template may
+            for found in variants(templates_dir, name).values():
+                try:
+                    source = (templates_dir / found).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue  # a missing template is reported by the reference checks
+                reads = data_reads(source, guards)
+                yield from _reads(
+                    doc, (*where, key), reads, contract, needed=True, template=found
+                )
 
 
 def _reads(
