@@ -13,7 +13,7 @@ from jinja2 import TemplateSyntaxError
 from gateway.config.templates import TEMPLATE_KEYS, folder_problems, variants
 from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
-from gateway.expr.expressions import ENV, analyse
+from gateway.expr.expressions import ENV, analyse, is_template
 from gateway.locales import locale_code
 
 TEMPLATE_VARIABLES = frozenset({"event", "tenant", "now", "data", "to", "subject", "locale"})
@@ -175,6 +175,13 @@ class _FlowChecker:
             name = send.get(key)
             if isinstance(name, str):
                 yield from self.template(doc, (*path, key), name)
+        locale = send.get("locale")
+        if isinstance(locale, str) and not is_template(locale) and locale_code(locale) is None:
+            yield doc.diagnostic(
+                (*path, "locale"),
+                f"locale '{locale}' is not a locale code CLDR knows (de, en, de-AT, ...)",
+                "send-locale",
+            )
 
     def call(
         self, doc: Document, path: tuple[str | int, ...], call: dict[str, Any]

@@ -58,15 +58,17 @@ class ChannelCall:
     locale: str = BASE_LOCALE  # the language the message was written in
 
 
-def message_locales(variables: Mapping[str, Any]) -> tuple[str, ...]:
-    """The locales a message's templates are looked for in: the event's `language`, then the
-    tenant's `locale`, then the base locale (`gateway.locales.preference`)."""
+def message_locales(send: Mapping[str, Any], variables: Mapping[str, Any]) -> tuple[str, ...]:
+    """The locales a message's templates are looked for in: the send's own `locale`, the
+    event's `language`, the tenant's `locale`, then the base locale (each that is a locale
+    code, see `gateway.locales.preference`)."""
+    wanted = render_value(send["locale"], variables) if "locale" in send else None
     event = variables.get("event")
     data = event.get("data") if isinstance(event, Mapping) else None
     language = data.get("language") if isinstance(data, Mapping) else None
     tenant = variables.get("tenant")
     default = tenant.get("locale") if isinstance(tenant, Mapping) else None
-    return preference(language, default)
+    return preference(wanted, language, default)
 
 
 def normalise_recipient(kind: str, to: Any, default_country: str = "") -> str:
@@ -112,11 +114,11 @@ class Messenger:
         country = str((tenant.get("vars") or {}).get("default_country_code", ""))
         to = normalise_recipient(kind, render_value(send["to"], message_vars), country)
         message_vars["to"] = to
-        locales = message_locales(variables)
+        locales = message_locales(send, message_vars)
         chosen: list[Resolved] = []
         if "subject_template" in send:
             subject, found = self._render_file(send["subject_template"], message_vars, locales)
-            subject = " ".join(subject.split())  # one line: a header
+            subject = " ".join(subject.split())  # one line (a header), with plain spaces
         else:
             subject = render_value(send.get("subject", ""), message_vars)
         message_vars["subject"] = subject
