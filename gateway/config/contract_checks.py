@@ -168,9 +168,7 @@ def _templates(
                 except (OSError, UnicodeDecodeError):
                     continue  # a missing template is reported by the reference checks
                 reads = data_reads(source, guards)
-                yield from _reads(
-                    doc, (*where, key), reads, contract, needed=True, template=found
-                )
+                yield from _reads(doc, (*where, key), reads, contract, needed=True, template=found)
 
 
 def _reads(

@@ -77,8 +77,16 @@ def test_the_template_folder_reports_translations_no_send_could_use(tmp_path: Pa
         "sms/x.en.txt",
         "sms/gone.de.txt",
     )
-    found = {file.relative_to(folder).as_posix(): (rule, text) for file, text, rule in folder_problems(folder)}
-    assert sorted(found) == ["sms/gone.de.txt", "sms/x.de-AT.txt", "sms/x.en.txt", "sms/x.klingon.txt"]
+    found = {
+        file.relative_to(folder).as_posix(): (rule, text)
+        for file, text, rule in folder_problems(folder)
+    }
+    assert sorted(found) == [
+        "sms/gone.de.txt",
+        "sms/x.de-AT.txt",
+        "sms/x.en.txt",
+        "sms/x.klingon.txt",
+    ]
     assert found["sms/x.klingon.txt"][0] == "template-locale"
     assert "'klingon' is not a locale code" in found["sms/x.klingon.txt"][1]
     assert "write the locale 'de-AT' as 'de_AT'" in found["sms/x.de-AT.txt"][1]
@@ -151,7 +159,10 @@ def test_a_tenant_locale_must_be_one_cldr_knows(tmp_path: Path) -> None:
 
 def test_a_send_locale_written_out_must_be_a_locale(tmp_path: Path) -> None:
     flow = FLOW.replace("template: t.txt}", "template: t.txt, locale: LOCALE}")
-    assert _lint(tmp_path, {}, flow=flow.replace("LOCALE", '"{{ event.data.note | default(\'\') }}"')) == []
+    assert (
+        _lint(tmp_path, {}, flow=flow.replace("LOCALE", "\"{{ event.data.note | default('') }}\""))
+        == []
+    )
     (found,) = _lint(tmp_path, {}, flow=flow.replace("LOCALE", "german"))
     assert (Path(found.path).name, found.rule) == ("flow.yaml", "send-locale")
 

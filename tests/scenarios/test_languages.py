@@ -159,7 +159,9 @@ def test_an_english_attendee_gets_english_even_where_the_practice_speaks_german(
     assert text.startswith("Hi Jana Schmidt, your appointment with Dr. Anna Weber is confirmed")
     assert "Tuesday, December 15, 2026 at 9:00 AM" in text
     assert "Price: €45.00." in text
-    assert mail["subject"] == "Your appointment with Dr. Anna Weber on Tuesday, December 15 at 9:00 AM"
+    assert (
+        mail["subject"] == "Your appointment with Dr. Anna Weber on Tuesday, December 15 at 9:00 AM"
+    )
     parts = _contents(mail)
     assert "your appointment is confirmed." in parts["text/plain"]
     assert "Kind regards," in parts["text/plain"]
