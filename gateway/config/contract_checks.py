@@ -169,6 +169,18 @@ def _templates(
                     continue  # a missing template is reported by the reference checks
                 reads = data_reads(source, guards)
                 yield from _reads(doc, (*where, key), reads, contract, needed=True, template=found)
+    # a call's follow-ups and a task's fallbacks send on the same event (under their own
+    # conditions, once the action's held)
+    call = action.get("call")
+    nested = [((*path, "call", "then"), call.get("then") if isinstance(call, dict) else None)]
+    nested.append(((*path, "on_failure"), action.get("on_failure")))
+    for where, listed in nested:
+        for index, each in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(each, dict):
+                inner_guards = guards | _tested(each.get("condition"))
+                yield from _templates(
+                    doc, (*where, index), each, inner_guards, contract, templates_dir
+                )
 
 
 def _reads(

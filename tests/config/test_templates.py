@@ -141,6 +141,16 @@ def test_a_translation_is_held_to_the_event_contract_of_its_base(tmp_path: Path)
     assert rules(found) == [("flow.yaml", "warning", "contract-optional-read")]
 
 
+def test_a_fallback_translation_is_held_to_the_contract_too(tmp_path: Path) -> None:
+    flow = FLOW.replace(
+        "template: t.txt}",
+        'template: t.txt}\n    on_failure:\n      - send: {channel: acme.sms, to: "{{ event.data.name }}", template: t.txt}',
+    )
+    found = _lint(tmp_path, {"t.de.txt": "Hallo {{ event.data.nmae }}\n"}, flow=flow)
+    assert [d.rule for d in found] == ["contract-undeclared-read"] * 2  # the send, its fallback
+    assert found[1].line == 7  # the fallback's template
+
+
 def test_a_translation_is_checked_for_variables_and_syntax_like_its_base(tmp_path: Path) -> None:
     found = _lint(tmp_path, {"t.de.txt": "Hallo {{ naem }} {{ locale }}\n"})
     assert [(Path(d.path).name, d.rule) for d in found] == [("t.de.txt", "jinja-undefined-var")]

@@ -194,3 +194,81 @@ def test_a_language_without_templates_falls_back_to_the_tenant_then_english(
     assert "Tuesday, December 15, 2026 at 9:00 AM" in text
     assert "your appointment is confirmed." in _contents(mail)["text/plain"]
     assert recorded["sms-confirmation"]["template"] == "sms/booking-confirmation.txt"
+
+
+# ---- replies: a CANCEL is confirmed in the language of its keyword ----
+
+
+def _reply(client: TestClient, config: Config, text: str) -> str:
+    """An SMS reply `text` from the number of the sandbox's upcoming booking: the event's id."""
+    declared = config.integrations["twilio"].example("incoming_sms")
+    assert declared is not None
+    sid = f"SM{abs(hash((text, time.time()))):032x}"[:34]
+    form = {
+        **declared["form"],
+        "From": "+4915112345678",
+        "Body": text,
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "SmsMessageSid": sid,
+    }
+    request = signed_example(
+        config.integrations["twilio"],
+        {**declared, "form": form},
+        "http://testserver/webhooks/twilio/demo",
+        SecretLookup("twilio", {}, SECRETS),
+    )
+    response = client.request(
+        request.method, request.url, headers=request.headers, content=request.body
+    )
+    assert response.status_code == 200, response.text
+    (newest,) = admin(client, "/admin/api/events?integration=twilio&limit=1")["events"]
+    return str(newest["id"])
+
+
+def _confirmation_of(client: TestClient, event_id: str) -> tuple[str, dict[str, Any]]:
+    """The SMS that confirmed a cancel reply, and its message as recorded."""
+    action = "find-next-booking/cancel-booking/sms-cancelled"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        jobs = {j["action"]: j for j in admin(client, f"/admin/api/events/{event_id}")["jobs"]}
+        if jobs.get(action, {}).get("status") in ("succeeded", "dead"):
+            break
+        time.sleep(0.05)
+    assert jobs[action]["status"] == "succeeded", jobs
+    messages = admin(client, "/admin/api/messages?limit=500")["messages"]
+    (message,) = [m for m in messages if m["job_id"] == jobs[action]["id"]]
+    return str(jobs[action]["id"]), message
+
+
+@pytest.mark.parametrize(
+    ("keyword", "template", "words"),
+    [
+        # the sandbox's booking starts 2030-06-12T08:00Z: 10:00 in Berlin, the tenant's zone
+        (
+            "ABSAGEN",
+            "sms/reply-cancelled.de.txt",
+            'Ihr Termin "Consultation" am Mittwoch, 12. Juni um 10:00 Uhr wurde wie gewünscht'
+            " abgesagt.",
+        ),
+        (
+            "Cancel",
+            "sms/reply-cancelled.txt",
+            'Your appointment "Consultation" on Wednesday, June 12 at 10:00 AM has been'
+            " cancelled, as you asked.",
+        ),
+    ],
+)
+def test_a_cancel_reply_is_confirmed_in_the_language_of_its_keyword(
+    gateway: tuple[TestClient, Config],
+    sandbox: SandboxHandle,
+    keyword: str,
+    template: str,
+    words: str,
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    _, message = _confirmation_of(client, _reply(client, config, keyword))
+    assert message["template"] == template
+    (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
+    assert sms.form is not None and words in dict(sms.form)["Body"]
