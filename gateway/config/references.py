@@ -175,6 +175,12 @@ class _FlowChecker:
             name = send.get(key)
             if isinstance(name, str):
                 yield from self.template(doc, (*path, key), name)
+        if "subject" in send and "subject_template" in send:
+            yield doc.diagnostic(
+                (*path, "subject_template"),
+                "give subject or subject_template, not both",
+                "send-subject",
+            )
         locale = send.get("locale")
         if isinstance(locale, str) and not is_template(locale) and locale_code(locale) is None:
             yield doc.diagnostic(

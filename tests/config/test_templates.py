@@ -177,6 +177,16 @@ def test_a_send_locale_written_out_must_be_a_locale(tmp_path: Path) -> None:
     assert (Path(found.path).name, found.rule) == ("flow.yaml", "send-locale")
 
 
+def test_a_subject_comes_inline_or_from_a_file_not_both(tmp_path: Path) -> None:
+    flow = FLOW.replace("template: t.txt}", "template: t.txt, subject_template: t.txt}")
+    assert _lint(tmp_path, {}, flow=flow) == []
+    (found,) = _lint(tmp_path, {}, flow=flow.replace("text: hi,", "subject: hi,"))
+    assert (found.rule, found.message) == (
+        "send-subject",
+        "give subject or subject_template, not both",
+    )
+
+
 # ---- the shipped templates ----
 
 SHIPPED = REPO / "templates"
@@ -198,3 +208,13 @@ def test_every_shipped_template_has_every_shipped_language() -> None:
     ]
     assert missing == [], f"translate these: {missing}"
     assert list(folder_problems(SHIPPED)) == []
+
+
+@pytest.mark.parametrize("wanted", ["de", "de-AT", "de_CH", "en-GB", "fr", "zh-Hant-TW", "x"])
+def test_what_the_worker_may_render_is_what_lint_checked(tmp_path: Path, wanted: str) -> None:
+    # "if it lints, it runs": every file resolution picks is among the variants lint checks
+    folder = _folder(tmp_path, "a.txt", "a.de.txt", "a.de_CH.txt", "a.zh_Hant.txt", "a.en_GB.txt")
+    checked = set(variants(folder, "a.txt").values())
+    assert checked == {"a.txt", "a.de.txt", "a.de_CH.txt", "a.zh_Hant.txt", "a.en_GB.txt"}
+    for tenant in (None, "de", "fr"):
+        assert resolve(folder, "a.txt", preference(wanted, tenant)).name in checked
