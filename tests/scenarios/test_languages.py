@@ -24,6 +24,7 @@ from tests.helpers import REPO
 from tests.helpers.app import ADMIN_TOKEN, admin
 
 SECRETS = {
+    "RETELL_API_KEY": "key_retell",
     "CALCOM_API_KEY": "cal_live_test",
     "CALCOM_WEBHOOK_SECRET": "cal-secret",
     "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
@@ -52,7 +53,7 @@ def gateway(
 ) -> Iterator[tuple[TestClient, Config]]:
     env = {
         **SECRETS,
-        **sandbox.base_urls("calcom", "twilio", "sendgrid", "google_calendar"),
+        **sandbox.base_urls("retell", "calcom", "twilio", "sendgrid", "google_calendar"),
         "GOOGLE_OAUTH_TOKEN_URL": sandbox.url_for("google_oauth/token"),
     }
     config = load_config(REPO / "integrations.d", env)
@@ -272,3 +273,35 @@ def test_a_cancel_reply_is_confirmed_in_the_language_of_its_keyword(
     assert message["template"] == template
     (sms,) = sandbox.requests("/twilio/2010-04-01/Accounts/", "POST")
     assert sms.form is not None and words in dict(sms.form)["Body"]
+
+
+def test_the_language_a_caller_spoke_is_booked_as_the_attendee_language(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # Cal.com sends it back in BOOKING_CREATED (attendees[0].language.locale): the SMS and
+    # email confirming a booking made by phone are in the caller's language too.
+    client, config = gateway
+    retell = config.integrations["retell"]
+    declared = retell.example("call_analyzed_booking")
+    assert declared is not None
+    body: dict[str, Any] = copy.deepcopy(declared["body"])
+    body["call"]["call_id"] = "call_in_german"
+    analysis = body["call"]["call_analysis"]["custom_analysis_data"]
+    analysis.update(language="de", appointment_start="2026-12-15T09:00:00+01:00")
+    sandbox.clear_requests()
+    request = signed_example(
+        retell,
+        {**declared, "body": body},
+        "http://testserver/webhooks/retell/demo",
+        SecretLookup("retell", {}, SECRETS),
+    )
+    response = client.request(
+        request.method, request.url, headers=request.headers, content=request.body
+    )
+    assert response.status_code == 200, response.text
+    (booking,) = sandbox.wait_for_requests(
+        1, path_prefix="/calcom/v2/bookings", method="POST", timeout=10
+    )
+    assert booking.json is not None
+    assert booking.json["attendee"]["language"] == "de"
+    assert booking.json["start"] == "2026-12-15T08:00:00Z"
