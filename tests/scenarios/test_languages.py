@@ -142,7 +142,7 @@ def test_a_german_attendee_gets_german_sms_and_email(
     assert mail["subject"] == "Ihr Termin bei Dr. Anna Weber am Dienstag, 15. Dezember um 09:00 Uhr"
     parts = _contents(mail)
     assert "Ihr Termin ist bestätigt." in parts["text/plain"]
-    assert "Dienstag, 15. Dezember 2026, 09:00–09:30 Uhr" in parts["text/plain"]
+    assert "Dienstag, 15. Dezember 2026, 09:00\u201309:30 Uhr" in parts["text/plain"]
     assert "45,00\u00a0€" in parts["text/plain"]  # CLDR's no-break space, kept in an email
     assert "Mit freundlichen Grüßen" in parts["text/plain"]
     assert '<html lang="de">' in parts["text/html"]
