@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "logs": -1,
     "counters": -1,
     "resources": -1,
+    "locales": -1,  # locale codes (Babel): filters, config and messaging read them alike
 }
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.contracts import Contract, Contracts
+from gateway.config.templates import TEMPLATE_KEYS, variants
 from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
 from gateway.expr.expressions import FieldRead, data_reads, is_template
 
 YamlPath = tuple[str | int, ...]
-_TEMPLATE_KEYS = ("template", "html_template")
 
 
 def build_contracts(typed: Sequence[tuple[Document, str]], valid: set[int]) -> Contracts:
@@ -157,16 +157,30 @@ def _templates(
             where = (*path, "send")
         if not isinstance(inner, dict):
             continue
-        for key in _TEMPLATE_KEYS:
+        for key in TEMPLATE_KEYS:
             name = inner.get(key)
             if not isinstance(name, str):
                 continue
-            try:
-                source = (templates_dir / name).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue  # a missing template is reported by the reference checks
-            reads = data_reads(source, guards)
-            yield from _reads(doc, (*where, key), reads, contract, needed=True, template=name)
+            # every translation a send may choose reads what the base template may
+            for found in variants(templates_dir, name).values():
+                try:
+                    source = (templates_dir / found).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue  # a missing template is reported by the reference checks
+                reads = data_reads(source, guards)
+                yield from _reads(doc, (*where, key), reads, contract, needed=True, template=found)
+    # a call's follow-ups and a task's fallbacks send on the same event (under their own
+    # conditions, once the action's held)
+    call = action.get("call")
+    nested = [((*path, "call", "then"), call.get("then") if isinstance(call, dict) else None)]
+    nested.append(((*path, "on_failure"), action.get("on_failure")))
+    for where, listed in nested:
+        for index, each in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(each, dict):
+                inner_guards = guards | _tested(each.get("condition"))
+                yield from _templates(
+                    doc, (*where, index), each, inner_guards, contract, templates_dir
+                )
 
 
 def _reads(

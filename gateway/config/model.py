@@ -25,6 +25,7 @@ from gateway.diagnostics import Diagnostic
 from gateway.durations import parse_size
 from gateway.errors import ConfigError
 from gateway.expr.expressions import Expression, compile_expression
+from gateway.locales import locale_code
 from gateway.verify import build_verifier
 from gateway.verify.verifier import Verifier
 
@@ -196,6 +197,8 @@ class Tenant:
     # Its webhook URLs also verify with the gateway's own secrets (the environment's, and
     # values written in the config), not only with its stored credentials: an explicit choice.
     shared_secrets: bool = False
+    # The language of its messages when the event names none (a code gateway.locales reads).
+    locale: str | None = None
 
     def uses(self, integration: str) -> bool:
         return self.integrations is None or integration in self.integrations
@@ -227,12 +230,14 @@ class Config:
         )
 
     def tenant_variables(self, tenant: str) -> dict[str, Any]:
-        """What ``tenant`` is in templates: {name, vars, timezone} (empty for an undeclared one)."""
+        """What ``tenant`` is in templates: {name, vars, timezone, locale} (empty for an
+        undeclared one)."""
         declared = self.tenants.get(tenant)
         return {
             "name": tenant,
             "vars": dict(declared.vars) if declared else {},
             "timezone": declared.timezone if declared else None,
+            "locale": declared.locale if declared else None,
         }
 
 
@@ -267,6 +272,7 @@ def build_config(
                 data.get("timezone"),
                 MappingProxyType(dict(data.get("vars") or {})),
                 shared_secrets=data.get("shared_secrets") is True,
+                locale=locale_code(data.get("locale")),
             )
     return Config(
         MappingProxyType(integrations),

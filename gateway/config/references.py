@@ -10,11 +10,13 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
+from gateway.config.templates import TEMPLATE_KEYS, folder_problems, variants
 from gateway.config.yamlsource import Document
 from gateway.diagnostics import Diagnostic
-from gateway.expr.expressions import ENV, analyse
+from gateway.expr.expressions import ENV, analyse, is_template
+from gateway.locales import locale_code
 
-TEMPLATE_VARIABLES = frozenset({"event", "tenant", "now", "data", "to", "subject"})
+TEMPLATE_VARIABLES = frozenset({"event", "tenant", "now", "data", "to", "subject", "locale"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -169,10 +171,23 @@ class _FlowChecker:
         found = self._resolve(doc, (*path, "channel"), send.get("channel"), "channels", "channel")
         if isinstance(found, Diagnostic):
             yield found
-        for key in ("template", "html_template"):
+        for key in TEMPLATE_KEYS:
             name = send.get(key)
             if isinstance(name, str):
                 yield from self.template(doc, (*path, key), name)
+        if "subject" in send and "subject_template" in send:
+            yield doc.diagnostic(
+                (*path, "subject_template"),
+                "give subject or subject_template, not both",
+                "send-subject",
+            )
+        locale = send.get("locale")
+        if isinstance(locale, str) and not is_template(locale) and locale_code(locale) is None:
+            yield doc.diagnostic(
+                (*path, "locale"),
+                f"locale '{locale}' is not a locale code CLDR knows (de, en, de-AT, ...)",
+                "send-locale",
+            )
 
     def call(
         self, doc: Document, path: tuple[str | int, ...], call: dict[str, Any]
@@ -198,15 +213,17 @@ class _FlowChecker:
     ) -> Iterator[Diagnostic]:
         if self.templates_dir is None:
             return
-        file = self.templates_dir / name
-        if not file.is_file():
+        if not (self.templates_dir / name).is_file():
             yield doc.diagnostic(
                 path, f"template '{name}' not found in {self.templates_dir}", "ref-template"
             )
             return
-        if file not in self.checked_templates:  # a template's own problems are reported once
-            self.checked_templates.add(file)
-            yield from _template_file(file)
+        # the base template and each translation a send may choose (config.templates.resolve)
+        for found in variants(self.templates_dir, name).values():
+            file = self.templates_dir / found
+            if file not in self.checked_templates:  # a file's own problems are reported once
+                self.checked_templates.add(file)
+                yield from _template_file(file)
 
 
 def _template_file(file: Path) -> Iterator[Diagnostic]:
@@ -275,6 +292,21 @@ def _tenant_checks(doc: Document, index: _Index) -> Iterator[Diagnostic]:
                 f"integration '{name}' is not declared{_hint(name, sorted(index.integrations))}",
                 "ref-integration",
             )
+    locale = doc.data.get("locale")
+    if isinstance(locale, str) and locale_code(locale) is None:
+        yield doc.diagnostic(
+            ("locale",),
+            f"locale '{locale}' is not a locale code CLDR knows (de, en, de-AT, ...)",
+            "tenant-locale",
+        )
+
+
+def _template_folder(templates_dir: Path | None) -> Iterator[Diagnostic]:
+    """Files named as translations that no send could use."""
+    if templates_dir is None:
+        return
+    for file, message, rule in folder_problems(templates_dir):
+        yield Diagnostic(str(file), 1, 1, "error", message, rule)
 
 
 def check_references(
@@ -283,6 +315,7 @@ def check_references(
     index = _Index([d for d, k in typed if k == "integration"])
     flows = _FlowChecker(index, templates_dir)
     yield from _duplicates(typed)
+    yield from _template_folder(templates_dir)
     for doc, kind in typed:
         if kind == "integration":
             yield from _integration_checks(doc)

@@ -12,13 +12,18 @@ import hmac
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Undefined
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from jinja2 import Undefined, pass_context
+from jinja2.runtime import Context
 
 from gateway.durations import parse_signed_duration
 from gateway.expr.sealed import Sealed, unseal
+from gateway.locales import babel_locale
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
@@ -146,6 +151,122 @@ def default(value: Any, fallback: Any = "", boolean: bool = False) -> Any:
     return value
 
 
+# ---- in the message's language: the locale is the rendering context's `locale` (the one of
+# the template file chosen, see config.templates), or a `locale=` argument; the base locale
+# when neither is given. Formats are CLDR's, through Babel: full, long, medium, short, or a
+# CLDR pattern ("EEEE, d. MMMM y 'um' HH:mm").
+
+
+def _locale_of(context: Context | None, given: Any) -> Any:
+    wanted = given if given else (context.get("locale") if context is not None else None)
+    return babel_locale(None if isinstance(wanted, Undefined) else wanted)
+
+
+def _moment(value: Any, zone: str | None) -> datetime:
+    """`value` as an aware datetime, in `zone` when one is given (else in its own offset)."""
+    moment = to_datetime(value)
+    return moment.astimezone(zone_or_utc(zone)) if zone else moment
+
+
+def format_datetime(
+    context: Context | None,
+    value: Any,
+    format: str = "medium",
+    zone: str | None = None,
+    locale: str | None = None,
+) -> str:
+    """A moment as the locale writes it: ``start | format_datetime('short', 'Europe/Berlin')``
+    is 15.12.26, 09:00 in German and 12/15/26, 9:00 AM in English."""
+    moment = _moment(value, zone)
+    where = _locale_of(context, locale)
+    return babel_dates.format_datetime(moment, format, tzinfo=moment.tzinfo, locale=where)
+
+
+def format_date(
+    context: Context | None,
+    value: Any,
+    format: str = "medium",
+    zone: str | None = None,
+    locale: str | None = None,
+) -> str:
+    """The day of a moment (in `zone`): 'full' is Dienstag, 15. Dezember 2026."""
+    moment = _moment(value, zone)
+    return babel_dates.format_date(moment.date(), format, locale=_locale_of(context, locale))
+
+
+def format_time(
+    context: Context | None,
+    value: Any,
+    format: str = "short",
+    zone: str | None = None,
+    locale: str | None = None,
+) -> str:
+    """The time of day of a moment (in `zone`): 'short' is 09:00 in German, 9:00 AM in
+    English."""
+    moment = _moment(value, zone)
+    where = _locale_of(context, locale)
+    return babel_dates.format_time(moment, format, tzinfo=moment.tzinfo, locale=where)
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"{value!r} is not an amount")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not an amount") from None
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not an amount")
+    return amount
+
+
+def format_money(
+    context: Context | None,
+    value: Any,
+    currency: Any,
+    minor_units: bool = False,
+    locale: str | None = None,
+) -> str:
+    """An amount of `currency` (an ISO 4217 code, any case) as the locale writes money:
+    ``45 | format_money('eur')`` is 45,00 € in German and €45.00 in English. With
+    `minor_units`, `value` is in the currency's smallest unit (4500 cents)."""
+    code = str(currency or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError(f"{currency!r} is not a currency code (ISO 4217, like EUR)")
+    amount = _number(value)
+    if minor_units:
+        amount = amount.scaleb(-babel_numbers.get_currency_precision(code))
+    return babel_numbers.format_currency(amount, code, locale=_locale_of(context, locale))
+
+
+def format_number(
+    context: Context | None, value: Any, decimals: int | None = None, locale: str | None = None
+) -> str:
+    """A number as the locale writes it (1.234,5 in German); with `decimals`, exactly that
+    many digits after the separator."""
+    amount = _number(value)
+    where = _locale_of(context, locale)
+    if decimals is None:
+        return babel_numbers.format_decimal(amount, locale=where)
+    places = max(int(decimals), 0)
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return babel_numbers.format_decimal(
+        amount.quantize(Decimal(1).scaleb(-places)), pattern, locale=where
+    )
+
+
+def _localised(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that reads the locale of its rendering context; strict like `_strict`."""
+
+    @functools.wraps(fn)
+    def localised(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return fn(context, value, *args, **kwargs)
+
+    return pass_context(localised)
+
+
 def _strict(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A filter given an undefined value says the value is missing (an UndefinedError naming
     it), as reading it would, instead of failing on its own terms: a missing optional field
@@ -173,4 +294,9 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "hmac_sha256": _strict(hmac_sha256),
     "explode": _strict(explode),
     "nearest": _strict(nearest),
+    "format_datetime": _localised(format_datetime),
+    "format_date": _localised(format_date),
+    "format_time": _localised(format_time),
+    "format_money": _localised(format_money),
+    "format_number": _localised(format_number),
 }

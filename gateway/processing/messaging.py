@@ -17,11 +17,16 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from gateway.config.channels import Channel
 from gateway.config.model import Config
+from gateway.config.templates import Resolved, resolve
 from gateway.errors import Permanent
 from gateway.expr.expressions import MissingValue, render_value
 from gateway.expr.filters import FILTERS, e164
+from gateway.locales import BASE_LOCALE, preference
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# CLDR writes "45,00 €" and "9:00 AM" with no-break spaces, which the GSM 7-bit alphabet lacks:
+# one of them would send the whole SMS as UCS-2, at less than half the characters a segment.
+_PLAIN_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
 
 
 class InvalidMessage(Permanent):
@@ -49,7 +54,21 @@ class ChannelCall:
     body: Any
     channel: Channel
     recipient: str
-    template: str  # the template file (or "inline")
+    template: str  # the template file chosen, with its locale (or "inline")
+    locale: str = BASE_LOCALE  # the language the message was written in
+
+
+def message_locales(send: Mapping[str, Any], variables: Mapping[str, Any]) -> tuple[str, ...]:
+    """The locales a message's templates are looked for in: the send's own `locale`, the
+    event's `language`, the tenant's `locale`, then the base locale (each that is a locale
+    code, see `gateway.locales.preference`)."""
+    wanted = render_value(send["locale"], variables) if "locale" in send else None
+    event = variables.get("event")
+    data = event.get("data") if isinstance(event, Mapping) else None
+    language = data.get("language") if isinstance(data, Mapping) else None
+    tenant = variables.get("tenant")
+    default = tenant.get("locale") if isinstance(tenant, Mapping) else None
+    return preference(wanted, language, default)
 
 
 def normalise_recipient(kind: str, to: Any, default_country: str = "") -> str:
@@ -69,8 +88,14 @@ class Messenger:
         self.config = config
         self.templates = template_environment(config.templates_dir)
 
-    def _render_file(self, name: str, variables: Mapping[str, Any]) -> str:
-        return self.templates.get_template(name).render(variables).strip()
+    def _render_file(
+        self, name: str, variables: Mapping[str, Any], locales: tuple[str, ...]
+    ) -> tuple[str, Resolved]:
+        """The text of the first translation of template `name` in `locales` (each template
+        falls back on its own), rendered with that file's `locale`."""
+        found = resolve(self.config.templates_dir, name, locales)
+        template = self.templates.get_template(found.name)
+        return template.render({**variables, "locale": found.locale}).strip(), found
 
     def build(
         self, send: Mapping[str, Any], variables: Mapping[str, Any], message_id: str = ""
@@ -89,18 +114,25 @@ class Messenger:
         country = str((tenant.get("vars") or {}).get("default_country_code", ""))
         to = normalise_recipient(kind, render_value(send["to"], message_vars), country)
         message_vars["to"] = to
-        subject = render_value(send.get("subject", ""), message_vars)
+        locales = message_locales(send, message_vars)
+        chosen: list[Resolved] = []
+        if "subject_template" in send:
+            subject, found = self._render_file(send["subject_template"], message_vars, locales)
+            subject = " ".join(subject.split())  # one line (a header), with plain spaces
+        else:
+            subject = render_value(send.get("subject", ""), message_vars)
         message_vars["subject"] = subject
-        text = (
-            self._render_file(send["template"], message_vars)
-            if "template" in send
-            else str(render_value(send.get("text", ""), message_vars))
-        )
-        html = (
-            self._render_file(send["html_template"], message_vars)
-            if "html_template" in send
-            else ""
-        )
+        text, html = "", ""
+        if "template" in send:
+            text, found = self._render_file(send["template"], message_vars, locales)
+            chosen.append(found)
+        else:
+            text = str(render_value(send.get("text", ""), message_vars))
+        if "html_template" in send:
+            html, found = self._render_file(send["html_template"], message_vars, locales)
+            chosen.append(found)
+        if kind == "sms":
+            text = text.translate(_PLAIN_SPACES)
         whatsapp = send.get("whatsapp_template")
         if whatsapp:
             whatsapp = {
@@ -125,9 +157,12 @@ class Messenger:
                 "message_id": message_id,
             },
         )
-        template = str(send.get("template") or send.get("html_template") or "")
+        # the message log records the file the text came from (else the HTML's)
+        template = chosen[0].name if chosen else ""
+        locale = chosen[0].locale if chosen else BASE_LOCALE
         if not template and whatsapp:
             template = f"whatsapp:{whatsapp['name']}"
+            locale = str(whatsapp["language"])
         return ChannelCall(
             integration_name,
             channel.endpoint,
@@ -136,4 +171,5 @@ class Messenger:
             channel,
             to,
             template or "inline",
+            locale,
         )

@@ -141,6 +141,14 @@ def test_a_retried_booking_is_made_once_and_answered_the_same(gateway: Gateway) 
     assert [c["outcome"] for c in calls] == ["repeat", "ok"]
 
 
+def test_the_callers_language_is_booked_as_the_attendees(gateway: Gateway) -> None:
+    # Cal.com sends it back in BOOKING_CREATED: the confirmations are in it
+    args = {"start": "2025-06-13T10:00:00+02:00", "name": "Jana Schmidt", "language": "de"}
+    assert gateway.call("book_appointment", args).status_code == 200
+    (booked,) = gateway.requests("/calcom/v2/bookings", "POST")
+    assert json.loads(booked.body)["attendee"]["language"] == "de"
+
+
 def test_a_taken_slot_is_answered_not_booked_with_the_nearest_free_times(
     gateway: Gateway,
 ) -> None:

@@ -210,6 +210,7 @@ def test_tenant_variables() -> None:
                     "kind": "tenant",
                     "name": "demo",
                     "timezone": "Europe/Berlin",
+                    "locale": "de-AT",
                     "vars": {"calendar": "primary"},
                 },
             )
@@ -220,9 +221,15 @@ def test_tenant_variables() -> None:
     assert config.tenant_variables("demo") == {
         "name": "demo",
         "timezone": "Europe/Berlin",
+        "locale": "de_AT",  # in CLDR's form
         "vars": {"calendar": "primary"},
     }
-    assert config.tenant_variables("default") == {"name": "default", "timezone": None, "vars": {}}
+    assert config.tenant_variables("default") == {
+        "name": "default",
+        "timezone": None,
+        "locale": None,
+        "vars": {},
+    }
 
 
 def test_a_missing_secret_in_a_body_default_names_it() -> None:

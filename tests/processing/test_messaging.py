@@ -4,7 +4,9 @@ a clear reason, not a retry loop."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,3 +93,69 @@ def test_an_invalid_recipient_is_a_dead_job_with_the_reason() -> None:
     outcome = asyncio.run(worker.execute(job))
     assert outcome.status == "dead"
     assert outcome.error is not None and "'not a number' is not a phone number" in outcome.error
+
+
+# ---- languages: each template falls back on its own; the file chosen is what is recorded ----
+
+
+def _translated(tmp_path: Path) -> Messenger:
+    for name, text in {
+        "mail.txt": "Hello {{ event.data.name }}, {{ locale }}",
+        "mail.de.txt": "Guten Tag {{ event.data.name }}, {{ locale }}",
+        "mail.html": "<p>Hello {{ event.data.name }}, {{ locale }}</p>",  # not translated
+        "subject.txt": "Your appointment",
+        "subject.de.txt": "Ihr  Termin\n am {{ '2026-12-15T08:00:00Z' | format_date('full') }}",
+    }.items():
+        (tmp_path / name).write_text(text)
+    return Messenger(dataclasses.replace(CONFIG, templates_dir=tmp_path))
+
+
+MAIL = {
+    "channel": "sendgrid.email",
+    "to": "jane@example.com",
+    "template": "mail.txt",
+    "html_template": "mail.html",
+    "subject_template": "subject.txt",
+}
+
+
+def _variables(language: str | None, tenant_locale: str | None = None) -> dict[str, Any]:
+    return {
+        "event": {"data": {"name": "Jane", "language": language}},
+        "tenant": {"name": "demo", "vars": {}, "locale": tenant_locale},
+        "now": None,
+    }
+
+
+def test_each_template_takes_its_own_best_translation(tmp_path: Path) -> None:
+    call = _translated(tmp_path).build(MAIL, _variables("de"))
+    parts = {part["type"]: part["value"] for part in call.body["content"]}
+    assert parts["text/plain"] == "Guten Tag Jane, de"
+    assert parts["text/html"] == "<p>Hello Jane, en</p>"  # no mail.de.html: English, English dates
+    assert call.body["subject"] == "Ihr Termin am Dienstag, 15. Dezember 2026"  # one line
+    assert (call.template, call.locale) == ("mail.de.txt", "de")
+
+
+def test_the_event_language_comes_before_the_tenant_locale(tmp_path: Path) -> None:
+    messenger = _translated(tmp_path)
+    assert messenger.build(MAIL, _variables("en", "de")).template == "mail.txt"
+    assert messenger.build(MAIL, _variables(None, "de")).template == "mail.de.txt"
+    assert messenger.build(MAIL, _variables("de-CH", None)).template == "mail.de.txt"
+    assert messenger.build(MAIL, _variables(None, None)).template == "mail.txt"
+
+
+def test_a_send_locale_comes_first(tmp_path: Path) -> None:
+    send = {**MAIL, "locale": "{{ 'de' if event.data.name == 'Jane' else '' }}"}
+    call = _translated(tmp_path).build(send, _variables("en", "en"))
+    assert (call.template, call.locale) == ("mail.de.txt", "de")
+    call = _translated(tmp_path).build({**send, "locale": "{{ 'no locale' }}"}, _variables("en"))
+    assert call.template == "mail.txt"  # passed over
+
+
+def test_an_sms_is_sent_with_plain_spaces(tmp_path: Path) -> None:
+    (tmp_path / "sms.txt").write_text("{{ 45 | format_money('eur') }} {{ locale }}")
+    (tmp_path / "sms.de.txt").write_text("{{ 45 | format_money('eur') }} {{ locale }}")
+    messenger = Messenger(dataclasses.replace(CONFIG, templates_dir=tmp_path))
+    send = {"channel": "twilio.sms", "to": "+14155550123", "template": "sms.txt"}
+    call = messenger.build(send, _variables("de"))
+    assert call.body["Body"] == "45,00 € de"  # CLDR's no-break space would make it UCS-2
