@@ -131,11 +131,12 @@ class JwtVerifier:
         if self._shared != (source == "secret"):
             family = "HS*" if self._shared else "ES*, RS* and PS*"
             needs = "'secret'" if self._shared else "'public_key' or 'keys'"
-            raise VerifyConfigError(f"verify.{source}: {family} algorithms are checked with {needs}")
-        self._secret = options.secret_value(spec, "secret", "verify") if source == "secret" else None
-        self._public_key = (
-            options.secret_value(spec, "public_key", "verify") if source == "public_key" else None
-        )
+            raise VerifyConfigError(
+                f"verify.{source}: {family} algorithms are checked with {needs}"
+            )
+        secret = options.secret_value(spec, source, "verify") if source != "keys" else None
+        self._secret = secret if source == "secret" else None
+        self._public_key = secret if source == "public_key" else None
         fetch = options.mapping(spec, "keys", "verify")
         self.key_fetch = _key_fetch(fetch) if fetch is not None else None
         self._issuer = options.text(spec, "issuer", "verify") or None
@@ -177,9 +178,7 @@ class JwtVerifier:
         for name in self.key_fetch.key_path:
             value = value.get(name) if isinstance(value, Mapping) else None
         if isinstance(value, list):
-            value = next(
-                (k for k in value if isinstance(k, Mapping) and k.get("kid") == kid), None
-            )
+            value = next((k for k in value if isinstance(k, Mapping) and k.get("kid") == kid), None)
         if not isinstance(value, Mapping) or value.get("kid", kid) != kid:
             raise VerificationFailed(f"the key endpoint has no key {kid!r}")
         key = _load_jwk(json.dumps(value, sort_keys=True))
