@@ -158,6 +158,15 @@ def _claims(case: Case, body: bytes, iat: int) -> dict[str, Any]:
     return claims
 
 
+def test_every_shipped_jwt_provider_has_a_case() -> None:
+    shipped = {
+        name
+        for name, integration in CONFIG.integrations.items()
+        if integration.webhook is not None and integration.webhook.verify_spec["scheme"] == "jwt"
+    }
+    assert shipped == JWT_PROVIDERS
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_genuine_request_is_accepted(client: TestClient, case: Case) -> None:
     body = _body(case)
