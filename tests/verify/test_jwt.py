@@ -16,6 +16,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from gateway.config.examples import OutgoingRequest
@@ -377,3 +379,28 @@ def _hmac_token(claims: dict[str, Any], secret: bytes, alg: str) -> str:
 def _relabel(signed: str, alg: str) -> str:
     _, payload, signature = signed.split(".")
     return f"{_b64({'alg': alg, 'typ': 'JWT'})}.{payload}.{signature}"
+
+
+# ---- whatever the header holds: VerificationFailed, never another error, never accepted ------
+
+_segments = st.one_of(
+    st.sampled_from([_b64({"alg": a, "kid": "k"}) for a in ("HS256", "ES256", "none", "RS256")]),
+    st.dictionaries(st.sampled_from(["alg", "kid", "iat", "exp", "h", "crit"]), st.one_of(
+        st.none(), st.integers(), st.text(max_size=6), st.lists(st.integers(), max_size=2)
+    ), max_size=4).map(_b64),
+    st.binary(max_size=40).map(lambda b: base64.urlsafe_b64encode(b).decode()),
+    st.text(max_size=10),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(parts=st.lists(_segments, min_size=1, max_size=4), body=st.binary(max_size=40))
+def test_arbitrary_tokens_are_refused_cleanly(parts: list[str], body: bytes) -> None:
+    value = ".".join(parts)
+    specs = [
+        hs(body_hash={"claim": "h"}),
+        public(pem(EC_KEY), ["ES256"]),
+        public(json.dumps({"keys": [ec_jwk(EC_KEY, "k")]}), ["ES256", "ES384"]),
+    ]
+    for spec in specs:
+        assert verdict(spec, value, body) != "ok"
