@@ -206,7 +206,7 @@ class JwtVerifier:
             raise VerificationFailed(f"no token in header {self.header}")
         try:
             header = jwt.get_unverified_header(wire_bytes(token))
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise VerificationFailed("malformed token") from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
