@@ -80,7 +80,7 @@ _KEYS = frozenset(
     }
 )
 _BODY_HASH_KEYS = frozenset({"claim", "algorithm", "encoding"})
-_FETCH_KEYS = frozenset({"endpoint", "kid_in", "kid_name", "key_path", "cache"})
+_FETCH_KEYS = frozenset({"endpoint", "kid_in", "kid_name", "key_path", "cache", "expired_field"})
 
 
 class BodyHash(NamedTuple):
@@ -181,6 +181,9 @@ class JwtVerifier:
             value = next((k for k in value if isinstance(k, Mapping) and k.get("kid") == kid), None)
         if not isinstance(value, Mapping) or value.get("kid", kid) != kid:
             raise VerificationFailed(f"the key endpoint has no key {kid!r}")
+        expired = self.key_fetch.expired_field
+        if expired is not None and value.get(expired) is not None:
+            raise VerificationFailed(f"key {kid!r} has expired")
         key = _load_jwk(json.dumps(value, sort_keys=True))
         if key is None:
             raise VerificationFailed("the fetched key is not a public key")
@@ -306,6 +309,7 @@ def _key_fetch(spec: Mapping[str, Any]) -> KeyFetch:
         options.text(spec, "kid_name", where) or "kid",
         tuple(part for part in path.split(".") if part),
         options.duration(spec, "cache", where, "1h"),
+        options.text(spec, "expired_field", where) or None,
     )
 
 

@@ -63,13 +63,15 @@ class Verifier(Protocol):
 class KeyFetch(NamedTuple):
     """Where a verifier's key is fetched: the integration's `endpoint`, given the key id as
     `kid_name` in its body, query or path (`kid_in`); the key is at `key_path` in the answer
-    (a JWK, or a list of them to pick the id from) and is kept `cache` seconds."""
+    (a JWK, or a list of them to pick the id from) and is kept `cache` seconds. A key whose
+    `expired_field` is set (not null) is not used."""
 
     endpoint: str
     kid_in: str
     kid_name: str
     key_path: tuple[str, ...]
     cache: float
+    expired_field: str | None = None
 
 
 class FetchesKeys(Verifier, Protocol):

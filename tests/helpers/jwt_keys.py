@@ -59,7 +59,8 @@ def plaid_token(
 class PlaidKeyEndpoint(httpx.AsyncBaseTransport):
     """Answers Plaid's key endpoint on any host from `keys` (kid -> private key, whose public
     half is served); every other request goes to `inner`. `calls` records each key request's
-    JSON body and credential headers; `failing` answers 503 instead."""
+    JSON body and credential headers; `failing` answers 503 instead; the keys of `expired`
+    are answered with ``expired_at`` set."""
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class PlaidKeyEndpoint(httpx.AsyncBaseTransport):
         self.inner = inner
         self.calls: list[dict[str, Any]] = []
         self.failing = False
+        self.expired: set[str] = set()  # kids answered with expired_at set
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith(KEY_PATH):
@@ -93,7 +95,10 @@ class PlaidKeyEndpoint(httpx.AsyncBaseTransport):
                     "request_id": "m8MDnv9okwxFNBV",
                 }
                 return httpx.Response(400, json=error, request=request)
-            answer = {"key": public_jwk(key, kid), "request_id": "RZ6Omi1bzzwDaLo"}
+            jwk = public_jwk(key, kid)
+            if kid in self.expired:
+                jwk["expired_at"] = 1700000000
+            answer = {"key": jwk, "request_id": "RZ6Omi1bzzwDaLo"}
             return httpx.Response(200, json=answer, request=request)
         if self.inner is not None:
             return await self.inner.handle_async_request(request)

@@ -348,6 +348,15 @@ def test_an_unknown_kid_is_fetched_once_then_refused(
     assert [call["key_id"] for call in endpoint.calls] == ["no-such-kid", PLAID_KID, "rotated-kid"]
 
 
+def test_a_key_plaid_has_expired_is_not_used(
+    fresh: tuple[TestClient, PlaidKeyEndpoint],
+) -> None:
+    client, endpoint = fresh
+    endpoint.expired.add(PLAID_KID)
+    assert _plaid(client, PLAID_KID, PLAID_KEY, "one") == 401
+    assert len(endpoint.calls) == 1
+
+
 def test_a_failing_key_endpoint_fails_closed_and_is_asked_again(
     fresh: tuple[TestClient, PlaidKeyEndpoint],
 ) -> None:
