@@ -5,8 +5,8 @@ Keys are cached per integration, tenant and key id for the verifier's ``keys.cac
 bounded cache (least recently used first out). A key id the provider does not know (or a key
 it cannot load) is remembered as unknown for `MISS_TTL` seconds, so forged requests naming
 made-up ids cost one fetch each, not one per request; a fetch that fails (network, 5xx,
-breaker open) is not remembered. Either way the request fails closed. Concurrent requests
-naming the same missing key share one fetch.
+breaker open) is not remembered and is logged as an ERROR. Either way the request fails
+closed. Concurrent requests naming the same missing key share one fetch.
 """
 
 from __future__ import annotations
@@ -110,14 +110,14 @@ class VerificationKeys:
             result = await self._call(integration, tenant, fetch, kid)
         except PermanentError as exc:
             if exc.status is None:  # not asked (a credential is missing, ...): not remembered
-                log.warning("%s/%s: key %r not fetched: %s", integration, tenant, kid, exc.reason)
+                log.error("%s/%s: key %r not fetched: %s", integration, tenant, kid, exc.reason)
                 raise VerificationFailed("the key endpoint cannot be called") from None
             # the provider answered: it does not know this id
             log.warning("%s/%s: key %r not fetched: %s", integration, tenant, kid, exc.reason)
             self._remember(where, _UNKNOWN, MISS_TTL)
             return _UNKNOWN
-        except OutboundError as exc:
-            log.warning("%s/%s: key %r not fetched: %s", integration, tenant, kid, exc.reason)
+        except OutboundError as exc:  # the endpoint failed: every such request is refused
+            log.error("%s/%s: key %r not fetched: %s", integration, tenant, kid, exc.reason)
             raise VerificationFailed("the key endpoint failed") from None
         self.fetches += 1
         try:
