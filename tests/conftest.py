@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -19,7 +20,8 @@ from tests.helpers.app import ADMIN_TOKEN, AppFactory, LoopbackOnly
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[AppFactory]:
-    """Build a TestClient over a folder of YAML texts (or a real folder) and an environment."""
+    """Build a TestClient over a folder of YAML texts (or a real folder) and an environment;
+    outbound calls go through `transport` (default: loopback only)."""
     clients: list[TestClient] = []
 
     def factory(
@@ -27,6 +29,7 @@ def make_client(tmp_path: Path) -> Iterator[AppFactory]:
         environ: Mapping[str, str] | None = None,
         *,
         templates: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> TestClient:
         env = {"GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, **(environ or {})}
         if isinstance(files, Path):
@@ -44,7 +47,9 @@ def make_client(tmp_path: Path) -> Iterator[AppFactory]:
                 (templates_dir / name).write_text(text)
         config: Config = load_config(folder, env, templates_dir=templates_dir)
         store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
-        app = create_app(config, store, Settings.from_env(env), env, transport=LoopbackOnly())
+        app = create_app(
+            config, store, Settings.from_env(env), env, transport=transport or LoopbackOnly()
+        )
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)

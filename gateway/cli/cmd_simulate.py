@@ -220,7 +220,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--tenant", default=None)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's base URL")
     p.add_argument(
-        "--private-key", metavar="PEM", help="ecdsa/ed25519: the private key to sign with"
+        "--private-key",
+        metavar="PEM",
+        help="ecdsa/ed25519 and jwt ES*/RS*/PS*: the private key to sign with",
     )
     p.add_argument(
         "--at",

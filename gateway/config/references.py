@@ -92,6 +92,15 @@ def _integration_checks(doc: Document) -> Iterator[Diagnostic]:
                     "ref-endpoint",
                 )
     webhook = data.get("webhook")
+    keys = _dict(_dict(_dict(webhook).get("verify")).get("keys"))
+    fetched_from = keys.get("endpoint")
+    if isinstance(fetched_from, str) and fetched_from not in endpoints:
+        yield doc.diagnostic(
+            ("webhook", "verify", "keys", "endpoint"),
+            f"endpoint '{fetched_from}' is not declared in api.endpoints"
+            f"{_hint(fetched_from, list(endpoints))}",
+            "ref-endpoint",
+        )
     if isinstance(webhook, dict) and "verify" not in webhook:
         yield doc.diagnostic(
             ("webhook",),

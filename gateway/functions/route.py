@@ -20,6 +20,7 @@ from gateway.config.model import DEFAULT_MAX_BODY, DEFAULT_TENANT, Config
 from gateway.counters import Counters
 from gateway.credentials.secrets import SecretSource, tenant_shares
 from gateway.functions.engine import FunctionEngine, Request
+from gateway.outbound.verification_keys import VerificationKeys, verify_request
 from gateway.replies import (
     BodyTooLarge,
     Reply,
@@ -47,9 +48,11 @@ class FunctionRoute:
         *,
         public_url: str | None,
         counters: Counters | None = None,
+        keys: VerificationKeys | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
+        self.keys = keys  # fetches the keys of verifiers whose keys are fetched
         self.secrets = secrets
         self.public_url = public_url
         self.counters = counters if counters is not None else Counters()
@@ -103,7 +106,9 @@ class FunctionRoute:
             tenant, name, shared
         )
         try:
-            webhook.verifier.verify(incoming, secrets, time.time())
+            await verify_request(
+                self.keys, name, tenant, webhook.verifier, incoming, secrets, time.time()
+            )
         except VerificationFailed as failed:
             log.info("rejected function call %s.%s/%s: %s", name, function_name, tenant, failed)
             self.counters.function_calls[(name, function_name, "rejected")] += 1

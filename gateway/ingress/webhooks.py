@@ -28,6 +28,7 @@ from gateway.credentials.secrets import SecretLookup, SecretSource, tenant_share
 from gateway.expr.expressions import RENDER_ERRORS, Expression
 from gateway.expr.sealed import Sealed
 from gateway.ids import new_id
+from gateway.outbound.verification_keys import VerificationKeys, verify_request
 from gateway.replies import (
     BodyTooLarge,
     Reply,
@@ -76,10 +77,14 @@ class Ingress:
         *,
         public_url: str | None,
         counters: Counters | None = None,
+        keys: VerificationKeys | None = None,
     ) -> None:
+        """`keys`: fetches the keys of verifiers whose keys are fetched (the outbound engine's);
+        without it their requests fail verification."""
         self.config = config
         self.counters = counters if counters is not None else Counters()
         self.writer = writer
+        self.keys = keys
         self.secrets = secrets
         self.public_url = public_url
         self._dropped_headers = {
@@ -145,12 +150,16 @@ class Ingress:
             if _matches(handshake, incoming) and self._when(
                 integration, handshake, incoming, parsed
             ):
-                return self._handshake(integration, handshake, incoming, secrets, tenant, parsed)
+                return await self._handshake(
+                    integration, handshake, incoming, secrets, tenant, parsed
+                )
         if method != "POST":
             refused = error_reply(405, f"{method} is not accepted here: use POST")
             return refused._replace(headers=((b"allow", webhook.allow),))
         try:
-            webhook.verifier.verify(incoming, secrets, time.time())
+            await verify_request(
+                self.keys, name, tenant, webhook.verifier, incoming, secrets, time.time()
+            )
         except VerificationFailed as failed:
             log.info("rejected webhook for %s/%s: %s", name, tenant, failed.reason)
             return _REJECTED
@@ -198,7 +207,7 @@ class Ingress:
         except RENDER_ERRORS:
             return False
 
-    def _handshake(
+    async def _handshake(
         self,
         integration: Integration,
         handshake: Handshake,
@@ -220,7 +229,15 @@ class Ingress:
                 return _TOKEN_REJECTED
         if handshake.verified:
             try:
-                integration.webhook.verifier.verify(incoming, secrets, time.time())
+                await verify_request(
+                    self.keys,
+                    integration.name,
+                    tenant,
+                    integration.webhook.verifier,
+                    incoming,
+                    secrets,
+                    time.time(),
+                )
             except VerificationFailed as failed:
                 log.info("rejected handshake %s for %s: %s", handshake.name, where, failed.reason)
                 return _REJECTED

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.verify.asymmetric import EcdsaVerifier, Ed25519Verifier
 from gateway.verify.hmac_scheme import HmacVerifier
+from gateway.verify.jwt_scheme import JwtVerifier
 from gateway.verify.none import NoVerification
 from gateway.verify.options import VerifyConfigError
 from gateway.verify.token import TokenVerifier
@@ -36,6 +37,7 @@ SCHEMES: Mapping[str, Callable[[Mapping[str, Any]], Verifier]] = {
     "ed25519": Ed25519Verifier,
     "token": TokenVerifier,
     "none": NoVerification,
+    "jwt": JwtVerifier,
 }
 
 

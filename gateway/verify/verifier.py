@@ -58,3 +58,47 @@ class Verifier(Protocol):
     def verify(self, request: WebhookRequest, secrets: SecretLookup, now: float) -> None:
         """Return if the request is genuine; raise VerificationFailed otherwise. Never raises
         anything else, whatever the headers and body hold."""
+
+
+class KeyFetch(NamedTuple):
+    """Where a verifier's key is fetched: the integration's `endpoint`, given the key id as
+    `kid_name` in its body, query or path (`kid_in`); the key is at `key_path` in the answer
+    (a JWK, or a list of them to pick the id from) and is kept `cache` seconds. A key whose
+    `expired_field` is set (not null) is not used."""
+
+    endpoint: str
+    kid_in: str
+    kid_name: str
+    key_path: tuple[str, ...]
+    cache: float
+    expired_field: str | None = None
+
+
+class FetchesKeys(Verifier, Protocol):
+    """A verifier whose keys are fetched from the provider by key id (``key_fetch`` is set):
+    the outbound engine fetches and caches them (`gateway.outbound.verification_keys`), and
+    its plain `verify` fails closed."""
+
+    @property
+    def key_fetch(self) -> KeyFetch | None: ...
+
+    def key_id(self, request: WebhookRequest) -> str:
+        """The key id the request names (unverified); raises VerificationFailed."""
+        ...
+
+    def load_key(self, document: Any, kid: str) -> Any:
+        """The key for `kid` in the key endpoint's parsed answer; raises VerificationFailed."""
+        ...
+
+    def verify_with_key(
+        self, request: WebhookRequest, secrets: SecretLookup, now: float, key: Any
+    ) -> None:
+        """`verify`, with the fetched key (from `load_key`)."""
+        ...
+
+
+def fetches_keys(verifier: Verifier) -> FetchesKeys | None:
+    """The verifier, when its keys are fetched; None for every other verifier."""
+    if getattr(verifier, "key_fetch", None) is None:
+        return None
+    return verifier  # type: ignore[return-value]  # key_fetch is only set on FetchesKeys

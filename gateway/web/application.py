@@ -28,6 +28,7 @@ from gateway.health.prober import HealthChecks
 from gateway.ingress.webhooks import PREFIX, Ingress
 from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
+from gateway.outbound.verification_keys import VerificationKeys
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.worker import Worker
 from gateway.replies import route_path
@@ -129,12 +130,14 @@ def create_app(
     leadership = Leadership(store.coordination(), lease=leader_lease)
     sync_scheduler = SyncScheduler(config, store, syncs, environ, leadership=leadership)
     health = HealthChecks(config, store, outbound, environ)
+    keys = VerificationKeys(outbound)  # keys fetched by key id (Plaid), for both doors
     ingress = Ingress(
         config,
         writer,
         secrets,
         public_url=settings.public_url,
         counters=counters,
+        keys=keys,
     )
     engine = FunctionEngine(config, outbound, store, writer, counters=counters)
     functions = FunctionRoute(
@@ -143,6 +146,7 @@ def create_app(
         secrets,
         public_url=settings.public_url,
         counters=counters,
+        keys=keys,
     )
 
     readiness = Readiness(config, store, role)

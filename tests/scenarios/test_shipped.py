@@ -7,6 +7,8 @@ import base64
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -19,6 +21,7 @@ from gateway.processing.dispatcher import map_stored
 from gateway.store.entities import StoredEvent
 from tests.helpers import REPO
 from tests.helpers.app import AppFactory, LoopbackOnly, admin
+from tests.helpers.jwt_keys import PlaidKeyEndpoint, simulated_kid
 from tests.helpers.signatures import (
     ED25519_PEM,
     ED25519_PUBLIC_B64,
@@ -28,6 +31,8 @@ from tests.helpers.signatures import (
 )
 
 SHIPPED = REPO / "integrations.d"
+_EC_KEY = serialization.load_pem_private_key(PRIVATE_PEM, password=None)
+assert isinstance(_EC_KEY, ec.EllipticCurvePrivateKey)
 SECRET_NAMES = [
     "CALCOM_API_KEY", "CALCOM_WEBHOOK_SECRET", "GOOGLE_CALENDAR_CHANNEL_TOKEN",
     "GOOGLE_CLIENT_SECRET", "GOOGLE_REFRESH_TOKEN", "OUTLOOK_CLIENT_SECRET", "OUTLOOK_CLIENT_STATE",
@@ -56,6 +61,8 @@ SECRET_NAMES = [
     "TRELLO_TOKEN", "TRELLO_SECRET", "AIRTABLE_TOKEN", "FIGMA_TOKEN", "FIGMA_WEBHOOK_PASSCODE",
     "DISCORD_BOT_TOKEN", "MAILGUN_API_KEY", "MAILGUN_WEBHOOK_SIGNING_KEY",
     "CONTENTFUL_MANAGEMENT_TOKEN", "CONTENTFUL_WEBHOOK_SIGNING_SECRET",
+    "VONAGE_API_KEY", "VONAGE_API_SECRET", "VONAGE_SIGNATURE_SECRET", "PLAID_CLIENT_ID",
+    "PLAID_SECRET", "NETLIFY_API_TOKEN", "NETLIFY_JWS_SECRET",
 ]  # fmt: skip
 ENV = {name: f"test-{name.lower()}" for name in SECRET_NAMES}
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = PUBLIC_B64
@@ -85,6 +92,7 @@ ADDED = {
     "docusign", "zendesk", "hubspot", "dropbox", "twitch", "bitbucket", "razorpay", "woocommerce",
     "openai", "webflow", "zoom", "jira", "xero", "quickbooks", "trello", "airtable", "figma",
     "discord", "mailgun", "contentful",
+    "vonage", "plaid", "netlify",
 }  # fmt: skip
 
 
@@ -145,7 +153,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
         SQLiteStore(f"sqlite:///{db}"),
         Settings.from_env(ENV),
         ENV,
-        transport=LoopbackOnly(),
+        # Plaid's webhook keys are fetched from its API: answered here with the test key's
+        transport=PlaidKeyEndpoint({simulated_kid(PRIVATE_PEM): _EC_KEY}, LoopbackOnly()),
     )
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
@@ -223,6 +232,7 @@ header_names = st.sampled_from(
         "x-zm-request-timestamp", "x-xero-signature", "intuit-signature", "X-Trello-Webhook",
         "X-Airtable-Content-MAC", "X-Signature-Ed25519", "X-Signature-Timestamp",
         "x-contentful-signature", "x-contentful-signed-headers", "x-contentful-timestamp",
+        "X-Airtable-Content-MAC", "Authorization", "Plaid-Verification", "X-Webhook-Signature",
     ]
 )  # fmt: skip
 
