@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from gateway.config.examples import run_example
 from gateway.config.model import Config
 from gateway.sandbox.server import SandboxHandle
 from tests.helpers.app import admin
@@ -89,6 +90,42 @@ def _attendee_speaks(body: dict[str, Any], uid: str, language: str | None) -> di
     else:
         attendee["language"] = {"locale": language}
     return body
+
+
+# ---- the language each new trigger brings, as its mapping reads it ------------------------
+
+
+@pytest.mark.parametrize(
+    ("integration", "example", "changed", "language"),
+    [
+        ("calcom", "booking_requested", {}, "de"),  # attendees[0].language.locale
+        ("calcom", "booking_rejected", {}, "de"),
+        ("calcom", "booking_paid", {}, "en"),
+        ("calcom", "meeting_ended", {}, "en"),  # stored bookings: attendees[0].locale
+        ("calcom", "booking_no_show", {}, None),  # Cal.com sends no language: the tenant's
+        ("stripe", "checkout_session_expired", {}, "de"),  # Checkout's locale
+        ("stripe", "checkout_session_expired", {"locale": "auto"}, "auto"),  # passed over later
+        ("stripe", "checkout_session_async_payment_failed", {"locale": "en"}, "en"),
+        ("stripe", "payment_intent_payment_failed", {}, None),  # a PaymentIntent has none
+    ],
+)
+def test_the_new_mappings_bring_the_language_of_their_messages(
+    gateway: tuple[TestClient, Config],
+    integration: str,
+    example: str,
+    changed: dict[str, Any],
+    language: str | None,
+) -> None:
+    _, config = gateway
+    declared = config.integrations[integration].example(example)
+    webhook = config.integrations[integration].webhook
+    assert declared is not None and webhook is not None
+    body = body_of(config, integration, example)
+    (body["data"]["object"] if integration == "stripe" else body["payload"]).update(changed)
+    run = run_example(webhook.pipeline, integration, {**declared, "body": body})
+    assert run.failures == []
+    ((_, data),) = run.events
+    assert data.get("language") == language
 
 
 # ---- Cal.com: every new trigger runs its flow, in the attendee's language ------------------
