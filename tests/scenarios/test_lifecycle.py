@@ -2,7 +2,9 @@
 rejected, paid, no-show and the meeting's end (Cal.com); a reschedule or cancellation
 withdrawing its reminder; a refund on cancellation by the tenant's policy; an expired checkout
 and a failed payment (Stripe); and a call whose booking the agent made during the call.
-Assertions are on what the sandbox received and on the jobs the gateway recorded."""
+Every message is in the attendee's language (Cal.com's attendee language, Stripe Checkout's
+locale), else the tenant's: the demo practice speaks German. Assertions are on what the
+sandbox received and on the jobs and messages the gateway recorded."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from gateway.config.examples import run_example
 from gateway.config.model import Config
 from gateway.sandbox.server import SandboxHandle
 from tests.helpers.app import admin
@@ -67,26 +70,121 @@ def _mail_to(sandbox: SandboxHandle) -> list[str]:
     ]
 
 
-# ---- Cal.com: every new trigger runs its flow --------------------------------------------
+def _text(mail: Any) -> str:
+    (part,) = [p["value"] for p in mail.json["content"] if p["type"] == "text/plain"]
+    return str(part)
 
 
-def test_a_booking_request_is_acknowledged_by_sms_and_email(
+def _templates(client: TestClient, jobs: list[dict[str, Any]]) -> dict[str, str]:
+    """The template file each job's message was rendered from (naming its language)."""
+    by_job = {m["job_id"]: m for m in admin(client, "/admin/api/messages?limit=500")["messages"]}
+    return {j["action"]: by_job[j["id"]]["template"] for j in jobs if j["id"] in by_job}
+
+
+def _attendee_speaks(body: dict[str, Any], uid: str, language: str | None) -> dict[str, Any]:
+    """A Cal.com example as another booking (`uid`) whose attendee speaks `language`."""
+    body["payload"]["uid"] = uid
+    attendee = body["payload"]["attendees"][0]
+    if language is None:
+        attendee.pop("language", None)
+    else:
+        attendee["language"] = {"locale": language}
+    return body
+
+
+# ---- the language each new trigger brings, as its mapping reads it ------------------------
+
+
+@pytest.mark.parametrize(
+    ("integration", "example", "changed", "language"),
+    [
+        ("calcom", "booking_requested", {}, "de"),  # attendees[0].language.locale
+        ("calcom", "booking_rejected", {}, "de"),
+        ("calcom", "booking_paid", {}, "en"),
+        ("calcom", "meeting_ended", {}, "en"),  # stored bookings: attendees[0].locale
+        ("calcom", "booking_no_show", {}, None),  # Cal.com sends no language: the tenant's
+        ("stripe", "checkout_session_expired", {}, "de"),  # Checkout's locale
+        ("stripe", "checkout_session_expired", {"locale": "auto"}, "auto"),  # passed over later
+        ("stripe", "checkout_session_async_payment_failed", {"locale": "en"}, "en"),
+        ("stripe", "payment_intent_payment_failed", {}, None),  # a PaymentIntent has none
+    ],
+)
+def test_the_new_mappings_bring_the_language_of_their_messages(
+    gateway: tuple[TestClient, Config],
+    integration: str,
+    example: str,
+    changed: dict[str, Any],
+    language: str | None,
+) -> None:
+    _, config = gateway
+    declared = config.integrations[integration].example(example)
+    webhook = config.integrations[integration].webhook
+    assert declared is not None and webhook is not None
+    body = body_of(config, integration, example)
+    (body["data"]["object"] if integration == "stripe" else body["payload"]).update(changed)
+    run = run_example(webhook.pipeline, integration, {**declared, "body": body})
+    assert run.failures == []
+    ((_, data),) = run.events
+    assert data.get("language") == language
+
+
+# ---- Cal.com: every new trigger runs its flow, in the attendee's language ------------------
+# The examples' request is for 07:30 UTC on 18 June 2025: 09:30 in Berlin, a Wednesday.
+
+
+def test_a_booking_request_is_acknowledged_in_german_for_a_german_attendee(
     gateway: tuple[TestClient, Config], sandbox: SandboxHandle
 ) -> None:
     client, config = gateway
-    accepted = post_example(
-        client,
-        config,
-        "calcom",
-        "booking_requested",
-        body_of(config, "calcom", "booking_requested"),
-    )
+    body = body_of(config, "calcom", "booking_requested")
+    assert body["payload"]["attendees"][0]["language"] == {"locale": "de"}
+    accepted = post_example(client, config, "calcom", "booking_requested", body)
     jobs = wait_for_jobs(client, accepted["event_id"], 2)
     assert _statuses(jobs) == {"sms-requested": "succeeded", "email-requested": "succeeded"}
     (sms,) = sandbox.requests("/twilio/", "POST")
     assert _form(sms)["To"] == "+4917612398765"
-    assert "request" in _form(sms)["Body"] and "Wednesday 18 June at 09:30" in _form(sms)["Body"]
+    assert _form(sms)["Body"] == (
+        "Guten Tag Erika Musterfrau, Ihre Anfrage für Mittwoch, 18. Juni um 09:30 Uhr bei"
+        " Dr. Anna Weber ist eingegangen. Sie erhalten eine Nachricht, sobald sie bestätigt ist."
+    )
     assert _mail_to(sandbox) == ["erika@example.de"]
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert (
+        mail.json["subject"]
+        == "Ihre Terminanfrage für Mittwoch, 18. Juni um 09:30 Uhr ist eingegangen"
+    )
+    assert "Wann:  Mittwoch, 18. Juni 2025, 09:30\u201310:15 Uhr (Europe/Berlin)" in _text(mail)
+    assert _templates(client, jobs) == {
+        "sms-requested": "sms/booking-requested.de.txt",
+        "email-requested": "email/booking-requested.de.txt",
+    }
+
+
+def test_a_booking_request_is_acknowledged_in_english_for_an_english_attendee(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # The demo practice speaks German (locale: de); the attendee's language comes first.
+    client, config = gateway
+    body = _attendee_speaks(body_of(config, "calcom", "booking_requested"), "uid-req-en", "en")
+    accepted = post_example(client, config, "calcom", "booking_requested", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert _statuses(jobs) == {"sms-requested": "succeeded", "email-requested": "succeeded"}
+    (sms,) = sandbox.requests("/twilio/", "POST")
+    assert _form(sms)["Body"] == (
+        "Hi Erika Musterfrau, we have your request for Wednesday, June 18 at 9:30 AM with"
+        " Dr. Anna Weber. You will hear from us once it is confirmed."
+    )
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    # CLDR's narrow no-break space before AM: kept in an email's text, plain in a subject.
+    assert mail.json["subject"] == "Your request for Wednesday, June 18 at 9:30 AM has arrived"
+    assert "When:  Wednesday, June 18, 2025, 9:30\u202fAM - 10:15\u202fAM (Europe/Berlin)" in _text(
+        mail
+    )
+    assert "Guten Tag" not in _text(mail)
+    assert _templates(client, jobs) == {
+        "sms-requested": "sms/booking-requested.txt",
+        "email-requested": "email/booking-requested.txt",
+    }
 
 
 def test_a_rejected_request_is_told_with_its_reason(
@@ -99,9 +197,13 @@ def test_a_rejected_request_is_told_with_its_reason(
     jobs = wait_for_jobs(client, accepted["event_id"], 2)
     assert _statuses(jobs) == {"sms-rejected": "succeeded", "email-rejected": "succeeded"}
     (sms,) = sandbox.requests("/twilio/", "POST")
-    assert "The practice is closed that morning" in _form(sms)["Body"]
+    assert "Ihre Anfrage für Mittwoch, 18. Juni um 09:30 Uhr nicht annehmen." in _form(sms)["Body"]
+    assert "Grund: The practice is closed that morning." in _form(sms)["Body"]
     (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
-    assert "could not be accepted" in mail.json["subject"]
+    assert mail.json["subject"] == (
+        "Ihre Terminanfrage für Mittwoch, 18. Juni konnte leider nicht angenommen werden"
+    )
+    assert "Mittwoch, 18. Juni 2025, 09:30 Uhr (Europe/Berlin) nicht annehmen" in _text(mail)
 
 
 def test_a_paid_booking_is_thanked_and_its_payment_tagged_with_the_booking(
@@ -118,7 +220,45 @@ def test_a_paid_booking_is_thanked_and_its_payment_tagged_with_the_booking(
     assert _form(tag)["metadata[booking_uid]"] == "pD7fG1hJ3kL5zX9cV2bN4m"
     assert tag.headers["idempotency-key"]
     (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
-    assert "45.00 EUR" in mail.json["content"][0]["value"]
+    # An English attendee: 4500 cents as CLDR's English writes euros, 09:00 UTC in Berlin.
+    assert mail.json["subject"] == (
+        "Payment received: Video consultation between Dr. Anna Weber and Jane Doe"
+    )
+    assert (
+        "your payment of €45.00 for your appointment on Thursday, June 19, 2025 at 11:00\u202fAM"
+        in _text(mail)
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "currency", "written"),
+    [
+        (
+            "de",
+            "eur",
+            "Ihre Zahlung über 45,00\u00a0€ für Ihren Termin am Donnerstag, 19. Juni 2025",
+        ),
+        # A zero-decimal currency: 4500 yen are 4500, not 45.
+        ("en", "jpy", "your payment of ¥4,500 for your appointment"),
+    ],
+)
+def test_a_paid_booking_writes_the_price_in_the_currency_and_language(
+    gateway: tuple[TestClient, Config],
+    sandbox: SandboxHandle,
+    language: str,
+    currency: str,
+    written: str,
+) -> None:
+    client, config = gateway
+    body = _attendee_speaks(
+        body_of(config, "calcom", "booking_paid"), f"uid-paid-{language}-{currency}", language
+    )
+    body["payload"]["currency"] = currency
+    accepted = post_example(client, config, "calcom", "booking_paid", body)
+    jobs = wait_for_jobs(client, accepted["event_id"], 2)
+    assert _statuses(jobs)["email-paid"] == "succeeded"
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert written in _text(mail)
 
 
 def test_a_no_show_gets_a_follow_up_and_no_thanks_for_the_visit(
@@ -138,10 +278,27 @@ def test_a_no_show_gets_a_follow_up_and_no_thanks_for_the_visit(
     jobs = wait_for_jobs(client, no_show["event_id"], 1)
     assert _statuses(jobs) == {"email-no-show-follow-up": "succeeded"}
     assert _mail_to(sandbox) == ["jane.doe@example.com"]
+    # Cal.com's no-show payload names no language: the demo practice's German applies.
     (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
-    assert mail.json["subject"] == "We missed you today"
+    assert mail.json["subject"] == "Wir haben Sie heute vermisst"
+    assert "rufen Sie uns in der Praxis Weber an" in _text(mail)
+    assert _templates(client, jobs) == {"email-no-show-follow-up": "email/booking-no-show.de.txt"}
     (withdrawn,) = admin(client, f"/admin/api/events/{finished['event_id']}")["jobs"]
     assert withdrawn["status"] == "cancelled"
+
+
+def test_a_no_show_for_a_tenant_without_a_locale_is_followed_up_in_english(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    client, config = gateway
+    marked = body_of(config, "calcom", "booking_no_show")
+    marked["payload"]["bookingUid"] = "uid-no-show-default"
+    no_show = post_example(client, config, "calcom", "booking_no_show", marked, tenant=None)
+    jobs = wait_for_jobs(client, no_show["event_id"], 1)
+    assert _statuses(jobs) == {"email-no-show-follow-up": "succeeded"}
+    (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
+    assert mail.json["subject"] == "We missed you today"
+    assert "we missed you at your appointment today" in _text(mail)
 
 
 def test_a_no_show_mark_taken_back_sends_nothing(
@@ -360,17 +517,34 @@ def test_an_unpaid_booking_cancelled_under_the_policy_refunds_nothing(
 # ---- Stripe: an expired checkout, a failed payment -----------------------------------------
 
 
-def test_an_expired_checkout_emails_the_recovery_link(
-    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+@pytest.mark.parametrize(
+    ("locale", "subject", "written"),
+    [
+        # The example: Checkout was shown in German.
+        ("de", "Ihre Zahlung wurde nicht abgeschlossen", "Ihre Zahlung über 45,00\u00a0€ wurde"),
+        ("en", "Your payment was not completed", "your payment of €45.00 was not completed"),
+    ],
+)
+def test_an_expired_checkout_emails_the_recovery_link_in_the_checkout_language(
+    gateway: tuple[TestClient, Config],
+    sandbox: SandboxHandle,
+    locale: str,
+    subject: str,
+    written: str,
 ) -> None:
     client, config = gateway
     body = body_of(config, "stripe", "checkout_session_expired")
+    assert body["data"]["object"]["locale"] == "de"
+    body["id"] = f"evt_expired_{locale}"
+    body["data"]["object"]["locale"] = locale
     accepted = post_example(client, config, "stripe", "checkout_session_expired", body)
     jobs = wait_for_jobs(client, accepted["event_id"], 1)
     assert _statuses(jobs) == {"email-checkout-expired": "succeeded"}
     (mail,) = sandbox.requests("/sendgrid/v3/mail/send", "POST")
     assert mail.json["personalizations"][0]["to"][0]["email"] == "max@example.de"
-    assert "https://buy.stripe.com/r/test_aEU5kZ0Qm2Lp" in mail.json["content"][0]["value"]
+    assert mail.json["subject"] == subject
+    assert written in _text(mail)
+    assert "https://buy.stripe.com/r/test_aEU5kZ0Qm2Lp" in _text(mail)
 
 
 def test_a_failed_payment_notice_waits_and_a_later_success_withdraws_it(
