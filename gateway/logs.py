@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -67,8 +68,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the stream that was
+    there when logging was configured: a thread that logs after stderr was swapped (a test's
+    captured stream closed, a daemon's redirected stderr) still writes somewhere open."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 
-from gateway.logs import JsonFormatter, log_context
+import pytest
+
+from gateway.logs import JsonFormatter, StderrHandler, log_context
 
 
 def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -54,3 +58,21 @@ def test_an_exception_is_one_field_of_the_same_line() -> None:
     line = JsonFormatter().format(record)
     assert len(line.splitlines()) == 1
     assert "ValueError: boom" in json.loads(line)["exception"]
+
+
+def test_the_handler_writes_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    handler = StderrHandler()
+    logger = logging.getLogger("test.stderr-of-the-moment")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("one")
+        first.close()  # as a test's captured stream is closed while a server thread still logs
+        monkeypatch.setattr(sys, "stderr", second)
+        logger.warning("two")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert second.getvalue() == "two\n"
