@@ -13,54 +13,27 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.config.model import Config, load_config
-from gateway.config.settings import Settings
+from gateway.config.model import Config
 from gateway.config.signing import signed_example
 from gateway.credentials.secrets import SecretLookup
-from gateway.sandbox.server import SandboxHandle, running_sandbox
-from gateway.store import SQLiteStore
-from gateway.web.application import create_app
-from tests.helpers import REPO
-from tests.helpers.app import ADMIN_TOKEN, admin
+from gateway.sandbox.server import SandboxHandle
+from tests.helpers.app import admin
+from tests.helpers.scenario import SECRETS, post_example, scenario_gateway, scenario_sandbox
 
-SECRETS = {
-    "RETELL_API_KEY": "key_retell",
-    "CALCOM_API_KEY": "cal_live_test",
-    "CALCOM_WEBHOOK_SECRET": "cal-secret",
-    "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
-    "TWILIO_AUTH_TOKEN": "twilio-token",
-    "TWILIO_FROM_NUMBER": "+15005550006",
-    "SENDGRID_API_KEY": "SG.languages",
-    "SENDGRID_FROM_EMAIL": "bookings@praxis.example",
-    "GOOGLE_CLIENT_ID": "google-client",
-    "GOOGLE_CLIENT_SECRET": "google-secret",
-    "GOOGLE_REFRESH_TOKEN": "google-refresh",
-    "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
-}
 # 09:00 in Berlin on Tuesday, 15 December 2026 (the demo practice's time zone)
 START, END = "2026-12-15T08:00:00Z", "2026-12-15T08:30:00Z"
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxHandle]:
-    with running_sandbox(REPO / "sandbox" / "responses.yaml") as handle:
-        yield handle
+    yield from scenario_sandbox()
 
 
 @pytest.fixture(scope="module")
 def gateway(
     sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, Config]]:
-    env = {
-        **SECRETS,
-        **sandbox.base_urls("retell", "calcom", "twilio", "sendgrid", "google_calendar"),
-        "GOOGLE_OAUTH_TOKEN_URL": sandbox.url_for("google_oauth/token"),
-    }
-    config = load_config(REPO / "integrations.d", env)
-    db = tmp_path_factory.mktemp("languages") / "gateway.db"
-    app = create_app(config, SQLiteStore(f"sqlite:///{db}"), Settings.from_env(env), env)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client, config
+    yield from scenario_gateway(sandbox, tmp_path_factory)
 
 
 def _booking(config: Config, uid: str, language: str | None) -> dict[str, Any]:
@@ -81,20 +54,7 @@ def _booking(config: Config, uid: str, language: str | None) -> dict[str, Any]:
 
 def _post(client: TestClient, config: Config, body: dict[str, Any], tenant: str) -> str:
     """Sign the booking as Cal.com would and post it to the tenant's URL: the event's id."""
-    declared = config.integrations["calcom"].example("booking_created")
-    assert declared is not None
-    suffix = f"/{tenant}" if tenant else ""
-    request = signed_example(
-        config.integrations["calcom"],
-        {**declared, "body": body},
-        f"http://testserver/webhooks/calcom{suffix}",
-        SecretLookup("calcom", {}, SECRETS),
-    )
-    response = client.request(
-        request.method, request.url, headers=request.headers, content=request.body
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["event_id"])
+    return str(post_example(client, config, "calcom", "booking_created", body, tenant)["event_id"])
 
 
 def _settled(client: TestClient, event_id: str) -> dict[str, dict[str, Any]]:

@@ -21,56 +21,24 @@ import pytest
 import stripe
 from starlette.testclient import TestClient
 
-from gateway.config.model import Config, load_config
-from gateway.config.settings import Settings
-from gateway.sandbox.server import SandboxHandle, running_sandbox
-from gateway.store import SQLiteStore
-from gateway.web.application import create_app
-from tests.helpers import REPO
+from gateway.config.model import Config
+from gateway.sandbox.server import SandboxHandle
 from tests.helpers.app import ADMIN_TOKEN, admin
+from tests.helpers.scenario import SECRETS, scenario_gateway, scenario_sandbox
 
-PROVIDERS = ("calcom", "stripe", "twilio", "sendgrid", "google_calendar", "segment", "whatsapp")
-SECRETS = {
-    "CALCOM_API_KEY": "cal_live_reconcile",
-    "CALCOM_WEBHOOK_SECRET": "cal-reconcile-secret",
-    "STRIPE_WEBHOOK_SECRET": "whsec_reconcile",
-    "STRIPE_API_KEY": "sk_test_reconcile",
-    "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
-    "TWILIO_AUTH_TOKEN": "twilio-token",
-    "TWILIO_FROM_NUMBER": "+15005550006",
-    "SENDGRID_API_KEY": "SG.reconcile",
-    "SENDGRID_FROM_EMAIL": "bookings@praxis.example",
-    "SEGMENT_WRITE_KEY": "segment-write-key",
-    "GOOGLE_CLIENT_ID": "google-client",
-    "GOOGLE_CLIENT_SECRET": "google-secret",
-    "GOOGLE_REFRESH_TOKEN": "google-refresh",
-    "WHATSAPP_ACCESS_TOKEN": "wa-token",
-    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
-    "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
-}
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxHandle]:
-    with running_sandbox(REPO / "sandbox" / "responses.yaml") as handle:
-        yield handle
+    yield from scenario_sandbox()
 
 
 @pytest.fixture(scope="module")
 def gateway(
     sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, Config]]:
-    env = {
-        **SECRETS,
-        **sandbox.base_urls(*PROVIDERS),
-        "GOOGLE_OAUTH_TOKEN_URL": sandbox.url_for("google_oauth/token"),
-    }
-    config = load_config(REPO / "integrations.d", env)
-    db = tmp_path_factory.mktemp("reconcile") / "gateway.db"
-    app = create_app(config, SQLiteStore(f"sqlite:///{db}"), Settings.from_env(env), env)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client, config
+    yield from scenario_gateway(sandbox, tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
