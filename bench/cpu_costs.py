@@ -103,7 +103,7 @@ def _profiled(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.process_time)
     profile.enable()
     try:
         yield

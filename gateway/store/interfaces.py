@@ -162,6 +162,11 @@ class JobStore(Protocol):
 
     async def job_counts(self) -> dict[str, int]: ...
 
+    async def backlog(self, now: float) -> Backlog:
+        """Pending events and jobs due at `now` (queued, or running with a lapsed lease), with
+        the oldest of each: read from the indexes the dispatcher and the claim use."""
+        ...
+
 
 class CredentialStore(Protocol):
     """Tenants' encrypted credentials and OAuth tokens: secrets, `gateway credentials`."""

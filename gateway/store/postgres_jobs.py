@@ -14,11 +14,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.entities import (
+    Backlog,
+    Dispatch,
+    EventQuery,
+    Job,
+    JobOutcome,
+    JobQuery,
+    NewJob,
+)
 from gateway.store.postgres_base import PostgresBase, affected
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,
+    backlog_from_row,
+    backlog_query,
     event_where,
     job_from_row,
     job_query_fields,
@@ -27,6 +37,7 @@ from gateway.store.rows import (
     replay_limit,
 )
 
+_BACKLOG = backlog_query("$1::double precision")
 _CLAIM = (  # jobs.id: `due` has an id too
     "WITH due AS (SELECT id FROM jobs"  # noqa: S608
     " WHERE (status = 'queued' AND run_at <= $1) OR (status = 'running' AND locked_until < $1)"
@@ -202,6 +213,10 @@ class JobTables(PostgresBase):
     async def job_counts(self) -> dict[str, int]:
         rows = await self.pool.fetch("SELECT status, count(*) FROM jobs GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
+
+    async def backlog(self, now: float) -> Backlog:
+        row = await self.pool.fetchrow(_BACKLOG, now)
+        return backlog_from_row(tuple(row))
 
     # ---- OAuth tokens ---------------------------------------------------------------------
 

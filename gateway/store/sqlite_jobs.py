@@ -7,10 +7,20 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store.entities import Dispatch, EventQuery, Job, JobOutcome, JobQuery, NewJob
+from gateway.store.entities import (
+    Backlog,
+    Dispatch,
+    EventQuery,
+    Job,
+    JobOutcome,
+    JobQuery,
+    NewJob,
+)
 from gateway.store.rows import (
     JOB_COLUMNS,
     LOST_JOBS,
+    backlog_from_row,
+    backlog_query,
     event_where,
     job_from_row,
     job_query_fields,
@@ -54,6 +64,7 @@ CREATE TABLE IF NOT EXISTS oauth_tokens (
     PRIMARY KEY (integration, tenant)
 );
 """
+_BACKLOG = backlog_query(":now")
 
 
 class JobTables(SQLiteBase):
@@ -150,6 +161,10 @@ class JobTables(SQLiteBase):
             "SELECT status, count(*) FROM jobs GROUP BY status"
         )
         return {r[0]: int(r[1]) for r in rows}
+
+    async def backlog(self, now: float) -> Backlog:
+        rows = await self.reader.execute_fetchall(_BACKLOG, {"now": now})
+        return backlog_from_row(next(iter(rows)))
 
     # ---- OAuth tokens ---------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ READS = {
     "count_jobs",
     "get_job",
     "job_counts",
+    "backlog",
     "list_credentials",
     "credential_tokens",
     "tenants_with_credentials",
