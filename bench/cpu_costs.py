@@ -75,12 +75,8 @@ def new_events(count: int, tag: str) -> list[NewEvent]:
     for n in range(count):
         body = made.body(n)
         key = f"BOOKING_CREATED:{tag}{n:08d}"
-        events.append(
-            NewEvent(
-                new_id("evt"), "calcom", bookings.TENANT, key, key, "BOOKING_CREATED",
-                now, headers, body,
-            )  # fmt: skip
-        )
+        row = (new_id("evt"), "calcom", bookings.TENANT, key, key, "BOOKING_CREATED")
+        events.append(NewEvent(*row, now, headers, body))
     return events
 
 

@@ -33,6 +33,7 @@ from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_templ
 from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
 from gateway.jsontext import loads
+from gateway.processing.pacing import Pacer, unpaced
 from gateway.store.entities import DISPATCH_FAILURE_REASONS, Dispatch, NewJob, StoredEvent
 from gateway.store.interfaces import EventStore
 
@@ -111,8 +112,11 @@ class Dispatcher:
         batch: int = 200,
         on_jobs: Callable[[], None] | None = None,
         counters: Counters | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        """`pacer`: when to rest for the webhooks of this process (none: never)."""
         self.on_jobs = on_jobs
+        self.pacer = pacer if pacer is not None else unpaced()
         self.counters = counters if counters is not None else Counters()
         self.config = config
         self.store = store
@@ -276,20 +280,40 @@ class Dispatcher:
         return max(now, (moment + timedelta(seconds=later.offset)).timestamp())
 
     async def run_once(self) -> int:
+        """Dispatch a batch of pending events. In slices: while webhooks arrive (the pacer
+        says so), each slice's jobs are committed and the dispatcher rests before the next, so
+        the webhooks keep the loop; otherwise the whole batch is committed at once."""
         events = await self.store.pending_events(self.batch)
-        if events:
-            dispatches = [self.dispatch(e) for e in events]
-            await self.store.commit_dispatches(dispatches)
-            for stored, done in zip(events, dispatches, strict=True):
-                if done.status in ("failed", "partial"):
-                    reason = done.reason if done.reason in DISPATCH_FAILURE_REASONS else "internal"
-                    self.counters.dispatch_failures[(stored.integration, str(reason))] += 1
-                if done.status == "partial":  # a failure is logged where it is caught
-                    shown = (done.error or "")[:LOG_LIMIT]
-                    log.error("event %s was dispatched in part: %s", stored.id, shown)
-            if self.on_jobs is not None and any(d.jobs for d in dispatches):
-                self.on_jobs()
+        pacer = self.pacer
+        done: list[tuple[StoredEvent, Dispatch]] = []
+        started = pacer.now()
+        for event in events:
+            done.append((event, self.dispatch(event)))
+            spent = pacer.now() - started
+            if spent >= pacer.slice:
+                if pacer.busy():
+                    await self._commit(done)
+                    done = []
+                    spent = pacer.now() - started  # the commit's own share
+                await pacer.rest(spent)
+                started = pacer.now()
+        if done:
+            await self._commit(done)
         return len(events)
+
+    async def _commit(self, done: list[tuple[StoredEvent, Dispatch]]) -> None:
+        dispatches = [dispatch for _, dispatch in done]
+        await self.store.commit_dispatches(dispatches)
+        for stored, dispatch in done:
+            if dispatch.status in ("failed", "partial"):
+                reason = dispatch.reason
+                reason = reason if reason in DISPATCH_FAILURE_REASONS else "internal"
+                self.counters.dispatch_failures[(stored.integration, str(reason))] += 1
+            if dispatch.status == "partial":  # a failure is logged where it is caught
+                shown = (dispatch.error or "")[:LOG_LIMIT]
+                log.error("event %s was dispatched in part: %s", stored.id, shown)
+        if self.on_jobs is not None and any(d.jobs for d in dispatches):
+            self.on_jobs()
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Dispatch until `stop` is set; wakes up on `wake` (new events) or every `idle` s."""

@@ -30,6 +30,7 @@ from gateway.processing.dispatcher import evaluate
 from gateway.processing.follow_ups import fallbacks, follow_ups
 from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
+from gateway.processing.pacing import Pacer, unpaced
 from gateway.store.entities import Job, JobOutcome
 from gateway.store.interfaces import JobsAndMessages
 
@@ -39,6 +40,7 @@ RESULT_LIMIT = 2000
 # sandbox) leads back to the job, and `gateway jobs show ID` to its event, flow and action.
 JOB_HEADER = "X-Gateway-Job"
 LOG_LIMIT = 300  # characters of a dead job's reason in the log
+JOB_CPU_GUESS = 0.001  # seconds of CPU per job until passes have measured it
 
 
 def _result_text(result: Any) -> str:
@@ -63,8 +65,12 @@ class Worker:
         concurrency: int = 16,
         rng: random.Random | None = None,
         counters: Counters | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        """`pacer`: when to rest for the webhooks of this process (none: never)."""
         self.config = config
+        self.pacer = pacer if pacer is not None else unpaced()
+        self._job_cpu = JOB_CPU_GUESS  # seconds of CPU a job costs, as measured so far
         self.counters = counters if counters is not None else Counters()
         self.store = store
         self.caller = caller
@@ -233,11 +239,26 @@ class Worker:
                 await self.store.add_jobs(made)
         return _result_text(result)
 
+    async def _paced_pass(self) -> int:
+        """A pass (`run_once`), then a rest for the webhooks as the pacer says. A job waits on
+        its provider without costing the loop anything, so what the pass cost is counted as
+        its jobs times their CPU, measured on passes that ran without webhooks beside them."""
+        pacer = self.pacer
+        alone = not pacer.busy()
+        started, cpu = pacer.now(), time.thread_time()
+        ran = await self.run_once()
+        if ran:
+            if alone and not pacer.busy():  # the thread's CPU was the jobs' (and the dispatcher's)
+                per_job = (time.thread_time() - cpu) / ran
+                self._job_cpu += (per_job - self._job_cpu) * 0.2
+            await pacer.rest(min(pacer.now() - started, ran * self._job_cpu))
+        return ran
+
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Run jobs until `stop` is set; sleeps until the next job is due (at most `idle` s)."""
         while not stop.is_set():
             try:
-                if await self.run_once():
+                if await self._paced_pass():
                     continue
                 due = await self.store.next_run_at()
             except Exception:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.store.entities import (
+    Backlog,
     Dispatch,
     EventQuery,
     FunctionCall,

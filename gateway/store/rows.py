@@ -35,17 +35,20 @@ LOST_JOBS = (
 )
 
 
+_BACKLOG = (
+    "SELECT (SELECT count(*) FROM events WHERE status = 'pending'),"
+    " (SELECT received_at FROM events WHERE status = 'pending' ORDER BY id LIMIT 1),"
+    " (SELECT count(*) FROM jobs WHERE status = 'queued' AND run_at <= :now),"
+    " (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at <= :now),"
+    " (SELECT count(*) FROM jobs WHERE status = 'running' AND locked_until < :now),"
+    " (SELECT min(run_at) FROM jobs WHERE status = 'running' AND locked_until < :now)"
+)
+
+
 def backlog_query(now: str) -> str:
     """Pending events and due jobs with the oldest of each, `now` the placeholder of the
     time; each part reads one index (events_pending, jobs_due): no table scan."""
-    return (
-        "SELECT (SELECT count(*) FROM events WHERE status = 'pending'),"
-        " (SELECT received_at FROM events WHERE status = 'pending' ORDER BY id LIMIT 1),"
-        f" (SELECT count(*) FROM jobs WHERE status = 'queued' AND run_at <= {now}),"
-        f" (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at <= {now}),"
-        f" (SELECT count(*) FROM jobs WHERE status = 'running' AND locked_until < {now}),"
-        f" (SELECT min(run_at) FROM jobs WHERE status = 'running' AND locked_until < {now})"
-    )
+    return _BACKLOG.replace(":now", now)
 
 
 def backlog_from_row(row: Sequence[Any]) -> Backlog:

@@ -35,6 +35,7 @@ class WriterThread:
         self._connection: sqlite3.Connection | None = None
         self._queued: list[tuple[_Write, asyncio.Future[Any]]] = []
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
 
     def _connect(self) -> None:
         connection = sqlite3.connect(self._path, isolation_level=None)
@@ -65,7 +66,7 @@ class WriterThread:
         self._queued.append(((fn, args), future))
         if not self._draining:
             self._draining = True
-            loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
