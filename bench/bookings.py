@@ -115,3 +115,25 @@ def answer(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
     if "/events" in path:
         return 200, {"content-type": "application/json"}, b'{"id":"bench","status":"confirmed"}'
     return 200, {"content-type": "application/json"}, b"{}"
+
+
+def write_requests(path: Path, count: int, tag: str) -> int:
+    """`count` lines ``<X-Cal-Signature-256>\\t<body>`` of unique bookings for wrk (see
+    stripe_events.lua); returns the mean body size in bytes."""
+    made = Bookings(tag)
+    secret = SECRETS["CALCOM_WEBHOOK_SECRET"].encode()
+    keyed = hmac.new(secret, b"", hashlib.sha256)
+    total = 0
+    with path.open("w", encoding="utf-8") as out:
+        lines: list[str] = []
+        for n in range(count):
+            body = made.body(n)
+            mac = keyed.copy()
+            mac.update(body)
+            lines.append(f"{mac.hexdigest()}\t{body.decode()}\n")
+            total += len(body)
+            if len(lines) >= 10_000:
+                out.writelines(lines)
+                lines.clear()
+        out.writelines(lines)
+    return total // max(count, 1)

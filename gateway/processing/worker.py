@@ -62,7 +62,7 @@ class Worker:
         *,
         clock: Callable[[], float] = time.time,
         lease: float = 120.0,
-        concurrency: int = 16,
+        concurrency: int = 64,
         rng: random.Random | None = None,
         counters: Counters | None = None,
         pacer: Pacer | None = None,
