@@ -40,6 +40,7 @@ RESULT_LIMIT = 2000
 # sandbox) leads back to the job, and `gateway jobs show ID` to its event, flow and action.
 JOB_HEADER = "X-Gateway-Job"
 LOG_LIMIT = 300  # characters of a dead job's reason in the log
+BUSY_CONCURRENCY = 8  # jobs a pass claims while webhooks arrive (role all)
 JOB_CPU_GUESS = 0.001  # seconds of CPU per job until passes have measured it
 
 
@@ -106,7 +107,10 @@ class Worker:
         its job finishes (outcomes that finish while a write is in flight go in the next
         write together): a finished send never waits behind a job held by the rate limiter,
         so a crash cannot make the next claim send it again."""
-        jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
+        # beside arriving webhooks, fewer at once: a pass's jobs become ready together, and
+        # the webhooks' requests wait behind every one of them in the loop's queue
+        limit = self.concurrency if not self.pacer.busy() else BUSY_CONCURRENCY
+        jobs = await self.store.claim_jobs(self.clock(), min(limit, self.concurrency), self.lease)
         if not jobs:
             return 0
         running = {job.id for job in jobs}
