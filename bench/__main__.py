@@ -60,6 +60,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--lint-files", type=int, default=500)
     parser.add_argument("--bookings", type=int, default=3000, help="events of each e2e backlog")
     parser.add_argument(
+        "--baseline", help="a git revision whose code the CPU costs are also measured for"
+    )
+    parser.add_argument(
         "--only", default=",".join(SECTIONS), help="comma list of " + ", ".join(SECTIONS)
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
@@ -98,6 +101,8 @@ def main() -> int:
         print("bench: CPU per event and per job (in process) ...", flush=True)
         try:
             results["costs"] = cpu_costs.measure()
+            if args.baseline:
+                results["costs"]["baseline"] = cpu_costs.at_revision(args.baseline)
         except Exception as exc:
             results["costs"] = {"error": f"{type(exc).__name__}: {exc}"}
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

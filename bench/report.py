@@ -218,6 +218,15 @@ def _speed(results: dict[str, Any]) -> list[str]:
                 f" httpx alone {costs['transport_us_per_call']} us a call) (target <="
                 f" {costs['target_job_us']:g}: {_mark(ok_j)})",
             ]
+            base = costs.get("baseline")
+            if base:
+                lines.append(
+                    f"  before ({base['revision']}): dispatch {base['dispatch_pure_us']} us,"
+                    f" {base['dispatch_stored_us']} us stored, job {base['job_us']} us; now/before:"
+                    f" {costs['dispatch_pure_us'] / base['dispatch_pure_us']:.2f},"
+                    f" {costs['dispatch_stored_us'] / base['dispatch_stored_us']:.2f},"
+                    f" {costs['job_us'] / base['job_us']:.2f}"
+                )
     found = results.get("bookings")
     if found:
         lines += [

@@ -171,8 +171,11 @@ class Dispatcher:
         cancels: list[tuple[str, str]] = []
         ran: list[str] = []
         for index, normal in enumerate(made):
-            for flow in self.flows.get(normal.name, ()):
-                failures = self._run_flow(flow, normal.as_dict(), index, event, jobs, cancels)
+            flows = self.flows.get(normal.name, ())
+            data = normal.as_dict() if flows else {}
+            context = json.dumps(data, default=str) if flows else ""  # once for every flow
+            for flow in flows:
+                failures = self._run_flow(flow, data, context, index, event, jobs, cancels)
                 if failures:
                     problems.extend(failures)
                     reason = reason or "flow"
@@ -192,6 +195,7 @@ class Dispatcher:
         self,
         flow: Flow,
         made: dict[str, Any],
+        context: str,
         made_index: int,
         event: StoredEvent,
         jobs: list[NewJob],
@@ -213,7 +217,7 @@ class Dispatcher:
                 return []
         except DispatchError as exc:
             return [str(exc)]
-        run = _FlowRun(made_index, event, variables, json.dumps(made, default=str), now)
+        run = _FlowRun(made_index, event, variables, context, now)
         failures: list[str] = []
         for action in flow.actions:
             try:
@@ -259,7 +263,7 @@ class Dispatcher:
                 integration=target,
                 tenant=event.tenant,
                 schedule_key=schedule_key,
-                spec=json.dumps(dict(task.stored)),
+                spec=task.spec or json.dumps(dict(task.stored)),
                 context=context,
                 run_at=run_at,
                 max_attempts=self._max_attempts(target),

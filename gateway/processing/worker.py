@@ -22,6 +22,7 @@ from gateway.config.model import Config
 from gateway.counters import Counters
 from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, render_value
+from gateway.jsontext import loads
 from gateway.logs import log_context
 from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
@@ -196,9 +197,9 @@ class Worker:
         )
 
     async def _attempt(self, job: Job) -> str:
-        spec = json.loads(job.spec)
+        spec = loads(job.spec)
         variables = {
-            "event": json.loads(job.context),
+            "event": loads(job.context),
             "tenant": self.config.tenant_variables(job.tenant),
             "now": datetime.fromtimestamp(self.clock(), UTC),
         }
