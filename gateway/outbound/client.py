@@ -247,7 +247,8 @@ class OutboundClient:
             ticket = await state.breaker.admit() if breaker else None
             try:
                 started = self._clock()
-                attempt = _copy(request)
+                # authentication writes into the request: keep the built one for a retry
+                attempt = _copy(request) if state.auth.refreshable else request
                 token = await state.auth.apply(attempt, redactor)
                 sent = True
                 response = await self._send(attempt, target, redactor, state.policy)
