@@ -136,15 +136,18 @@ def main() -> int:
                     results["ingest"][key] = {"label": targets.LABELS[key], "error": error}
             results["ratios"] = report.ratios(results["ingest"])
             results["app_us_per_request"] = report.app_costs(results["ingest"])
+        before = None
+        if args.baseline and ("bookings" in only or "e2e" in only):
+            before = cpu_costs.checkout(args.baseline, workdir / "baseline-code")
         if "bookings" in only and settings is not None:
             try:
-                results["bookings"] = booking_load.side_by_side(workdir, settings)
+                results["bookings"] = booking_load.side_by_side(workdir, settings, before)
             except Exception as exc:
                 results["bookings"] = {"error": f"{type(exc).__name__}: {exc}"}
         if "e2e" in only:
             print(f"bench: end to end, a backlog of {args.bookings} of each ...", flush=True)
             try:
-                results["e2e"] = booking_load.end_to_end(workdir, args.bookings)
+                results["e2e"] = booking_load.end_to_end(workdir, args.bookings, before=before)
             except Exception as exc:
                 results["e2e"] = {"error": f"{type(exc).__name__}: {exc}"}
         if "replicas" in only and settings is not None:

@@ -38,6 +38,7 @@ LABELS = {
     "webhook": "(w) Debian webhook (adnanh)",
     "gateway": "(c) gateway --role ingest",
     "gateway_all": "(c') gateway --role all",
+    "gateway_all_before": "(c') --role all, baseline code",
 }
 
 
@@ -55,9 +56,13 @@ def stand_in(workdir: Path) -> Iterator[str]:
         yield f"http://{HOST}:{port}"
 
 
-def _booking_env(url: str) -> dict[str, str]:
+def _booking_env(url: str, code: Path | None = None) -> dict[str, str]:
+    """`code`: a checkout of another revision's gateway package to run instead."""
     urls = {name: f"{url}/{name}" for name in bookings.PROVIDERS}
-    return {**_env(), **bookings.environment(urls, f"{url}/google_oauth/token")}
+    env = {**_env(), **bookings.environment(urls, f"{url}/google_oauth/token")}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
+    return env
 
 
 def _serve_argv(folder: Path, db: Path, port: int, role: str) -> list[str]:
@@ -117,18 +122,19 @@ def webhook_peer(workdir: Path, port: int) -> Target:
     return target
 
 
-def _gateway(workdir: Path, port: int, role: str) -> Target:
-    folder = workdir / f"bookings-{role}"
+def _gateway(workdir: Path, port: int, role: str, code: Path | None = None) -> Target:
+    folder = workdir / f"bookings-{role}{'-before' if code else ''}"
     folder.mkdir()
     integrations = bookings.integrations(folder)
     db = folder / "gateway.db"
     stack = contextlib.ExitStack()
     url = stack.enter_context(stand_in(workdir)) if role == "all" else "http://127.0.0.1:9"
     key = "gateway" if role == "ingest" else "gateway_all"
+    key += "_before" if code else ""
     target = _booking_target(
         key,
         _serve_argv(integrations, db, port, role),
-        _booking_env(url),
+        _booking_env(url, code),
         health_path="/healthz",
         rows=lambda: sqlite_rows(db),
         cleanup=stack.close,
@@ -159,9 +165,16 @@ def _processed(db: Path) -> dict[str, Any]:
 MAKERS = {"bare": bare, "webhook": webhook_peer, "gateway": gateway, "gateway_all": gateway_all}
 
 
-def side_by_side(workdir: Path, settings: ingest.LoadSettings) -> dict[str, Any]:
+def side_by_side(
+    workdir: Path, settings: ingest.LoadSettings, before: Path | None = None
+) -> dict[str, Any]:
+    """Each server under the booking load; `before`: a checkout of the baseline's code, whose
+    `--role all` runs too."""
     rows: dict[str, Any] = {}
-    for key, make in MAKERS.items():
+    makers = dict(MAKERS)
+    if before is not None:
+        makers["gateway_all_before"] = lambda w, p: _gateway(w, p, "all", before)
+    for key, make in makers.items():
         print(f"bench: booking load on {key} ...", flush=True)
         try:
             rows[key] = ingest.measure(make, workdir, settings)
@@ -172,8 +185,9 @@ def side_by_side(workdir: Path, settings: ingest.LoadSettings) -> dict[str, Any]
             rows[key] = {"label": LABELS[key], "error": f"{type(exc).__name__}: {exc}"}
             continue
         rows[key].pop("wrk_output", None)
-        if key == "gateway_all":
-            rows[key]["processed"] = _processed(workdir / "bookings-all" / "gateway.db")
+        if key.startswith("gateway_all"):
+            db = "bookings-all-before" if key.endswith("before") else "bookings-all"
+            rows[key]["processed"] = _processed(workdir / db / "gateway.db")
     return {"servers": rows, "ratios": ratios(rows)}
 
 
@@ -191,6 +205,8 @@ def ratios(rows: dict[str, Any]) -> dict[str, float | None]:
         "all/ingest": over("gateway_all", "gateway"),
         "webhook/bare": over("webhook", "bare"),
         "ingest/webhook": over("gateway", "webhook"),
+        "all/all_before": over("gateway_all", "gateway_all_before"),
+        "all_before/ingest": over("gateway_all_before", "gateway"),
     }
 
 
@@ -256,41 +272,58 @@ def _backlog(folder: Path, db: Path, env: dict[str, str], url_path: str, bodies:
         return _post(f"http://{HOST}:{port}{url_path}", bodies, header, sign)
 
 
-def end_to_end(workdir: Path, count: int = 3000, timeout: float = 300.0) -> dict[str, Any]:
+def end_to_end(
+    workdir: Path, count: int = 3000, timeout: float = 300.0, before: Path | None = None
+) -> dict[str, Any]:
+    """Both backlogs drained by this code, and with `before` (a checkout of the baseline's
+    code) the booking backlog by that code too."""
     results: dict[str, Any] = {}
     with stand_in(workdir) as url:
-        # the shipped booking: SMS, email and calendar calls made, the reminder scheduled
-        folder = workdir / "e2e-bookings"
-        folder.mkdir()
-        integrations = bookings.integrations(folder)
-        env = _booking_env(url)
-        made = bookings.Bookings("e2e")
-        bodies = [made.body(n) for n in range(count)]
-        db = folder / "gateway.db"
-        accepted = _backlog(integrations, db, env, PATH, bodies, HEADER, bookings.signature)
-        drained = _drain(integrations, db, env, accepted * bookings.JOBS_RUN_NOW, timeout)
-        results["bookings"] = _rates(accepted, drained, bookings.JOBS_RUN_NOW)
-        # the simplest flow: one call per event
-        folder = processing._folder()
-        env = {
-            **_env(),
-            "ACME_SECRET": processing.SECRET,
-            "ACME_TOKEN": processing.TOKEN,
-            "ACME_BASE_URL": f"{url}/acme",
-        }
-        bodies = [
-            json.dumps({"id": f"e2e-{n}", "type": "thing.made", "name": f"n{n}"}).encode()
-            for n in range(count)
-        ]
-        db = folder / "gateway.db"
-        accepted = _backlog(
-            folder / "integrations", db, env, "/webhooks/acme", bodies, "X-Acme-Signature",
-            processing.sign,
-        )  # fmt: skip
-        drained = _drain(folder / "integrations", db, env, accepted, timeout)
-        results["one_call"] = _rates(accepted, drained, 1)
-        shutil.rmtree(folder, ignore_errors=True)
+        results["bookings"] = _bookings_e2e(workdir / "e2e-bookings", url, count, timeout)
+        if before is not None:
+            results["bookings_before"] = _bookings_e2e(
+                workdir / "e2e-bookings-before", url, count, timeout, before
+            )
+        results["one_call"] = _one_call_e2e(url, count, timeout)
     return results
+
+
+def _bookings_e2e(
+    folder: Path, url: str, count: int, timeout: float, code: Path | None = None
+) -> dict[str, Any]:
+    """The shipped booking: SMS, email and calendar calls made, the reminder scheduled."""
+    folder.mkdir()
+    integrations = bookings.integrations(folder)
+    env = _booking_env(url, code)
+    made = bookings.Bookings("e2e")
+    bodies = [made.body(n) for n in range(count)]
+    db = folder / "gateway.db"
+    accepted = _backlog(integrations, db, env, PATH, bodies, HEADER, bookings.signature)
+    drained = _drain(integrations, db, env, accepted * bookings.JOBS_RUN_NOW, timeout)
+    return _rates(accepted, drained, bookings.JOBS_RUN_NOW)
+
+
+def _one_call_e2e(url: str, count: int, timeout: float) -> dict[str, Any]:
+    """The simplest flow: one call per event."""
+    folder = processing._folder()
+    env = {
+        **_env(),
+        "ACME_SECRET": processing.SECRET,
+        "ACME_TOKEN": processing.TOKEN,
+        "ACME_BASE_URL": f"{url}/acme",
+    }
+    bodies = [
+        json.dumps({"id": f"e2e-{n}", "type": "thing.made", "name": f"n{n}"}).encode()
+        for n in range(count)
+    ]
+    db = folder / "gateway.db"
+    accepted = _backlog(
+        folder / "integrations", db, env, "/webhooks/acme", bodies, "X-Acme-Signature",
+        processing.sign,
+    )  # fmt: skip
+    drained = _drain(folder / "integrations", db, env, accepted, timeout)
+    shutil.rmtree(folder, ignore_errors=True)
+    return _rates(accepted, drained, 1)
 
 
 def _rates(accepted: int, drained: dict[str, Any], calls_each: int) -> dict[str, Any]:

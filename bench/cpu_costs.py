@@ -226,17 +226,23 @@ def measure(count: int = 1000, profile: str | None = None) -> dict[str, Any]:
     }
 
 
+def checkout(revision: str, folder: Path) -> Path:
+    """The gateway package (and its schemas) of `revision` extracted into `folder`: put it
+    first on PYTHONPATH to run that code with this bench."""
+    archive = subprocess.run(
+        ["git", "-C", str(bookings.REPO), "archive", revision, "gateway", "schemas"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def at_revision(revision: str, count: int = 1000) -> dict[str, Any]:
     """The same figures for the gateway package of another git revision (this harness, that
     code), in a subprocess: a baseline measured in the same run."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    folder = checkout(revision, Path(tempfile.mkdtemp(prefix="bench-baseline-")))
     try:
-        archive = subprocess.run(
-            ["git", "-C", str(bookings.REPO), "archive", revision, "gateway"],
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(bookings.REPO)])}
         done = subprocess.run(
             [sys.executable, "-m", "bench.cpu_costs", "--bookings", str(count)],
@@ -244,8 +250,10 @@ def at_revision(revision: str, count: int = 1000) -> dict[str, Any]:
             text=True,
             env=env,
             cwd=folder,
-            check=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"the baseline at {revision} failed:\n{done.stderr[-1500:]}")
         found: dict[str, Any] = json.loads(done.stdout)
         found["revision"] = revision
         return found

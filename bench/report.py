@@ -246,9 +246,12 @@ def _speed(results: dict[str, Any]) -> list[str]:
         else:
             for key, what, target in (
                 ("bookings", "Cal.com bookings (3 calls + reminder)", "bookings_per_s"),
+                ("bookings_before", "the same, baseline code", "bookings_per_s"),
                 ("one_call", "one-call flow events", "one_call_per_s"),
             ):
-                row = e2e[key]
+                row = e2e.get(key)
+                if row is None:
+                    continue
                 rate = row["per_s"] or 0.0
                 lines.append(
                     f"  {what}: {row['per_s']}/s ({row['processed']} of {row['events']} in"
@@ -256,6 +259,9 @@ def _speed(results: dict[str, Any]) -> list[str]:
                     f" (target >= {SPEED[target]:g}/s: {_mark(rate >= SPEED[target])})"
                 )
     return lines
+
+
+LABEL_OF = {"gateway_all": "--role all", "gateway_all_before": "--role all (baseline code)"}
 
 
 def _booking_rows(found: dict[str, Any]) -> list[str]:
@@ -275,7 +281,7 @@ def _booking_rows(found: dict[str, Any]) -> list[str]:
         shown = "n/a" if value is None else f"{value:.2f}"
         verdict = "" if value is None else f": {_mark(value >= target)}"
         parts.append(f"{key} = {shown} (target >= {target:g}{verdict})")
-    for key in ("webhook/bare", "ingest/webhook"):
+    for key in ("webhook/bare", "ingest/webhook", "all/all_before", "all_before/ingest"):
         value = ratios.get(key)
         parts.append(f"{key} = {'n/a' if value is None else f'{value:.2f}'}")
     lines.append("  " + "    ".join(parts))
@@ -283,12 +289,13 @@ def _booking_rows(found: dict[str, Any]) -> list[str]:
     if "p99_ms" in every:
         ok = every["p99_ms"] <= SPEED["all_p99_ms"]
         lines.append(f"  --role all p99 {every['p99_ms']:.1f} ms (target <= 50 ms: {_mark(ok)})")
-    done = every.get("processed")
-    if done:
-        lines.append(
-            f"  --role all processed {done['dispatched']} of {done['events']} bookings during"
-            f" the load ({done['calls']} calls made); {done['backlog']} left as backlog"
-        )
+    for key in ("gateway_all", "gateway_all_before"):
+        done = found["servers"].get(key, {}).get("processed")
+        if done:
+            lines.append(
+                f"  {LABEL_OF[key]} processed {done['dispatched']} of {done['events']} bookings"
+                f" during the load ({done['calls']} calls made); {done['backlog']} left"
+            )
     for row in found["servers"].values():
         dur = row.get("durability")
         if dur and not dur["ok"]:
