@@ -234,6 +234,7 @@ def checkout(revision: str, folder: Path) -> Path:
         capture_output=True,
         check=True,
     )
+    folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
