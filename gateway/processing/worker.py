@@ -73,6 +73,7 @@ class Worker:
         self.config = config
         self.pacer = pacer if pacer is not None else unpaced()
         self._job_cpu = JOB_CPU_GUESS  # seconds of CPU a job costs, as measured so far
+        self._stop: asyncio.Event | None = None  # run()'s: a pass stops topping up once set
         self.counters = counters if counters is not None else Counters()
         self.store = store
         self.caller = caller
@@ -107,21 +108,35 @@ class Worker:
         """Claim a batch of due jobs and run them at once. Each outcome is recorded as soon as
         its job finishes (outcomes that finish while a write is in flight go in the next
         write together): a finished send never waits behind a job held by the rate limiter,
-        so a crash cannot make the next claim send it again."""
+        so a crash cannot make the next claim send it again. Under `run`, without webhooks
+        beside it, the pass tops itself up with more due jobs once half of its own are done,
+        so a backlog never waits for a pass's slowest job; it ends when none are left
+        running (or the worker stops)."""
         # beside arriving webhooks, fewer at once: a pass's jobs become ready together, and
         # the webhooks' requests wait behind every one of them in the loop's queue
-        limit = self.concurrency if not self.pacer.busy() else BUSY_CONCURRENCY
-        jobs = await self.store.claim_jobs(self.clock(), min(limit, self.concurrency), self.lease)
+        limit = min(
+            self.concurrency if not self.pacer.busy() else BUSY_CONCURRENCY, self.concurrency
+        )
+        jobs = await self.store.claim_jobs(self.clock(), limit, self.lease)
         if not jobs:
             return 0
         running = {job.id for job in jobs}
         finished: asyncio.Queue[tuple[Job, JobOutcome]] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
 
         async def run_job(job: Job) -> None:
             finished.put_nowait((job, await self.execute(job)))
 
+        def start(batch: list[Job]) -> None:
+            for job in batch:
+                running.add(job.id)
+                task = asyncio.create_task(run_job(job))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
         heartbeat = asyncio.create_task(self._heartbeat(running))
-        tasks = [asyncio.create_task(run_job(job)) for job in jobs]
+        start(jobs)
+        total = len(jobs)
         try:
             while running:
                 done = [await finished.get()]
@@ -129,11 +144,22 @@ class Worker:
                     done.append(finished.get_nowait())
                 await self._record(done)
                 running.difference_update(job.id for job, _ in done)
+                if len(running) <= limit // 2 and self._topping_up():
+                    more = await self.store.claim_jobs(
+                        self.clock(), limit - len(running), self.lease
+                    )
+                    start(more)
+                    total += len(more)
         finally:
             heartbeat.cancel()
-            for task in tasks:
+            for task in list(tasks):
                 task.cancel()
-        return len(jobs)
+        return total
+
+    def _topping_up(self) -> bool:
+        """A pass may claim more: it runs under `run` (a pass called on its own is one claim),
+        the worker is not stopping and no webhooks wait."""
+        return self._stop is not None and not self._stop.is_set() and not self.pacer.busy()
 
     async def _record(self, done: list[tuple[Job, JobOutcome]]) -> None:
         try:
@@ -261,6 +287,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Run jobs until `stop` is set; sleeps until the next job is due (at most `idle` s)."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 if await self._paced_pass():

@@ -5,6 +5,7 @@ under pressure (its jobs stay durable) and all at once otherwise."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 from gateway.config.model import load_config
 from gateway.processing.dispatcher import Dispatcher
 from gateway.processing.pacing import MAX_REST, Pacer
+from gateway.processing.worker import Worker
 from gateway.store import SQLiteStore
-from gateway.store.entities import Dispatch, NewEvent
+from gateway.store.entities import Dispatch, NewEvent, NewJob
 from tests.helpers.integrations import acme, api, webhook
 
 
@@ -155,3 +157,76 @@ def test_without_webhooks_the_dispatcher_commits_its_batch_at_once(tmp_path: Pat
     commits, _, rested = _dispatch_all(tmp_path, webhooks_arriving=False)
     assert commits == [10]
     assert rested == 0.0
+
+
+class _NeverCalled:
+    async def call(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("record actions call nothing")
+
+    def retry_policy(self, integration: str) -> object:
+        raise AssertionError
+
+
+def _opt_outs(count: int) -> list[NewJob]:
+    return [
+        NewJob(
+            id=f"job_{n}",
+            idempotency_key=f"evt_{n}/0/0/flow/a",
+            event_id=f"evt_{n}",
+            flow="flow",
+            action="a",
+            kind="opt_out",
+            integration="acme",
+            tenant="default",
+            schedule_key=None,
+            spec=json.dumps({"opt_out": {"kind": "email", "address": f"a{n}@example.com"}}),
+            context="{}",
+            run_at=1.0,
+            max_attempts=1,
+            created_at=1.0,
+        )
+        for n in range(count)
+    ]
+
+
+def _pass(tmp_path: Path, *, under_run: bool, webhooks_arriving: bool) -> tuple[int, int]:
+    """One worker pass over 5 due jobs with room for 2 at once: (jobs it ran, jobs left)."""
+    folder = tmp_path / "integrations.d"
+    folder.mkdir(parents=True)
+    (folder / "acme.yaml").write_text(ACME)
+    (tmp_path / "templates").mkdir()
+    config = load_config(folder, {}, templates_dir=tmp_path / "templates")
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    arrivals = Arrivals()
+    pacer = Pacer(arrivals, quiet=1e9, clock=Clock())
+    arrivals.count = 1 if webhooks_arriving else 0  # arrived after the pacer started
+    worker = Worker(config, store, _NeverCalled(), concurrency=2, pacer=pacer)  # type: ignore[arg-type]
+
+    async def main() -> tuple[int, int]:
+        await store.open()
+        try:
+            jobs = _opt_outs(5)
+            await store.insert_events(
+                [
+                    NewEvent(j.event_id, "acme", "default", j.event_id, None, "t", 1.0, "{}", b"{}")
+                    for j in jobs
+                ]
+            )
+            await store.commit_dispatches([Dispatch(j.event_id, "dispatched", [j]) for j in jobs])
+            if under_run:
+                worker._stop = asyncio.Event()  # as run() sets it
+            ran = await worker.run_once()
+            return ran, (await store.job_counts()).get("queued", 0)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def test_under_run_a_pass_tops_itself_up_from_the_backlog(tmp_path: Path) -> None:
+    assert _pass(tmp_path, under_run=True, webhooks_arriving=False) == (5, 0)
+
+
+def test_a_pass_on_its_own_or_beside_webhooks_is_one_claim(tmp_path: Path) -> None:
+    assert _pass(tmp_path / "a", under_run=False, webhooks_arriving=False) == (2, 3)
+    assert _pass(tmp_path / "b", under_run=True, webhooks_arriving=True) == (2, 3)
