@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    booking_load,
+    cpu_costs,
     function_latency,
     ingest,
     lint_speed,
@@ -26,6 +28,9 @@ from bench.wrk import ensure_wrk
 
 SECTIONS = (
     "lint",
+    "costs",
+    "bookings",
+    "e2e",
     "raw",
     "bare",
     "handwritten",
@@ -53,6 +58,10 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="wrk warm-up per server")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--lint-files", type=int, default=500)
+    parser.add_argument("--bookings", type=int, default=3000, help="events of each e2e backlog")
+    parser.add_argument(
+        "--baseline", help="a git revision whose code the CPU costs are also measured for"
+    )
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help="comma list of " + ", ".join(SECTIONS)
     )
@@ -88,11 +97,19 @@ def main() -> int:
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
             }
+    if "costs" in only:
+        print("bench: CPU per event and per job (in process) ...", flush=True)
+        try:
+            results["costs"] = cpu_costs.measure()
+            if args.baseline:
+                results["costs"]["baseline"] = cpu_costs.at_revision(args.baseline)
+        except Exception as exc:
+            results["costs"] = {"error": f"{type(exc).__name__}: {exc}"}
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         servers = [s for s in MAKERS if s in only]
         settings = None
-        if servers or "replicas" in only:
+        if servers or "replicas" in only or "bookings" in only:
             settings = ingest.LoadSettings(
                 wrk=ensure_wrk(),
                 seconds=args.seconds,
@@ -119,6 +136,20 @@ def main() -> int:
                     results["ingest"][key] = {"label": targets.LABELS[key], "error": error}
             results["ratios"] = report.ratios(results["ingest"])
             results["app_us_per_request"] = report.app_costs(results["ingest"])
+        before = None
+        if args.baseline and ("bookings" in only or "e2e" in only):
+            before = cpu_costs.checkout(args.baseline, workdir / "baseline-code")
+        if "bookings" in only and settings is not None:
+            try:
+                results["bookings"] = booking_load.side_by_side(workdir, settings, before)
+            except Exception as exc:
+                results["bookings"] = {"error": f"{type(exc).__name__}: {exc}"}
+        if "e2e" in only:
+            print(f"bench: end to end, a backlog of {args.bookings} of each ...", flush=True)
+            try:
+                results["e2e"] = booking_load.end_to_end(workdir, args.bookings, before=before)
+            except Exception as exc:
+                results["e2e"] = {"error": f"{type(exc).__name__}: {exc}"}
         if "replicas" in only and settings is not None:
             print("bench: ingest on PostgreSQL with 1 and 2 replicas ...", flush=True)
             quick = ingest.LoadSettings(
@@ -161,6 +192,10 @@ def _failed(results: dict[str, Any]) -> bool:
     """A measurement that could not be taken, or acknowledged events missing from a store."""
     rows = [
         results.get("lint", {}),
+        results.get("costs", {}),
+        results.get("bookings", {}),
+        results.get("e2e", {}),
+        *results.get("bookings", {}).get("servers", {}).values(),
         results.get("processing", {}),
         results.get("sync", {}),
         results.get("functions", {}),

@@ -17,7 +17,6 @@ from bench.procs import (
     tail,
     wait_until_quiet,
 )
-from bench.signed import write_requests
 from bench.targets import Target
 from bench.wrk import WrkResult, run_wrk
 
@@ -44,10 +43,15 @@ def _load(
     pool: int,
 ) -> WrkResult:
     requests_file = workdir / f"{target.key}-{tag}.txt"
-    write_requests(requests_file, pool, tag=f"{target.key[0]}{tag}{int(time.time()) % 100000}")
+    target.write(requests_file, pool, f"{target.key[0]}{tag}{int(time.time()) % 100000}")
     try:
         return run_wrk(
-            settings.wrk, url, requests_file, seconds=seconds, connections=settings.connections
+            settings.wrk,
+            url,
+            requests_file,
+            seconds=seconds,
+            connections=settings.connections,
+            header=target.header,
         )
     finally:
         requests_file.unlink(missing_ok=True)
@@ -67,7 +71,7 @@ def measure(
 
 
 def _measure(target: Target, port: int, workdir: Path, settings: LoadSettings) -> dict[str, Any]:
-    url = f"http://{HOST}:{port}/webhooks/stripe"
+    url = f"http://{HOST}:{port}{target.path}"
     log = workdir / f"{target.key}.log"
     warm_pool = int(MAX_WARM_RPS * settings.warmup)
     background = wait_until_quiet(BUSY_WARNING_PCT, QUIET_WAIT_S)

@@ -94,6 +94,7 @@ def render(results: dict[str, Any]) -> str:
     ingest = results.get("ingest", {})
     cfg = results.get("load", {})
     if not ingest:  # the sections measured without the load generator still count
+        lines.extend(_speed(results))
         lines.extend(_processing(results.get("processing")))
         lines.extend(_sync(results.get("sync")))
         lines.extend(_functions(results.get("functions")))
@@ -158,6 +159,7 @@ def render(results: dict[str, Any]) -> str:
             )
         for note in row.get("notes", []):
             lines.append(f"  note {row['label']}: {note}")
+    lines.extend(_speed(results))
     lines.extend(_processing(results.get("processing")))
     lines.extend(_sync(results.get("sync")))
     lines.extend(_functions(results.get("functions")))
@@ -186,6 +188,119 @@ def _app_costs(ingest: dict[str, dict[str, Any]]) -> list[str]:
     raw_us = 1e6 / ingest["raw"]["requests_per_s"]
     parts = ", ".join(f"{ingest[k]['label'].split(' ')[0]} +{v:.0f}" for k, v in costs.items())
     return [f"  us a request: uvicorn alone {raw_us:.0f}; what each app adds to it: {parts}"]
+
+
+SPEED = {  # issue 15's targets
+    "ingest/bare": 1.0,
+    "all/ingest": 0.6,
+    "all_p99_ms": 50.0,
+    "bookings_per_s": 1000.0,
+    "one_call_per_s": 3000.0,
+}
+
+
+def _speed(results: dict[str, Any]) -> list[str]:
+    """The booking side by side, the end-to-end rates and the CPU per event and per job."""
+    lines: list[str] = []
+    costs = results.get("costs")
+    if costs:
+        lines += ["", "CPU per event and per job (in process, CPU time; the shipped booking)"]
+        if "error" in costs:
+            lines.append(f"  FAILED: {costs['error']}")
+        else:
+            ok_d = costs["dispatch_stored_us"] <= costs["target_dispatch_us"]
+            ok_j = costs["job_us"] <= costs["target_job_us"]
+            lines += [
+                f"  dispatch: {costs['dispatch_pure_us']} us an event (mapping, flows, 4 jobs);"
+                f" {costs['dispatch_stored_us']} us with the store's read and commit"
+                f" (target <= {costs['target_dispatch_us']:g}: {_mark(ok_d)})",
+                f"  job: {costs['job_us']} us ({costs['jobs']} jobs, an in-process stand-in;"
+                f" httpx alone {costs['transport_us_per_call']} us a call) (target <="
+                f" {costs['target_job_us']:g}: {_mark(ok_j)})",
+            ]
+            base = costs.get("baseline")
+            if base:
+                lines.append(
+                    f"  before ({base['revision']}): dispatch {base['dispatch_pure_us']} us,"
+                    f" {base['dispatch_stored_us']} us stored, job {base['job_us']} us; now/before:"
+                    f" {costs['dispatch_pure_us'] / base['dispatch_pure_us']:.2f},"
+                    f" {costs['dispatch_stored_us'] / base['dispatch_stored_us']:.2f},"
+                    f" {costs['job_us'] / base['job_us']:.2f}"
+                )
+    found = results.get("bookings")
+    if found:
+        lines += [
+            "",
+            "Booking load: wrk -c64 on core 1, server on core 0, unique signed Cal.com"
+            " BOOKING_CREATED webhooks",
+        ]
+        if "error" in found:
+            lines.append(f"  FAILED: {found['error']}")
+        else:
+            lines += _booking_rows(found)
+    e2e = results.get("e2e")
+    if e2e:
+        lines += ["", "End to end on one core (a backlog processed by one --role all process)"]
+        if "error" in e2e:
+            lines.append(f"  FAILED: {e2e['error']}")
+        else:
+            for key, what, target in (
+                ("bookings", "Cal.com bookings (3 calls + reminder)", "bookings_per_s"),
+                ("bookings_before", "the same, baseline code", "bookings_per_s"),
+                ("one_call", "one-call flow events", "one_call_per_s"),
+            ):
+                row = e2e.get(key)
+                if row is None:
+                    continue
+                rate = row["per_s"] or 0.0
+                lines.append(
+                    f"  {what}: {row['per_s']}/s ({row['processed']} of {row['events']} in"
+                    f" {row['window_s']} s), {row['cpu_us_per_event']} us CPU each"
+                    f" (target >= {SPEED[target]:g}/s: {_mark(rate >= SPEED[target])})"
+                )
+    return lines
+
+
+LABEL_OF = {"gateway_all": "--role all", "gateway_all_before": "--role all (baseline code)"}
+
+
+def _booking_rows(found: dict[str, Any]) -> list[str]:
+    lines = [f"  {'server':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"]
+    for row in found["servers"].values():
+        if "skipped" in row or "error" in row:
+            lines.append(f"  {row['label']:<34}{row.get('skipped') or 'FAILED: ' + row['error']}")
+            continue
+        lines.append(
+            f"  {row['label']:<34}{row['requests_per_s']:>9.0f}{row['p50_ms']:>9.2f}"
+            f"{row['p99_ms']:>9.2f}{row['non_2xx']:>9}"
+        )
+    ratios = found["ratios"]
+    parts = []
+    for key, target in (("ingest/bare", 1.0), ("all/ingest", 0.6)):
+        value = ratios.get(key)
+        shown = "n/a" if value is None else f"{value:.2f}"
+        verdict = "" if value is None else f": {_mark(value >= target)}"
+        parts.append(f"{key} = {shown} (target >= {target:g}{verdict})")
+    for key in ("webhook/bare", "ingest/webhook", "all/all_before", "all_before/ingest"):
+        value = ratios.get(key)
+        parts.append(f"{key} = {'n/a' if value is None else f'{value:.2f}'}")
+    lines.append("  " + "    ".join(parts))
+    every = found["servers"].get("gateway_all", {})
+    if "p99_ms" in every:
+        ok = every["p99_ms"] <= SPEED["all_p99_ms"]
+        lines.append(f"  --role all p99 {every['p99_ms']:.1f} ms (target <= 50 ms: {_mark(ok)})")
+    for key in ("gateway_all", "gateway_all_before"):
+        done = found["servers"].get(key, {}).get("processed")
+        if done:
+            lines.append(
+                f"  {LABEL_OF[key]} processed {done['dispatched']} of {done['events']} bookings"
+                f" during the load ({done['calls']} calls made); {done['backlog']} left"
+            )
+    for row in found["servers"].values():
+        dur = row.get("durability")
+        if dur and not dur["ok"]:
+            lines.append(f"  {row['label']} store: MISMATCH {dur}")
+    return lines
 
 
 def _processing(found: dict[str, Any] | None) -> list[str]:

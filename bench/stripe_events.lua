@@ -1,7 +1,9 @@
 -- wrk script: POST pre-signed, unique Stripe events, one per request, cycling through a file.
 -- Each line of the file is "<Stripe-Signature header>\t<JSON body>"; they are signed in Python
--- right before the run (LuaJIT has no HMAC). Usage: wrk -s stripe_events.lua URL -- FILE
+-- right before the run (LuaJIT has no HMAC). Usage: wrk -s stripe_events.lua URL -- FILE [HEADER]
+-- HEADER names the signature header (Stripe-Signature unless given: X-Cal-Signature-256, ...).
 local sigs, bodies, count = {}, {}, 0
+local header = "Stripe-Signature"
 sent, wrapped, statuses, duplicates = 0, 0, {}, 0
 local threads = {}
 
@@ -11,6 +13,7 @@ end
 
 function init(args)
   local file = assert(io.open(args[1], "r"))
+  if args[2] then header = args[2] end
   for line in file:lines() do
     local tab = line:find("\t", 1, true)
     count = count + 1
@@ -25,7 +28,7 @@ function request()
   sent = sent + 1
   local i = (sent - 1) % count + 1
   if i == count then wrapped = wrapped + 1 end
-  local headers = { ["Content-Type"] = "application/json", ["Stripe-Signature"] = sigs[i] }
+  local headers = { ["Content-Type"] = "application/json", [header] = sigs[i] }
   return wrk.format(nil, nil, headers, bodies[i])
 end
 

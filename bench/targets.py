@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import HOST, pinned
-from bench.signed import WEBHOOK_SECRET
+from bench.signed import WEBHOOK_SECRET, write_requests
 
 REPO = Path(__file__).resolve().parent.parent
 GATEWAY_BIN = Path(sys.executable).with_name("gateway")  # the venv's console script
@@ -57,15 +57,18 @@ class Target:
     rows: Callable[[], int] | None = None  # events in the store, for the durability check
     notes: list[str] = field(default_factory=list)
     cleanup: Callable[[], object] | None = None
+    path: str = "/webhooks/stripe"  # where the load posts
+    header: str = "Stripe-Signature"  # the signature header of the lines `write` makes
+    write: Callable[[Path, int, str], int] = write_requests  # (file, count, tag) -> body bytes
 
 
-def _uvicorn(app: str, port: int) -> list[str]:
+def _uvicorn(app: str, port: int, cpu: int = SERVER_CPU) -> list[str]:
     """The reference apps on the server settings `gateway serve` uses (uvloop, httptools, no
     access log, no proxy headers, no Server header), so only the app differs."""
     argv = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port)]
     argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     argv += ["--no-proxy-headers", "--no-server-header"]
-    return pinned(SERVER_CPU, argv)
+    return pinned(cpu, argv)
 
 
 def _env(**extra: str) -> dict[str, str]:

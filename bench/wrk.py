@@ -101,6 +101,7 @@ def run_wrk(
     connections: int = 64,
     threads: int = 1,
     cpu: int = 1,
+    header: str = "Stripe-Signature",
 ) -> WrkResult:
     argv = pinned(
         cpu,
@@ -117,6 +118,7 @@ def run_wrk(
             url,
             "--",
             str(requests_file),
+            header,
         ],
     )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)

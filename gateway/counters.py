@@ -51,3 +51,7 @@ class Counters:
         self.function_latency = Histogram()
         self.commits = 0  # group commits of received events
         self.committed_events = 0
+
+    def requests_answered(self) -> int:
+        """Webhook and function requests answered so far (what the pacer watches)."""
+        return sum(self.webhook_requests.values()) + sum(self.function_calls.values())

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 
-def loads(body: bytes) -> Any:
+def loads(body: bytes | str) -> Any:
     """JSON from bytes: orjson, or the standard library for what orjson refuses but JSON
     readers commonly accept (NaN, lone surrogates, integers beyond 64 bits, UTF-16)."""
     try:

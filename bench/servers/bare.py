@@ -13,4 +13,9 @@ async def receive(request: Request) -> JSONResponse:
     return JSONResponse({"status": "accepted"})
 
 
-app = Starlette(routes=[Route("/webhooks/stripe", receive, methods=["POST"])])
+app = Starlette(
+    routes=[
+        Route("/webhooks/stripe", receive, methods=["POST"]),
+        Route("/webhooks/calcom/demo", receive, methods=["POST"]),  # the booking load's path
+    ]
+)

@@ -3,6 +3,7 @@ now, a scheduled send or call, a cancel of scheduled ones). Expressions are comp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,6 +39,15 @@ RECORD_ACTIONS = ("update_message", "opt_out", "opt_in")
 TaskKind = Literal["send", "call", "update_message", "opt_out", "opt_in"]
 
 
+def _json(stored: Mapping[str, Any]) -> str:
+    """The JSON a task's jobs store; "" when a value is not JSON (the dispatcher then fails
+    the action with the reason, as for any action it cannot enqueue)."""
+    try:
+        return json.dumps(dict(stored))
+    except (TypeError, ValueError):
+        return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """A send or a call, the job an action enqueues. `stored` is what the job stores and the
@@ -48,6 +58,7 @@ class Task:
     stored: Mapping[str, Any]
     integration: str  # the integration called: the channel's or the endpoint's ("" for an
     # action of RECORD_ACTIONS: the event's integration)
+    spec: str = ""  # `stored` as the JSON each of its jobs stores, written once at load
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> Task:
@@ -56,7 +67,7 @@ class Task:
                 stored = {record: dict(spec[record])}
                 if "condition" in spec:
                     stored["condition"] = spec["condition"]
-                return cls(record, MappingProxyType(stored), "")  # type: ignore[arg-type]
+                return cls(record, MappingProxyType(stored), "", _json(stored))  # type: ignore[arg-type]
         kind: Literal["send", "call"] = "send" if "send" in spec else "call"
         stored = dict(spec[kind])
         if "condition" in spec:
@@ -64,7 +75,7 @@ class Task:
         if "on_failure" in spec:  # run by the worker when the task fails (follow_ups.py)
             stored["on_failure"] = spec["on_failure"]
         ref = stored["channel"] if kind == "send" else stored["endpoint"]
-        return cls(kind, MappingProxyType(stored), str(ref).split(".", 1)[0])
+        return cls(kind, MappingProxyType(stored), str(ref).split(".", 1)[0], _json(stored))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import httpx
 from gateway.config.api import Api, Endpoint, RetryPolicy
 from gateway.config.model import Config
 from gateway.credentials.secrets import SecretSource
+from gateway.outbound.aiohttp_transport import AiohttpTransport
 from gateway.outbound.auth import Auth, build_auth
 from gateway.outbound.breaker import Breaker, CircuitBreaker, Outcome
 from gateway.outbound.classify import classify_exception, classify_response
@@ -112,11 +113,14 @@ class OutboundClient:
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._shared = shared
+        # aiohttp's pool unless one is injected (tests): calls go straight to the transport
+        # (`_send`), OAuth token requests through the client; both leave by `_transport`.
+        self._transport = transport or AiohttpTransport(limit=limits.max_connections or 200)
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=self._transport,
             limits=limits,
             follow_redirects=False,
-            trust_env=transport is None,  # an injected transport is the only way out
+            trust_env=False,  # the aiohttp transport reads HTTP(S)_PROXY itself
         )
         self._integrations: dict[str, _Integration] = {}
 
@@ -245,7 +249,8 @@ class OutboundClient:
             ticket = await state.breaker.admit() if breaker else None
             try:
                 started = self._clock()
-                attempt = _copy(request)
+                # authentication writes into the request: keep the built one for a retry
+                attempt = _copy(request) if state.auth.refreshable else request
                 token = await state.auth.apply(attempt, redactor)
                 sent = True
                 response = await self._send(attempt, target, redactor, state.policy)
@@ -282,7 +287,15 @@ class OutboundClient:
         self, request: httpx.Request, endpoint: Endpoint, redactor: Redactor, policy: RetryPolicy
     ) -> httpx.Response:
         try:
-            return await self._http.send(request)
+            # the transport itself, not the client: no cookie jar, redirects or auth flow to
+            # run (the engine does its own), which cost more than the call's own I/O
+            response = await self._transport.handle_async_request(request)
+            response.request = request
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            return response
         except httpx.TransportError as exc:
             found = classify_exception(exc, policy)
             reason = redactor.redact(f"{endpoint.label}: {found.kind} error: {type(exc).__name__}")

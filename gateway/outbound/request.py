@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,13 @@ USER_AGENT = "yaml-gateway/0.1"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _Pairs = list[tuple[str, str | int | float | bool | None]]
 _CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+
+
+@lru_cache(maxsize=2048)
+def parsed_url(url: str) -> httpx.URL:
+    """`httpx.URL(url)`, parsed once: an endpoint's URL repeats call after call, and httpx
+    checks every character of it on each parse (URL objects are immutable: safe to share)."""
+    return httpx.URL(url)
 
 
 def find_endpoint(api: Api, name: str) -> Endpoint:
@@ -168,7 +176,7 @@ def build_request(
         final_headers[endpoint.idempotency_header] = idempotency_key
     pairs = _query_pairs(redactor.resolve_tree(merged_query, "query"), endpoint)
     try:
-        target = httpx.URL(url)
+        target = parsed_url(url)
         if pairs:  # merged into a query the path may have (a param named in both: ours)
             target = target.copy_merge_params(httpx.QueryParams(pairs))
         return httpx.Request(

@@ -33,6 +33,7 @@ from gateway.expr.expressions import RENDER_ERRORS, compile_expression, is_templ
 from gateway.expr.filters import to_datetime
 from gateway.ids import new_id
 from gateway.jsontext import loads
+from gateway.processing.pacing import Pacer, unpaced
 from gateway.store.entities import DISPATCH_FAILURE_REASONS, Dispatch, NewJob, StoredEvent
 from gateway.store.interfaces import EventStore
 from gateway.store.people import ERASED_BODY
@@ -115,8 +116,11 @@ class Dispatcher:
         batch: int = 200,
         on_jobs: Callable[[], None] | None = None,
         counters: Counters | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        """`pacer`: when to rest for the webhooks of this process (none: never)."""
         self.on_jobs = on_jobs
+        self.pacer = pacer if pacer is not None else unpaced()
         self.counters = counters if counters is not None else Counters()
         self.config = config
         self.store = store
@@ -173,8 +177,11 @@ class Dispatcher:
         cancels: list[tuple[str, str]] = []
         ran: list[str] = []
         for index, normal in enumerate(made):
-            for flow in self.flows.get(normal.name, ()):
-                failures = self._run_flow(flow, normal.as_dict(), index, event, jobs, cancels)
+            flows = self.flows.get(normal.name, ())
+            data = normal.as_dict() if flows else {}
+            context = json.dumps(data, default=str) if flows else ""  # once for every flow
+            for flow in flows:
+                failures = self._run_flow(flow, data, context, index, event, jobs, cancels)
                 if failures:
                     problems.extend(failures)
                     reason = reason or "flow"
@@ -194,6 +201,7 @@ class Dispatcher:
         self,
         flow: Flow,
         made: dict[str, Any],
+        context: str,
         made_index: int,
         event: StoredEvent,
         jobs: list[NewJob],
@@ -215,7 +223,7 @@ class Dispatcher:
                 return []
         except DispatchError as exc:
             return [str(exc)]
-        run = _FlowRun(made_index, event, variables, json.dumps(made, default=str), now)
+        run = _FlowRun(made_index, event, variables, context, now)
         failures: list[str] = []
         for action in flow.actions:
             try:
@@ -261,7 +269,7 @@ class Dispatcher:
                 integration=target,
                 tenant=event.tenant,
                 schedule_key=schedule_key,
-                spec=json.dumps(dict(task.stored)),
+                spec=task.spec or json.dumps(dict(task.stored)),
                 context=context,
                 run_at=run_at,
                 max_attempts=self._max_attempts(target),
@@ -282,20 +290,40 @@ class Dispatcher:
         return max(now, (moment + timedelta(seconds=later.offset)).timestamp())
 
     async def run_once(self) -> int:
+        """Dispatch a batch of pending events. In slices: while webhooks arrive (the pacer
+        says so), each slice's jobs are committed and the dispatcher rests before the next, so
+        the webhooks keep the loop; otherwise the whole batch is committed at once."""
         events = await self.store.pending_events(self.batch)
-        if events:
-            dispatches = [self.dispatch(e) for e in events]
-            await self.store.commit_dispatches(dispatches)
-            for stored, done in zip(events, dispatches, strict=True):
-                if done.status in ("failed", "partial"):
-                    reason = done.reason if done.reason in DISPATCH_FAILURE_REASONS else "internal"
-                    self.counters.dispatch_failures[(stored.integration, str(reason))] += 1
-                if done.status == "partial":  # a failure is logged where it is caught
-                    shown = (done.error or "")[:LOG_LIMIT]
-                    log.error("event %s was dispatched in part: %s", stored.id, shown)
-            if self.on_jobs is not None and any(d.jobs for d in dispatches):
-                self.on_jobs()
+        pacer = self.pacer
+        done: list[tuple[StoredEvent, Dispatch]] = []
+        started = pacer.now()
+        for event in events:
+            done.append((event, self.dispatch(event)))
+            spent = pacer.now() - started
+            if spent >= pacer.slice:
+                if pacer.busy():
+                    await self._commit(done)
+                    done = []
+                    spent = pacer.now() - started  # the commit's own share
+                await pacer.rest(spent)
+                started = pacer.now()
+        if done:
+            await self._commit(done)
         return len(events)
+
+    async def _commit(self, done: list[tuple[StoredEvent, Dispatch]]) -> None:
+        dispatches = [dispatch for _, dispatch in done]
+        await self.store.commit_dispatches(dispatches)
+        for stored, dispatch in done:
+            if dispatch.status in ("failed", "partial"):
+                reason = dispatch.reason
+                reason = reason if reason in DISPATCH_FAILURE_REASONS else "internal"
+                self.counters.dispatch_failures[(stored.integration, str(reason))] += 1
+            if dispatch.status == "partial":  # a failure is logged where it is caught
+                shown = (dispatch.error or "")[:LOG_LIMIT]
+                log.error("event %s was dispatched in part: %s", stored.id, shown)
+        if self.on_jobs is not None and any(d.jobs for d in dispatches):
+            self.on_jobs()
 
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Dispatch until `stop` is set; wakes up on `wake` (new events) or every `idle` s."""

@@ -23,6 +23,7 @@ from gateway.config.model import Config
 from gateway.counters import Counters
 from gateway.errors import Permanent
 from gateway.expr.expressions import RENDER_ERRORS, render_value
+from gateway.jsontext import loads
 from gateway.logs import log_context
 from gateway.outbound.caller import Caller
 from gateway.outbound.classify import retry_delay
@@ -31,6 +32,7 @@ from gateway.processing.dispatcher import evaluate
 from gateway.processing.follow_ups import fallbacks, follow_ups
 from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
+from gateway.processing.pacing import Pacer, unpaced
 from gateway.store.entities import ATTEMPT_TEXT_LIMIT, Job, JobOutcome
 from gateway.store.interfaces import JobsAndMessages
 
@@ -40,6 +42,8 @@ RESULT_LIMIT = 2000
 # sandbox) leads back to the job, and `gateway jobs show ID` to its event, flow and action.
 JOB_HEADER = "X-Gateway-Job"
 LOG_LIMIT = 300  # characters of a dead job's reason in the log
+BUSY_CONCURRENCY = 8  # jobs a pass claims while webhooks arrive (role all)
+JOB_CPU_GUESS = 0.001  # seconds of CPU per job until passes have measured it
 
 
 class _Answer(NamedTuple):
@@ -84,11 +88,16 @@ class Worker:
         *,
         clock: Callable[[], float] = time.time,
         lease: float = 120.0,
-        concurrency: int = 16,
+        concurrency: int = 64,
         rng: random.Random | None = None,
         counters: Counters | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        """`pacer`: when to rest for the webhooks of this process (none: never)."""
         self.config = config
+        self.pacer = pacer if pacer is not None else unpaced()
+        self._job_cpu = JOB_CPU_GUESS  # seconds of CPU a job costs, as measured so far
+        self._stop: asyncio.Event | None = None  # run()'s: a pass stops topping up once set
         self.counters = counters if counters is not None else Counters()
         self.store = store
         self.caller = caller
@@ -123,18 +132,35 @@ class Worker:
         """Claim a batch of due jobs and run them at once. Each outcome is recorded as soon as
         its job finishes (outcomes that finish while a write is in flight go in the next
         write together): a finished send never waits behind a job held by the rate limiter,
-        so a crash cannot make the next claim send it again."""
-        jobs = await self.store.claim_jobs(self.clock(), self.concurrency, self.lease)
+        so a crash cannot make the next claim send it again. Under `run`, without webhooks
+        beside it, the pass tops itself up with more due jobs once half of its own are done,
+        so a backlog never waits for a pass's slowest job; it ends when none are left
+        running (or the worker stops)."""
+        # beside arriving webhooks, fewer at once: a pass's jobs become ready together, and
+        # the webhooks' requests wait behind every one of them in the loop's queue
+        limit = min(
+            self.concurrency if not self.pacer.busy() else BUSY_CONCURRENCY, self.concurrency
+        )
+        jobs = await self.store.claim_jobs(self.clock(), limit, self.lease)
         if not jobs:
             return 0
         running = {job.id for job in jobs}
         finished: asyncio.Queue[tuple[Job, JobOutcome]] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
 
         async def run_job(job: Job) -> None:
             finished.put_nowait((job, await self.execute(job)))
 
+        def start(batch: list[Job]) -> None:
+            for job in batch:
+                running.add(job.id)
+                task = asyncio.create_task(run_job(job))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
         heartbeat = asyncio.create_task(self._heartbeat(running))
-        tasks = [asyncio.create_task(run_job(job)) for job in jobs]
+        start(jobs)
+        total = len(jobs)
         try:
             while running:
                 done = [await finished.get()]
@@ -142,11 +168,22 @@ class Worker:
                     done.append(finished.get_nowait())
                 await self._record(done)
                 running.difference_update(job.id for job, _ in done)
+                if len(running) <= limit // 2 and self._topping_up():
+                    more = await self.store.claim_jobs(
+                        self.clock(), limit - len(running), self.lease
+                    )
+                    start(more)
+                    total += len(more)
         finally:
             heartbeat.cancel()
-            for task in tasks:
+            for task in list(tasks):
                 task.cancel()
-        return len(jobs)
+        return total
+
+    def _topping_up(self) -> bool:
+        """A pass may claim more: it runs under `run` (a pass called on its own is one claim),
+        the worker is not stopping and no webhooks wait."""
+        return self._stop is not None and not self._stop.is_set() and not self.pacer.busy()
 
     async def _record(self, done: list[tuple[Job, JobOutcome]]) -> None:
         try:
@@ -241,9 +278,9 @@ class Worker:
         )
 
     async def _attempt(self, job: Job) -> _Answer:
-        spec = json.loads(job.spec)
+        spec = loads(job.spec)
         variables = {
-            "event": json.loads(job.context),
+            "event": loads(job.context),
             "tenant": self.config.tenant_variables(job.tenant),
             "now": datetime.fromtimestamp(self.clock(), UTC),
         }
@@ -289,11 +326,27 @@ class Worker:
                 await self.store.add_jobs(made)
         return _answer(result)
 
+    async def _paced_pass(self) -> int:
+        """A pass (`run_once`), then a rest for the webhooks as the pacer says. A job waits on
+        its provider without costing the loop anything, so what the pass cost is counted as
+        its jobs times their CPU, measured on passes that ran without webhooks beside them."""
+        pacer = self.pacer
+        alone = not pacer.busy()
+        started, cpu = pacer.now(), time.thread_time()
+        ran = await self.run_once()
+        if ran:
+            if alone and not pacer.busy():  # the thread's CPU was the jobs' (and the dispatcher's)
+                per_job = (time.thread_time() - cpu) / ran
+                self._job_cpu += (per_job - self._job_cpu) * 0.2
+            await pacer.rest(min(pacer.now() - started, ran * self._job_cpu))
+        return ran
+
     async def run(self, stop: asyncio.Event, *, idle: float = 1.0) -> None:
         """Run jobs until `stop` is set; sleeps until the next job is due (at most `idle` s)."""
+        self._stop = stop
         while not stop.is_set():
             try:
-                if await self.run_once():
+                if await self._paced_pass():
                     continue
                 due = await self.store.next_run_at()
             except Exception:

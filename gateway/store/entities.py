@@ -235,6 +235,16 @@ class JobAttempt:
         }
 
 
+class Backlog(NamedTuple):
+    """What processing has still to do: events not yet dispatched and jobs due but not yet
+    run (scheduled ones are not due), each with when the oldest of them arrived or fell due."""
+
+    events: int
+    oldest_event_at: float | None
+    jobs: int
+    oldest_job_at: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class JobQuery:
     id: str | None = None

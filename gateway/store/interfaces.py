@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.store.entities import (
+    Backlog,
     Dispatch,
     EventQuery,
     FunctionCall,
@@ -170,6 +171,11 @@ class JobStore(Protocol):
     async def retry_jobs(self, query: JobQuery) -> int: ...
 
     async def job_counts(self) -> dict[str, int]: ...
+
+    async def backlog(self, now: float) -> Backlog:
+        """Pending events and jobs due at `now` (queued, or running with a lapsed lease), with
+        the oldest of each: read from the indexes the dispatcher and the claim use."""
+        ...
 
 
 class CredentialStore(Protocol):

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.store.entities import (
     ATTEMPTS_KEPT,
+    Backlog,
     Dispatch,
     EventQuery,
     Job,
@@ -31,6 +32,8 @@ from gateway.store.rows import (
     LOST_JOBS,
     attempt_texts,
     attempts_by_job,
+    backlog_from_row,
+    backlog_query,
     event_where,
     job_from_row,
     job_query_fields,
@@ -39,6 +42,7 @@ from gateway.store.rows import (
     replay_limit,
 )
 
+_BACKLOG = backlog_query("$1::double precision")
 _CLAIM = (  # jobs.id: `due` has an id too
     "WITH due AS (SELECT id FROM jobs"  # noqa: S608
     " WHERE (status = 'queued' AND run_at <= $1) OR (status = 'running' AND locked_until < $1)"
@@ -264,6 +268,10 @@ class JobTables(PostgresBase):
     async def job_counts(self) -> dict[str, int]:
         rows = await self.pool.fetch("SELECT status, count(*) FROM jobs GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
+
+    async def backlog(self, now: float) -> Backlog:
+        row = await self.pool.fetchrow(_BACKLOG, now)
+        return backlog_from_row(tuple(row))
 
     # ---- OAuth tokens ---------------------------------------------------------------------
 

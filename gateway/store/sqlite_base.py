@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import aiosqlite
 
-from gateway.store.sqlite_thread import WriterThread, in_transaction
+from gateway.store.sqlite_thread import WriterThread
 
 T = TypeVar("T")
 
@@ -32,7 +32,8 @@ class SQLiteBase:
 
     async def write(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(connection, *args)` in one transaction on the writer thread: a whole batch of
-        statements in one hop. Returns once committed (durably, with synchronous=FULL)."""
+        statements in one hop, sharing the transaction with the writes queued beside it (each
+        undone alone if it raises). Returns once committed (durably, with synchronous=FULL)."""
         if self._thread is None:
             raise RuntimeError("store is not open")
-        return await self._thread.call(in_transaction, fn, *args)
+        return await self._thread.transact(fn, *args)

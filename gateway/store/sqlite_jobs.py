@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.store.entities import (
     ATTEMPTS_KEPT,
+    Backlog,
     Dispatch,
     EventQuery,
     Job,
@@ -23,6 +24,8 @@ from gateway.store.rows import (
     LOST_JOBS,
     attempt_texts,
     attempts_by_job,
+    backlog_from_row,
+    backlog_query,
     event_where,
     job_from_row,
     job_query_fields,
@@ -78,6 +81,7 @@ CREATE TABLE IF NOT EXISTS oauth_tokens (
     PRIMARY KEY (integration, tenant)
 );
 """
+_BACKLOG = backlog_query(":now")
 
 
 class JobTables(SQLiteBase):
@@ -186,6 +190,10 @@ class JobTables(SQLiteBase):
             "SELECT status, count(*) FROM jobs GROUP BY status"
         )
         return {r[0]: int(r[1]) for r in rows}
+
+    async def backlog(self, now: float) -> Backlog:
+        rows = await self.reader.execute_fetchall(_BACKLOG, {"now": now})
+        return backlog_from_row(next(iter(rows)))
 
     # ---- OAuth tokens ---------------------------------------------------------------------
 

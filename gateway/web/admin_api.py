@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -345,11 +346,14 @@ def routes(
         )
 
     async def prometheus(_request: Request) -> Response:
+        now = time.time()
         text = metrics.render(
             counters if counters is not None else Counters(),
             job_counts=await store.job_counts(),
             outbound=outbound.health() if outbound is not None else {},
             probes=await probes.report() if probes is not None else [],
+            backlog=await store.backlog(now),
+            now=now,
         )
         return Response(text, media_type=metrics.CONTENT_TYPE)
 

@@ -30,6 +30,7 @@ from gateway.outbound.client import OutboundClient
 from gateway.outbound.stored_tokens import token_store
 from gateway.outbound.verification_keys import VerificationKeys
 from gateway.processing.dispatcher import Dispatcher
+from gateway.processing.pacing import Pacer, unpaced
 from gateway.processing.worker import Worker
 from gateway.replies import route_path
 from gateway.store.interfaces import EventStore, Store
@@ -120,9 +121,12 @@ def create_app(
         shared=store.coordination(),  # PostgreSQL: limits and breakers across replicas
     )
     counters = Counters()  # read by /metrics
-    worker = Worker(config, store, outbound, lease=job_lease, counters=counters)
-    dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set, counters=counters)
     processing = role in ("all", "worker")
+    # Ingest first: beside the webhooks (role all), processing keeps to a share of the loop
+    # while they arrive; a worker-only process has nothing to yield to.
+    pacer = Pacer(counters.requests_answered) if role == "all" else unpaced()
+    worker = Worker(config, store, outbound, lease=job_lease, counters=counters, pacer=pacer)
+    dispatcher = Dispatcher(config, store, on_jobs=worker.wake.set, counters=counters, pacer=pacer)
     writer = EventWriter(
         store, on_commit=dispatcher.wake.set if processing else None, counters=counters
     )

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from gateway.counters import Counters, Histogram
 from gateway.outbound.breaker import State
-from gateway.store.entities import JOB_STATUSES
+from gateway.store.entities import JOB_STATUSES, Backlog
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = tuple(State)
@@ -43,9 +43,12 @@ def render(
     job_counts: Mapping[str, int],
     outbound: Mapping[str, Mapping[str, Any]],
     probes: Sequence[Mapping[str, Any]] = (),
+    backlog: Backlog | None = None,
+    now: float = 0.0,
 ) -> bytes:
-    """The exposition text: `counters`, the job queue's `job_counts` (status -> jobs) and
-    `outbound` (the engine's per-integration health: breaker and limiter snapshots)."""
+    """The exposition text: `counters`, the job queue's `job_counts` (status -> jobs),
+    `outbound` (the engine's per-integration health: breaker and limiter snapshots) and the
+    store's `backlog` at `now`."""
     families: list[Metric] = [
         _counted(
             "gateway_webhook_requests",
@@ -100,12 +103,45 @@ def render(
     for job_status in sorted(set(JOB_STATUSES) | set(job_counts)):
         jobs.add_metric([job_status], job_counts.get(job_status, 0))
     families.append(jobs)
+    if backlog is not None:
+        families.extend(_backlog(backlog, now))
 
     families.extend(_outbound(outbound))
     families.extend(_probes(probes))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     return generate_latest(registry)
+
+
+def _backlog(backlog: Backlog, now: float) -> list[Metric]:
+    """What processing has still to do (all replicas), and how long the oldest has waited:
+    0 when nothing waits."""
+
+    def age(since: float | None) -> float:
+        return max(0.0, now - since) if since is not None else 0.0
+
+    return [
+        GaugeMetricFamily(
+            "gateway_backlog_events",
+            "Stored events not yet dispatched (all replicas).",
+            value=backlog.events,
+        ),
+        GaugeMetricFamily(
+            "gateway_backlog_oldest_event_age_seconds",
+            "Seconds since the oldest event not yet dispatched was received (0: none).",
+            value=age(backlog.oldest_event_at),
+        ),
+        GaugeMetricFamily(
+            "gateway_backlog_jobs",
+            "Jobs due and not yet run, a dead worker's included (scheduled ones are not due).",
+            value=backlog.jobs,
+        ),
+        GaugeMetricFamily(
+            "gateway_backlog_oldest_job_age_seconds",
+            "Seconds since the longest-waiting due job fell due (0: none).",
+            value=age(backlog.oldest_job_at),
+        ),
+    ]
 
 
 def _counted(

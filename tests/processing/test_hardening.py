@@ -286,5 +286,5 @@ def test_the_same_event_emitted_twice_runs_its_flows_twice() -> None:
     jobs: list[NewJob] = []
     made = {"name": "a.b", "data": {}}
     for index in range(2):
-        dispatcher._run_flow(flow, made, index, event, jobs, [])
+        dispatcher._run_flow(flow, made, json.dumps(made), index, event, jobs, [])
     assert len({job.idempotency_key for job in jobs}) == 2

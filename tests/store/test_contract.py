@@ -23,6 +23,7 @@ from gateway.store import SQLiteStore, open_store
 from gateway.store.entities import (
     ATTEMPT_TEXT_LIMIT,
     ATTEMPTS_KEPT,
+    Backlog,
     Dispatch,
     EventQuery,
     FunctionCall,
@@ -341,6 +342,32 @@ def test_claim_takes_due_jobs_and_reclaims_expired_leases(make_store: Factory) -
             assert [(j.id, j.attempts) for j in again] == [("job_2", 2)]
             later = await store.claim_jobs(NOW + 101, 10, 60)
             assert sorted(j.id for j in later) == ["job_1", "job_3"]
+
+    run(main)
+
+
+def test_backlog_counts_pending_events_and_due_jobs_with_the_oldest(make_store: Factory) -> None:
+    async def main() -> None:
+        async with opened(make_store) as store:
+            assert await store.backlog(NOW) == Backlog(0, None, 0, None)
+            await enqueue(
+                store,
+                [
+                    job("job_1", "evt_1", run_at=NOW - 10),
+                    job("job_2", "evt_2", run_at=NOW - 20),
+                    job("job_3", "evt_3", run_at=NOW + 100),  # scheduled: not due yet
+                ],
+            )
+            await store.insert_events(
+                [event("evt_5", "k5", received_at=NOW - 7), event("evt_6", "k6", received_at=NOW)]
+            )
+            assert await store.backlog(NOW) == Backlog(2, NOW - 7, 2, NOW - 20)
+            await store.claim_jobs(NOW, 1, 60)  # job_2 runs: no longer waiting
+            assert await store.backlog(NOW) == Backlog(2, NOW - 7, 1, NOW - 10)
+            # its worker died: due again once the lease lapses, with its old due time
+            assert await store.backlog(NOW + 61) == Backlog(2, NOW - 7, 2, NOW - 20)
+            await store.commit_dispatches([Dispatch("evt_5", "ignored")])
+            assert await store.backlog(NOW) == Backlog(1, NOW, 1, NOW - 10)
 
     run(main)
 

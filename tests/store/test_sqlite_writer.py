@@ -46,6 +46,7 @@ READS = {
     "get_job",
     "job_attempts",
     "job_counts",
+    "backlog",
     "list_credentials",
     "credential_tokens",
     "tenants_with_credentials",
@@ -228,3 +229,41 @@ def test_the_reader_cannot_write(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(main())
+
+
+def _fails(db: sqlite3.Connection) -> None:
+    db.execute("INSERT INTO opt_outs (tenant, kind, address, reason, created_at)"
+               " VALUES ('t', 'sms', '+1', 'x', 0)")  # fmt: skip
+    raise ValueError("this write changes its mind")
+
+
+def test_writes_queued_together_share_one_transaction_and_fail_alone(
+    tmp_path: Path, traced: Traced
+) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+
+    async def main() -> list[object]:
+        await store.open()
+        try:
+            before = len(traced)
+            results = await asyncio.gather(
+                store.insert_events([_event("evt_a")]),
+                store.write(_fails),
+                store.insert_events([_event("evt_b")]),
+                store.set_opt_out("default", "sms", "+4915112345678", "STOP", NOW),
+                return_exceptions=True,
+            )
+            began = [sql for _, _, sql in traced[before:] if sql.startswith("BEGIN")]
+            assert began == ["BEGIN IMMEDIATE"]  # four writes, one transaction
+            assert await store.count_events() == 2
+            assert await store.opt_out_reason("default", "sms", "+4915112345678") == "STOP"
+            assert await store.opt_out_reason("t", "sms", "+1") is None  # undone alone
+            return results
+        finally:
+            await store.close()
+
+    inserted_a, failed, inserted_b, new = asyncio.run(main())
+    assert isinstance(failed, ValueError) and str(failed) == "this write changes its mind"
+    assert [i.event_id for i in inserted_a] == ["evt_a"]  # type: ignore[attr-defined]
+    assert [i.event_id for i in inserted_b] == ["evt_b"]  # type: ignore[attr-defined]
+    assert new is True
