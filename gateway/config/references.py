@@ -216,6 +216,13 @@ class _FlowChecker:
                     f"endpoint path {found.get('path')!r} needs params.{name}",
                     "ref-param",
                 )
+        if "idempotency_key" in call and not found.get("idempotency_header"):
+            yield doc.diagnostic(
+                (*path, "idempotency_key"),
+                f"endpoint '{call.get('endpoint')}' declares no idempotency_header to carry"
+                " idempotency_key",
+                "call-idempotency",
+            )
 
     def template(
         self, doc: Document, path: tuple[str | int, ...], name: str

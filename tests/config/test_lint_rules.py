@@ -171,6 +171,17 @@ CASES = [
         [(5, 22, "error")],
     ),
     (
+        "call-idempotency",  # get_thing declares no idempotency_header to carry it
+        {
+            "a.yaml": BASE,
+            "f.yaml": FLOW.replace(
+                '  - send: {channel: acme.sms, to: "{{ event.data.name }}", text: hi}',
+                '  - call: {endpoint: acme.get_thing, params: {id: "1"}, idempotency_key: k}',
+            ),
+        },
+        [(5, 74, "error")],
+    ),
+    (
         "event-not-emitted",
         {"a.yaml": BASE, "f.yaml": FLOW.replace("thing.created", "thing.craeted")},
         [(3, 8, "warning")],

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from gateway.config.examples import run_example
 from gateway.config.model import Config
 from gateway.sandbox.server import SandboxHandle
-from tests.helpers.app import admin
+from tests.helpers.app import ADMIN_TOKEN, admin
 from tests.helpers.scenario import (
     body_of,
     post_example,
@@ -481,8 +481,34 @@ def test_a_paid_booking_cancelled_under_the_refund_policy_is_refunded_once(
     assert form["payment_intent"] == "pi_paid_uid"  # the succeeded one, not the cancelled
     assert form["reason"] == "requested_by_customer"
     assert form["metadata[booking_uid]"] == "uid-paid"
-    # The job's own key: a retried refund call is one refund at Stripe.
-    assert event in refund.headers["idempotency-key"]
+    # The booking's key, not the job's: a retried call or a replayed event is one refund.
+    assert refund.headers["idempotency-key"] == "refund-uid-paid"
+
+
+def test_a_replayed_cancellation_asks_stripe_for_the_same_refund_again(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # A replay makes new jobs with new keys; the refund's key is the booking's, so Stripe
+    # answers the repeat with the refund it made rather than refusing a second one.
+    client, config = gateway
+    _payment_found(
+        sandbox,
+        "uid-replayed",
+        [{"id": "pi_replayed", "object": "payment_intent", "status": "succeeded"}],
+    )
+    event = _cancel(client, config, "uid-replayed")
+    wait_for_jobs(client, event, 4)
+    replayed = client.post(
+        f"/admin/api/events/{event}/replay", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert replayed.status_code == 200, replayed.text
+    jobs = wait_for_jobs(client, event, 8)
+    refunds = [j for j in jobs if j["action"] == "find-payment/refund"]
+    assert len(refunds) == 2 and {j["status"] for j in refunds} == {"succeeded"}, jobs
+    assert len({j["id"] for j in refunds}) == 2  # two jobs, each with a key of its own
+    first, again = sandbox.requests("/stripe/v1/refunds", "POST")
+    assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
+    assert again.headers["idempotency-key"] == "refund-uid-replayed"
 
 
 def test_without_the_refund_policy_a_cancellation_refunds_nothing(
