@@ -197,6 +197,17 @@ class _FlowChecker:
                 f"locale '{locale}' is not a locale code CLDR knows (de, en, de-AT, ...)",
                 "send-locale",
             )
+        languages = _dict(send.get("whatsapp_template")).get("languages")
+        for i, language in enumerate(languages if isinstance(languages, list) else []):
+            if isinstance(language, str) and locale_code(language) != language:
+                code = locale_code(language)
+                yield doc.diagnostic(
+                    (*path, "whatsapp_template", "languages", i),
+                    f"language '{language}' is not a locale code CLDR knows (de, en, pt_BR, ...)"
+                    if code is None
+                    else f"write the language '{language}' as '{code}', as CLDR and WhatsApp do",
+                    "send-locale",
+                )
 
     def call(
         self, doc: Document, path: tuple[str | int, ...], call: dict[str, Any]
