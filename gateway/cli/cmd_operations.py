@@ -17,6 +17,7 @@ from gateway.store.entities import (
     JOB_STATUSES,
     REPLAY_LIMIT,
     Job,
+    JobAttempt,
     JobQuery,
 )
 
@@ -28,6 +29,18 @@ def job_line(job: Job) -> str:
     return (
         f"{job.id}  {job.status:<9}  {job.integration}/{job.tenant}  {job.flow}/{job.action}"
         f"  attempts={job.attempts}/{job.max_attempts}  run_at={shown_time(job.run_at)}{error}"
+    )
+
+
+def attempt_line(attempt: JobAttempt) -> str:
+    """One attempt of a job's history: when, how long, what came of it, and why."""
+    took = "" if attempt.duration_ms is None else f"  {attempt.duration_ms:.0f}ms"
+    status = "" if attempt.http_status is None else f"  HTTP {attempt.http_status}"
+    error = f"  {attempt.error}" if attempt.error else ""
+    answer = "  answer: " + attempt.answer.replace("\n", "\\n") if attempt.answer else ""
+    return (
+        f"  #{attempt.attempt}  {shown_time(attempt.started_at)}  {attempt.outcome:<9}"
+        f"{status}{took}{error}{answer}"
     )
 
 
@@ -68,6 +81,10 @@ async def _jobs(args: argparse.Namespace) -> int:
             print(job_line(job))
             print(f"spec: {job.spec}")
             print(f"result: {job.result}")
+            history = (await store.job_attempts([job.id])).get(job.id, [])
+            print(f"attempt history ({len(history)}, oldest first):")
+            for attempt in history:
+                print(attempt_line(attempt))
             return 0
         for job in await store.list_jobs(query):
             print(job_line(job))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,17 @@ class _FlowChecker:
                 f"locale '{locale}' is not a locale code CLDR knows (de, en, de-AT, ...)",
                 "send-locale",
             )
+        languages = _dict(send.get("whatsapp_template")).get("languages")
+        for i, language in enumerate(languages if isinstance(languages, list) else []):
+            if isinstance(language, str) and locale_code(language) != language:
+                code = locale_code(language)
+                yield doc.diagnostic(
+                    (*path, "whatsapp_template", "languages", i),
+                    f"language '{language}' is not a locale code CLDR knows (de, en, pt_BR, ...)"
+                    if code is None
+                    else f"write the language '{language}' as '{code}', as CLDR and WhatsApp do",
+                    "send-locale",
+                )
 
     def call(
         self, doc: Document, path: tuple[str | int, ...], call: dict[str, Any]
@@ -216,6 +228,13 @@ class _FlowChecker:
                     f"endpoint path {found.get('path')!r} needs params.{name}",
                     "ref-param",
                 )
+        if "idempotency_key" in call and not found.get("idempotency_header"):
+            yield doc.diagnostic(
+                (*path, "idempotency_key"),
+                f"endpoint '{call.get('endpoint')}' declares no idempotency_header to carry"
+                " idempotency_key",
+                "call-idempotency",
+            )
 
     def template(
         self, doc: Document, path: tuple[str | int, ...], name: str
@@ -292,6 +311,53 @@ def _function_checks(doc: Document, flows: _FlowChecker) -> Iterator[Diagnostic]
             seen.add(str(step.get("name")))
 
 
+# What a flow's `tenant_vars` may require of a tenant's setting: the test, and how it is written.
+_VAR_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "boolean": (lambda v: isinstance(v, bool), "true or false, unquoted"),
+    "string": (lambda v: isinstance(v, str), "a text (quote it if YAML reads it otherwise)"),
+    "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "number": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "mapping": (lambda v: isinstance(v, dict), "a mapping"),
+}
+
+
+def _read_vars(typed: Sequence[tuple[Document, str]]) -> dict[str, list[tuple[str, str]]]:
+    """Each tenant var that flows declare in `tenant_vars`: [(flow, type)] of those reading it."""
+    read: dict[str, list[tuple[str, str]]] = {}
+    for doc, kind in typed:
+        if kind == "flow":
+            for name, wanted in _dict(doc.data.get("tenant_vars")).items():
+                if wanted in _VAR_TYPES:
+                    read.setdefault(str(name), []).append((str(doc.data.get("name")), wanted))
+    return read
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "empty (null)"
+    if isinstance(value, list | dict):
+        return "a list" if isinstance(value, list) else "a mapping"
+    kind = {bool: "the boolean", str: "the string"}.get(type(value), "the number")
+    return f"{kind} {json.dumps(value)}"
+
+
+def _tenant_vars_checks(
+    doc: Document, read: Mapping[str, list[tuple[str, str]]]
+) -> Iterator[Diagnostic]:
+    for name, value in _dict(doc.data.get("vars")).items():
+        for flow, wanted in read.get(str(name), []):
+            test, written = _VAR_TYPES[wanted]
+            if not test(value):
+                yield doc.diagnostic(
+                    ("vars", name),
+                    f"vars.{name} is {_shown(value)}; flow {flow} reads it as"
+                    f" {'an' if wanted[0] in 'aeiou' else 'a'} {wanted}"
+                    f" (write {written})",
+                    "tenant-var-type",
+                )
+
+
 def _tenant_checks(doc: Document, index: _Index) -> Iterator[Diagnostic]:
     listed = doc.data.get("integrations")
     for i, name in enumerate(listed if isinstance(listed, list) else []):
@@ -323,6 +389,7 @@ def check_references(
 ) -> Iterator[Diagnostic]:
     index = _Index([d for d, k in typed if k == "integration"])
     flows = _FlowChecker(index, templates_dir)
+    read = _read_vars(typed)
     yield from _duplicates(typed)
     yield from _template_folder(templates_dir)
     for doc, kind in typed:
@@ -333,3 +400,4 @@ def check_references(
             yield from flows.flow(doc)
         elif kind == "tenant":
             yield from _tenant_checks(doc, index)
+            yield from _tenant_vars_checks(doc, read)

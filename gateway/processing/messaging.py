@@ -7,7 +7,7 @@ sent: an invalid recipient is a permanent failure with a clear reason, never a r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,16 @@ class ChannelCall:
     recipient: str
     template: str  # the template file chosen, with its locale (or "inline")
     locale: str = BASE_LOCALE  # the language the message was written in
+
+
+def whatsapp_language(template: Mapping[str, Any], locales: Sequence[str]) -> str:
+    """The language a WhatsApp template message goes in: its fixed `language`, else the first
+    of the message's `locales` (a region before its language) among the `languages` the
+    template is approved in, else the first of those."""
+    if "language" in template:
+        return str(template["language"])
+    approved = [str(each) for each in template["languages"]]
+    return next((each for each in locales if each in approved), approved[0])
 
 
 def message_locales(send: Mapping[str, Any], variables: Mapping[str, Any]) -> tuple[str, ...]:
@@ -135,12 +145,14 @@ class Messenger:
             text = text.translate(_PLAIN_SPACES)
         whatsapp = send.get("whatsapp_template")
         if whatsapp:
+            language = whatsapp_language(whatsapp, locales)
+            params = render_value(
+                whatsapp.get("params") or [], {**message_vars, "locale": language}
+            )
             whatsapp = {
                 "name": whatsapp["name"],
-                "language": whatsapp["language"],
-                "params": [
-                    str(p) for p in render_value(whatsapp.get("params") or [], message_vars)
-                ],
+                "language": language,
+                "params": [str(p) for p in params],
             }
         if not text and not html and not whatsapp:
             raise InvalidMessage(f"the message to {to} would be empty")

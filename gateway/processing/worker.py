@@ -309,7 +309,8 @@ class Worker:
         else:
             integration, endpoint = str(spec["endpoint"]).split(".", 1)
             rendered = render_value(
-                {k: spec.get(k) for k in ("params", "query", "body", "headers")}, variables
+                {k: spec.get(k) for k in ("params", "query", "body", "headers", "idempotency_key")},
+                variables,
             )
             result = await self.caller.call(
                 integration,
@@ -319,7 +320,8 @@ class Worker:
                 query=rendered["query"],
                 body=rendered["body"],
                 headers={**(rendered["headers"] or {}), JOB_HEADER: job.id},
-                idempotency_key=job.idempotency_key,
+                # the call's own key (the business object's) survives a replay; the job's not
+                idempotency_key=str(rendered["idempotency_key"] or job.idempotency_key),
             )
             if spec.get("then"):
                 made = follow_ups(job, spec["then"], result, self.clock(), self._max_attempts)

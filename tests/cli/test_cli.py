@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -13,6 +14,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from gateway.cli.main import main
+from gateway.store import SQLiteStore
+from gateway.store.entities import Dispatch, JobOutcome, NewEvent, NewJob
 from tests.helpers import REPO
 from tests.helpers.servers import gateway_process
 
@@ -203,3 +206,55 @@ def test_simulate_sends_the_webhook_a_sync_example_stands_for(
             "status": "duplicate",
             "event_id": delivered["event_id"],
         }
+
+
+def test_jobs_show_prints_the_attempt_history_oldest_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    now = 1_750_000_000.0
+
+    async def record() -> None:
+        store = SQLiteStore(db)
+        await store.open()
+        try:
+            await store.insert_events(
+                [NewEvent("evt_1", "calcom", "default", "k1", None, None, now, "{}", b"{}")]
+            )
+            job = NewJob(
+                "job_1", "evt_1/job_1", "evt_1", "flow", "fetch", "call", "calcom", "default",
+                None, "{}", "{}", now, 5, now,
+            )  # fmt: skip
+            await store.commit_dispatches([Dispatch("evt_1", "dispatched", [job])])
+            for n, (outcome, status, error, answer) in enumerate(
+                [("queued", 503, "HTTP 503", "busy\nlater"), ("succeeded", 200, None, "{}")],
+                start=1,
+            ):
+                (claimed,) = await store.claim_jobs(now + 60 * (n - 1), 1, 120.0)
+                await store.finish_jobs(
+                    [
+                        JobOutcome(
+                            claimed.id,
+                            outcome,
+                            run_at=now + 60,
+                            error=error,
+                            attempt=n,
+                            started_at=now + 60 * (n - 1),
+                            duration_ms=12.4 * n,
+                            http_status=status,
+                            answer=answer,
+                        )
+                    ]
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(record())
+    assert main(["jobs", "show", "job_1", "--db", db]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "attempt history (2, oldest first):" in out, out
+    at = out.index("attempt history (2, oldest first):")
+    assert out[at + 1 :] == [
+        "  #1  2025-06-15T15:06:40Z  retry      HTTP 503  12ms  HTTP 503  answer: busy\\nlater",
+        "  #2  2025-06-15T15:07:40Z  succeeded  HTTP 200  25ms  answer: {}",
+    ]

@@ -171,6 +171,28 @@ CASES = [
         [(5, 22, "error")],
     ),
     (
+        "call-idempotency",  # get_thing declares no idempotency_header to carry it
+        {
+            "a.yaml": BASE,
+            "f.yaml": FLOW.replace(
+                '  - send: {channel: acme.sms, to: "{{ event.data.name }}", text: hi}',
+                '  - call: {endpoint: acme.get_thing, params: {id: "1"}, idempotency_key: k}',
+            ),
+        },
+        [(5, 74, "error")],
+    ),
+    (
+        "tenant-var-type",  # the flow reads vars.refund as a boolean; a quoted "true" is none
+        {
+            "a.yaml": BASE,
+            "f.yaml": FLOW.replace(
+                "actions:", "tenant_vars: {refund: boolean, days: integer}\nactions:"
+            ),
+            "t.yaml": 'kind: tenant\nname: praxis\nvars:\n  refund: "true"\n  days: 3\n  other: x\n',
+        },
+        [(4, 11, "error")],
+    ),
+    (
         "event-not-emitted",
         {"a.yaml": BASE, "f.yaml": FLOW.replace("thing.created", "thing.craeted")},
         [(3, 8, "warning")],
@@ -264,3 +286,27 @@ def test_fallbacks_and_follow_ups_are_checked_like_actions(tmp_path: Path) -> No
     assert only(found, "ref-endpoint") == [(9, 28, "error")], "\n".join(d.text() for d in found)
     assert only(found, "ref-channel") == [(11, 25, "error")]
     assert only(found, "jinja-undefined-var") == []  # both see `result`
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("true", None),
+        ("false", None),
+        ('"true"', 'vars.refund is the string "true"; flow notify reads it as a boolean'),
+        ("1", "vars.refund is the number 1; flow notify reads it as a boolean"),
+        ("", "vars.refund is empty (null); flow notify reads it as a boolean"),
+        ("[x]", "vars.refund is a list; flow notify reads it as a boolean"),
+    ],
+)
+def test_a_tenant_var_a_flow_reads_must_have_the_declared_type(
+    tmp_path: Path, written: str, message: str | None
+) -> None:
+    flow = FLOW.replace("actions:", "tenant_vars: {refund: boolean}\nactions:")
+    tenant = f"kind: tenant\nname: praxis\nvars:\n  refund: {written}\n"
+    found = run(tmp_path, {"a.yaml": BASE, "f.yaml": flow, "t.yaml": tenant})
+    assert [d.message for d in found] == (
+        [] if message is None else [f"{message} (write true or false, unquoted)"]
+    )
+    # without the flow's declaration the value is the tenant's own business
+    assert run(tmp_path, {"a.yaml": BASE, "f.yaml": FLOW, "t.yaml": tenant}) == []

@@ -177,6 +177,21 @@ def test_a_send_locale_written_out_must_be_a_locale(tmp_path: Path) -> None:
     assert (Path(found.path).name, found.rule) == ("flow.yaml", "send-locale")
 
 
+def test_a_whatsapp_template_lists_its_languages_as_cldr_codes(tmp_path: Path) -> None:
+    flow = FLOW.replace(
+        "template: t.txt}",
+        "template: t.txt, whatsapp_template: {name: hello, languages: LANGUAGES}}",
+    )
+    assert _lint(tmp_path, {}, flow=flow.replace("LANGUAGES", "[en, de, pt_BR]")) == []
+    found = _lint(tmp_path, {}, flow=flow.replace("LANGUAGES", "[en, german, pt-BR]"))
+    assert [(d.rule, d.message) for d in found] == [
+        ("send-locale", "language 'german' is not a locale code CLDR knows (de, en, pt_BR, ...)"),
+        ("send-locale", "write the language 'pt-BR' as 'pt_BR', as CLDR and WhatsApp do"),
+    ]
+    both = flow.replace("languages: LANGUAGES", "language: en, languages: [en]")
+    assert [d.rule for d in _lint(tmp_path, {}, flow=both)] == ["schema-value"]
+
+
 def test_a_subject_comes_inline_or_from_a_file_not_both(tmp_path: Path) -> None:
     flow = FLOW.replace("template: t.txt}", "template: t.txt, subject_template: t.txt}")
     assert _lint(tmp_path, {}, flow=flow) == []

@@ -157,6 +157,63 @@ def test_a_language_without_templates_falls_back_to_the_tenant_then_english(
     assert recorded["sms-confirmation"]["template"] == "sms/booking-confirmation.txt"
 
 
+# ---- the WhatsApp fallback of an SMS that failed: the message's language too ----
+
+
+@pytest.mark.parametrize(
+    ("language", "tenant", "code", "date", "at"),
+    [
+        ("de", "demo", "de", "Dienstag, 15. Dezember 2026", "09:00"),
+        ("en", "demo", "en", "Tuesday, December 15, 2026", "9:00\u202fAM"),
+        # French is not among the template's approved languages: the practice's German
+        ("fr", "demo", "de", "Dienstag, 15. Dezember 2026", "09:00"),
+    ],
+)
+def test_the_whatsapp_fallback_goes_in_the_attendee_language(
+    gateway: tuple[TestClient, Config],
+    sandbox: SandboxHandle,
+    language: str,
+    tenant: str,
+    code: str,
+    date: str,
+    at: str,
+) -> None:
+    client, config = gateway
+    sandbox.clear_requests()
+    sandbox.add_rules(  # Twilio refuses the SMS (not retried): the WhatsApp fallback runs
+        [
+            {
+                "method": "POST",
+                "path": "/twilio/2010-04-01/Accounts/*/Messages.json",
+                "status": 400,
+                "json": {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400},
+            }
+        ]
+    )
+    try:
+        event = _post(client, config, _booking(config, f"wa-{language}", language), tenant)
+        action = "sms-confirmation/whatsapp-confirmation"
+        deadline = time.monotonic() + 10
+        jobs: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            jobs = {j["action"]: j for j in admin(client, f"/admin/api/events/{event}")["jobs"]}
+            if jobs.get(action, {}).get("status") in ("succeeded", "dead"):
+                break
+            time.sleep(0.05)
+        assert jobs[action]["status"] == "succeeded", jobs
+    finally:
+        sandbox.reset_rules()
+    (whatsapp,) = sandbox.requests("/whatsapp/", "POST")
+    template = whatsapp.json["template"]
+    assert template["name"] == "booking_confirmation"
+    assert template["language"] == {"code": code}
+    (component,) = template["components"]
+    assert [p["text"] for p in component["parameters"]] == ["Jana Schmidt", date, at]
+    messages = admin(client, "/admin/api/messages?limit=500")["messages"]
+    (message,) = [m for m in messages if m["job_id"] == jobs[action]["id"]]
+    assert message["template"] == "whatsapp:booking_confirmation"
+
+
 # ---- replies: a CANCEL is confirmed in the language of its keyword ----
 
 

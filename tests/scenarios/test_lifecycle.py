@@ -18,8 +18,9 @@ from starlette.testclient import TestClient
 
 from gateway.config.examples import run_example
 from gateway.config.model import Config
+from gateway.processing.worker import Worker
 from gateway.sandbox.server import SandboxHandle
-from tests.helpers.app import admin
+from tests.helpers.app import ADMIN_TOKEN, admin
 from tests.helpers.scenario import (
     body_of,
     post_example,
@@ -90,6 +91,32 @@ def _attendee_speaks(body: dict[str, Any], uid: str, language: str | None) -> di
     else:
         attendee["language"] = {"locale": language}
     return body
+
+
+def _run_when_due(client: TestClient, config: Config, job: dict[str, Any]) -> dict[str, Any]:
+    """Run a delayed job as a worker does once its time has come: a worker on the gateway's
+    store and outbound client whose clock reads the job's `run_at`. Answers the job, finished."""
+    app: Any = client.app
+    running = app.state.worker
+    due = Worker(config, running.store, running.caller, clock=lambda: float(job["run_at"]) + 1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        client.portal.call(due.run_once)  # type: ignore[union-attr]
+        found: dict[str, Any] = admin(client, f"/admin/api/jobs/{job['id']}")
+        if found["status"] in ("succeeded", "dead"):
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{job['action']} did not run when due: {found}")
+
+
+def _mail_of(sandbox: SandboxHandle, job_id: str) -> Any:
+    """The email the job sent (other due jobs may have run beside it)."""
+    (mail,) = [
+        m
+        for m in sandbox.requests("/sendgrid/v3/mail/send", "POST")
+        if m.headers.get("x-gateway-job") == job_id
+    ]
+    return mail
 
 
 # ---- the language each new trigger brings, as its mapping reads it ------------------------
@@ -329,6 +356,45 @@ def test_the_end_of_a_meeting_schedules_the_thanks_two_hours_later(
     assert thanks["run_at"] >= before + 2 * 3600
 
 
+@pytest.mark.parametrize(
+    ("locale", "subject", "written"),
+    [
+        (
+            "de",
+            "Vielen Dank für Ihren Besuch",
+            "Guten Tag Jane Doe,\n\nvielen Dank für Ihren Besuch bei Dr. Anna Weber heute",
+        ),
+        (
+            "en",
+            "Thank you for your visit",
+            "Hello Jane Doe,\n\nthank you for your visit to Dr. Anna Weber today",
+        ),
+    ],
+)
+def test_the_thanks_sent_two_hours_after_the_meeting_is_in_the_attendee_language(
+    gateway: tuple[TestClient, Config],
+    sandbox: SandboxHandle,
+    locale: str,
+    subject: str,
+    written: str,
+) -> None:
+    client, config = gateway
+    body = body_of(config, "calcom", "meeting_ended")
+    body["payload"]["uid"] = f"uid-thanks-{locale}"
+    body["payload"]["attendees"][0]["locale"] = locale
+    accepted = post_example(client, config, "calcom", "meeting_ended", body)
+    (queued,) = wait_for_jobs(client, accepted["event_id"], 1)
+    assert queued["status"] == "queued"
+    thanks = _run_when_due(client, config, queued)
+    assert thanks["status"] == "succeeded", thanks
+    mail = _mail_of(sandbox, thanks["id"])
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "jane.doe@example.com"
+    assert mail.json["subject"] == subject
+    assert written in _text(mail)
+    suffix = ".de" if locale == "de" else ""
+    assert _templates(client, [thanks]) == {"email-thanks": f"email/booking-thanks{suffix}.txt"}
+
+
 # ---- a reschedule or cancellation withdraws its reminder ---------------------------------
 
 
@@ -481,8 +547,34 @@ def test_a_paid_booking_cancelled_under_the_refund_policy_is_refunded_once(
     assert form["payment_intent"] == "pi_paid_uid"  # the succeeded one, not the cancelled
     assert form["reason"] == "requested_by_customer"
     assert form["metadata[booking_uid]"] == "uid-paid"
-    # The job's own key: a retried refund call is one refund at Stripe.
-    assert event in refund.headers["idempotency-key"]
+    # The booking's key, not the job's: a retried call or a replayed event is one refund.
+    assert refund.headers["idempotency-key"] == "refund-uid-paid"
+
+
+def test_a_replayed_cancellation_asks_stripe_for_the_same_refund_again(
+    gateway: tuple[TestClient, Config], sandbox: SandboxHandle
+) -> None:
+    # A replay makes new jobs with new keys; the refund's key is the booking's, so Stripe
+    # answers the repeat with the refund it made rather than refusing a second one.
+    client, config = gateway
+    _payment_found(
+        sandbox,
+        "uid-replayed",
+        [{"id": "pi_replayed", "object": "payment_intent", "status": "succeeded"}],
+    )
+    event = _cancel(client, config, "uid-replayed")
+    wait_for_jobs(client, event, 4)
+    replayed = client.post(
+        f"/admin/api/events/{event}/replay", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert replayed.status_code == 200, replayed.text
+    jobs = wait_for_jobs(client, event, 8)
+    refunds = [j for j in jobs if j["action"] == "find-payment/refund"]
+    assert len(refunds) == 2 and {j["status"] for j in refunds} == {"succeeded"}, jobs
+    assert len({j["id"] for j in refunds}) == 2  # two jobs, each with a key of its own
+    first, again = sandbox.requests("/stripe/v1/refunds", "POST")
+    assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
+    assert again.headers["idempotency-key"] == "refund-uid-replayed"
 
 
 def test_without_the_refund_policy_a_cancellation_refunds_nothing(
@@ -566,6 +658,45 @@ def test_a_failed_payment_notice_waits_and_a_later_success_withdraws_it(
     wait_for_jobs(client, completed["event_id"], 2)
     (withdrawn,) = admin(client, f"/admin/api/events/{accepted['event_id']}")["jobs"]
     assert withdrawn["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("tenant", "subject", "written"),
+    [
+        # A PaymentIntent names no language: the demo practice's German, else English.
+        (
+            "demo",
+            "Ihre Zahlung konnte nicht ausgeführt werden",
+            "Ihre Zahlung über 45,00\u00a0€ konnte leider nicht ausgeführt werden.",
+        ),
+        (None, "Your payment did not go through", "your payment of €45.00 did not go through."),
+    ],
+)
+def test_the_failed_payment_notice_sent_30_minutes_later_is_in_the_tenant_language(
+    gateway: tuple[TestClient, Config],
+    sandbox: SandboxHandle,
+    tenant: str | None,
+    subject: str,
+    written: str,
+) -> None:
+    client, config = gateway
+    failed = body_of(config, "stripe", "payment_intent_payment_failed")
+    failed["id"] = f"evt_failed_{tenant}"
+    failed["data"]["object"]["id"] = f"pi_failed_{tenant}"
+    accepted = post_example(
+        client, config, "stripe", "payment_intent_payment_failed", failed, tenant
+    )
+    (queued,) = wait_for_jobs(client, accepted["event_id"], 1)
+    assert (queued["status"], queued["schedule_key"]) == (
+        "queued",
+        f"payment-failed-pi_failed_{tenant}",
+    )
+    notice = _run_when_due(client, config, queued)
+    assert notice["status"] == "succeeded", notice
+    mail = _mail_of(sandbox, notice["id"])
+    assert mail.json["personalizations"][0]["to"][0]["email"] == "jane.doe@example.com"
+    assert mail.json["subject"] == subject
+    assert written in _text(mail)
 
 
 # ---- the voice agent: a booking made during the call is not made again -------------------
