@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,12 @@ def _processed(db: Path) -> dict[str, Any]:
     return {"events": events, "dispatched": events - left, "backlog": left, "calls": calls}
 
 
-MAKERS = {"bare": bare, "webhook": webhook_peer, "gateway": gateway, "gateway_all": gateway_all}
+MAKERS: dict[str, Callable[[Path, int], Target]] = {
+    "bare": bare,
+    "webhook": webhook_peer,
+    "gateway": gateway,
+    "gateway_all": gateway_all,
+}
 
 
 def side_by_side(

@@ -111,7 +111,12 @@ def measure(calls: int = 800) -> dict[str, Any]:
             secrets = SecretSource(env)
             outbound = OutboundClient(config, secrets, MemoryTokenStore())
             engine = FunctionEngine(config, outbound, store)
-            route = FunctionRoute(config, engine, secrets, public_url=None, known_tenants=set())
+            route = FunctionRoute(
+                config,
+                engine,
+                secrets,
+                public_url=None,
+            )
             url = sandbox.url_for("voice") + "/slots"
             transport = httpx.ASGITransport(app=route)
             async with (
