@@ -267,9 +267,9 @@ def _lookup(variables: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     not a present key of a dict, so that Jinja decides (attributes, defaults, errors)."""
     value: Any = variables.get(path[0], _MISS)
     for key in path[1:]:
-        if not isinstance(value, dict) or key not in value:
+        if type(value) is not dict:  # a dict's subclass too goes to Jinja: the same answer
             return _MISS
-        value = value[key]
+        value = value.get(key, _MISS)
     return value
 
 
