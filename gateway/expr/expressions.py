@@ -536,15 +536,17 @@ class Expression:
             ]
             self._path = (lookup[1], *steps)
         # Jinja compiles every expression (its syntax errors are the ones reported); the fast
-        # path, where it applies, is what runs.
-        if match and not any(m in match["expr"] for m in _MARKERS):
-            self._fn: Callable[[Mapping[str, Any]], Any] = _expression(match["expr"])
-            fast = fast_expression(match["expr"])
-        else:
-            self._fn = ENV.from_string(source).render
-            fast = fast_template(source)
-        if fast is not None:
-            self._fn = fast
+        # path, where it applies, is what runs: compiled at the first rendering, so that lint,
+        # which renders few, does not pay for it.
+        single = match["expr"] if match and not any(m in match["expr"] for m in _MARKERS) else None
+        jinja = _expression(single) if single is not None else ENV.from_string(source).render
+
+        def first(variables: Mapping[str, Any]) -> Any:
+            fast = fast_expression(single) if single is not None else fast_template(source)
+            self._fn = fast or jinja
+            return self._fn(variables)
+
+        self._fn: Callable[[Mapping[str, Any]], Any] = first
 
     def render(self, variables: Mapping[str, Any]) -> Any:
         if self._path is not None:
