@@ -524,6 +524,7 @@ class Expression:
     """A compiled value template. Call ``render(variables)``."""
 
     __slots__ = ("_fn", "_path", "source")
+    _fn: Callable[[Mapping[str, Any]], Any]
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -546,7 +547,7 @@ class Expression:
             self._fn = fast or jinja
             return self._fn(variables)
 
-        self._fn: Callable[[Mapping[str, Any]], Any] = first
+        self._fn = first
 
     def render(self, variables: Mapping[str, Any]) -> Any:
         if self._path is not None:
