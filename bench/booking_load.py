@@ -59,7 +59,7 @@ def stand_in(workdir: Path) -> Iterator[str]:
 def _booking_env(url: str, code: Path | None = None) -> dict[str, str]:
     """`code`: a checkout of another revision's gateway package to run instead."""
     urls = {name: f"{url}/{name}" for name in bookings.PROVIDERS}
-    env = {**_env(), **bookings.environment(urls, f"{url}/google_oauth/token")}
+    env = {**_env(), **bookings.environment(urls, f"{url}/google_oauth/token", code)}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
     return env
@@ -125,7 +125,7 @@ def webhook_peer(workdir: Path, port: int) -> Target:
 def _gateway(workdir: Path, port: int, role: str, code: Path | None = None) -> Target:
     folder = workdir / f"bookings-{role}{'-before' if code else ''}"
     folder.mkdir()
-    integrations = bookings.integrations(folder)
+    integrations = bookings.integrations(folder, code)
     db = folder / "gateway.db"
     stack = contextlib.ExitStack()
     url = stack.enter_context(stand_in(workdir)) if role == "all" else "http://127.0.0.1:9"
@@ -298,7 +298,7 @@ def _bookings_e2e(
 ) -> dict[str, Any]:
     """The shipped booking: SMS, email and calendar calls made, the reminder scheduled."""
     folder.mkdir()
-    integrations = bookings.integrations(folder)
+    integrations = bookings.integrations(folder, code)
     env = _booking_env(url, code)
     made = bookings.Bookings("e2e")
     bodies = [made.body(n) for n in range(count)]

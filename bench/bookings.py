@@ -22,6 +22,16 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "integrations.d"
 TEMPLATES = REPO / "templates"
+
+
+def shipped(code: Path | None = None) -> tuple[Path, Path]:
+    """(integrations.d, templates) of `code` (a checkout of another revision, which holds
+    them: its flows and templates are the ones its code reads), else this repository's."""
+    if code is not None and (code / "integrations.d").is_dir():
+        return code / "integrations.d", code / "templates"
+    return SHIPPED, TEMPLATES
+
+
 TENANT = "demo"
 PROVIDERS = ("calcom", "twilio", "sendgrid", "google_calendar", "whatsapp")
 SECRETS = {
@@ -44,10 +54,10 @@ JOBS_PER_BOOKING = 4
 JOBS_RUN_NOW = 3
 
 
-def integrations(folder: Path) -> Path:
+def integrations(folder: Path, code: Path | None = None) -> Path:
     """A copy of the shipped integrations with the rate limits raised (see the docstring)."""
     target = folder / "integrations"
-    shutil.copytree(SHIPPED, target)
+    shutil.copytree(shipped(code)[0], target)
     for path in target.glob("*.yaml"):
         text = path.read_text()
         if "rate_limit:" not in text:
@@ -61,13 +71,15 @@ def integrations(folder: Path) -> Path:
     return target
 
 
-def environment(base_urls: dict[str, str], token_url: str) -> dict[str, str]:
+def environment(
+    base_urls: dict[str, str], token_url: str, code: Path | None = None
+) -> dict[str, str]:
     """Secrets and the stand-in's URLs (`base_urls`: provider -> base URL)."""
     env = dict(SECRETS)
     for name, url in base_urls.items():
         env[f"{name.upper()}_BASE_URL"] = url
     env["GOOGLE_OAUTH_TOKEN_URL"] = token_url
-    env["GATEWAY_TEMPLATES_DIR"] = str(TEMPLATES)
+    env["GATEWAY_TEMPLATES_DIR"] = str(shipped(code)[1])
     return env
 
 

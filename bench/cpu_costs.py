@@ -53,6 +53,7 @@ TARGET_DISPATCH_US = 50.0
 TARGET_JOB_US = 100.0
 STAND_IN = "http://stand-in.bench"
 HEADERS = {"content-type": "application/json"}
+CODE_ENV = "BENCH_BASELINE_CODE"  # a baseline's checkout: its flows and templates are used
 ROUNDS = 8  # each figure is the best round's: other load on the machine only ever adds
 
 
@@ -67,9 +68,12 @@ def transport() -> httpx.MockTransport:
 
 
 def config(folder: Path) -> tuple[Config, dict[str, str]]:
+    code = Path(os.environ[CODE_ENV]) if os.environ.get(CODE_ENV) else None
     urls = {name: f"{STAND_IN}/{name}" for name in bookings.PROVIDERS}
-    env = bookings.environment(urls, f"{STAND_IN}/google_oauth/token")
-    loaded = load_config(bookings.integrations(folder), env, templates_dir=bookings.TEMPLATES)
+    env = bookings.environment(urls, f"{STAND_IN}/google_oauth/token", code)
+    loaded = load_config(
+        bookings.integrations(folder, code), env, templates_dir=bookings.shipped(code)[1]
+    )
     return loaded, env
 
 
@@ -227,10 +231,11 @@ def measure(count: int = 1000, profile: str | None = None) -> dict[str, Any]:
 
 
 def checkout(revision: str, folder: Path) -> Path:
-    """The gateway package (and its schemas) of `revision` extracted into `folder`: put it
-    first on PYTHONPATH to run that code with this bench."""
+    """The gateway package (its schemas, flows and templates) of `revision` extracted into
+    `folder`: put it first on PYTHONPATH to run that code with this bench."""
+    parts = ("gateway", "schemas", "integrations.d", "templates")
     archive = subprocess.run(
-        ["git", "-C", str(bookings.REPO), "archive", revision, "gateway", "schemas"],
+        ["git", "-C", str(bookings.REPO), "archive", revision, *parts],
         capture_output=True,
         check=True,
     )
@@ -244,7 +249,8 @@ def at_revision(revision: str, count: int = 1000) -> dict[str, Any]:
     code), in a subprocess: a baseline measured in the same run."""
     folder = checkout(revision, Path(tempfile.mkdtemp(prefix="bench-baseline-")))
     try:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(bookings.REPO)])}
+        path = os.pathsep.join([str(folder), str(bookings.REPO)])
+        env = {**os.environ, "PYTHONPATH": path, CODE_ENV: str(folder)}
         done = subprocess.run(
             [sys.executable, "-m", "bench.cpu_costs", "--bookings", str(count)],
             capture_output=True,

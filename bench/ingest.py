@@ -11,6 +11,7 @@ from typing import Any
 from bench.procs import (
     HOST,
     ServerError,
+    cpu_seconds,
     free_port,
     peak_rss_kib,
     server,
@@ -80,12 +81,17 @@ def _measure(target: Target, port: int, workdir: Path, settings: LoadSettings) -
     ) as proc:
         warm = _load(target, url, workdir, settings, "w", settings.warmup, warm_pool)
         pool = max(50_000, int(warm.rps * settings.seconds * 1.5) + 20_000)
+        cpu_before = cpu_seconds(proc.pid)
         run = _load(target, url, workdir, settings, "r", settings.seconds, pool)
+        cpu_after = cpu_seconds(proc.pid)
         rss = peak_rss_kib(proc.pid)
         if proc.poll() is not None:
             raise ServerError(f"{target.label} died during the run; see {log}")
     result: dict[str, Any] = {"label": target.label, **run.as_dict()}
     result["peak_rss_mib"] = round(rss / 1024, 1) if rss else None
+    # The server's own CPU per answered request: what a busy machine skews least.
+    if cpu_before is not None and cpu_after is not None and run.requests:
+        result["server_cpu_us"] = round((cpu_after - cpu_before) / run.requests * 1e6, 1)
     result["warmup"] = {
         "requests_per_s": round(warm.rps, 1),
         "ok_2xx": warm.ok_2xx,

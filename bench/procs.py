@@ -121,6 +121,20 @@ def peak_rss_kib(pid: int) -> int | None:
     return total if found else None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) ``pid`` and its live children have used so far."""
+    ticks = 0
+    found = False
+    for each in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):

@@ -109,7 +109,7 @@ def render(results: dict[str, Any]) -> str:
     )
     header = (
         f"  {'server':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-        f"{'sock err':>9}{'peak RSS':>10}"
+        f"{'sock err':>9}{'peak RSS':>10}{'CPU us/req':>11}"
     )
     lines.append(header)
     lines.append("  " + "-" * (len(header) - 2))
@@ -127,9 +127,10 @@ def render(results: dict[str, Any]) -> str:
             continue
         errors = sum(v for k, v in row["socket_errors"].items() if k != "status")
         rss = f"{row['peak_rss_mib']:.0f} MiB" if row.get("peak_rss_mib") else "-"
+        cpu = f"{row['server_cpu_us']:.1f}" if row.get("server_cpu_us") else "-"
         lines.append(
             f"  {row['label']:<36}{row['requests_per_s']:>9.0f}{row['p50_ms']:>9.2f}"
-            f"{row['p99_ms']:>9.2f}{row['non_2xx']:>9}{errors:>9}{rss:>10}"
+            f"{row['p99_ms']:>9.2f}{row['non_2xx']:>9}{errors:>9}{rss:>10}{cpu:>11}"
         )
     lines.append("")
     lines.append("  " + "    ".join(_ratio(results.get("ratios", {}), key) for key in RATIOS))

@@ -16,6 +16,9 @@ from bench.signed import WEBHOOK_SECRET, write_requests
 REPO = Path(__file__).resolve().parent.parent
 GATEWAY_BIN = Path(sys.executable).with_name("gateway")  # the venv's console script
 SHIPPED_STRIPE = REPO / "integrations.d" / "stripe.yaml"
+# The normalised events' contracts the Stripe mapping is written against: without them lint
+# (and so `serve`) holds every field the mapping reads required of the examples.
+SHIPPED_CONTRACTS = REPO / "integrations.d" / "events.yaml"
 SERVER_CPU = 0
 
 # Used only while integrations.d/stripe.yaml does not exist yet.
@@ -109,6 +112,8 @@ def gateway(workdir: Path, port: int, role: str = "ingest", db_url: str | None =
     if SHIPPED_STRIPE.is_file():
         shutil.copy(SHIPPED_STRIPE, integrations / "stripe.yaml")
         notes.append("shipped integrations.d/stripe.yaml")
+        if SHIPPED_CONTRACTS.is_file():
+            shutil.copy(SHIPPED_CONTRACTS, integrations / "events.yaml")
     else:
         (integrations / "stripe.yaml").write_text(MINIMAL_STRIPE_YAML)
         notes.append("minimal stripe.yaml (integrations.d/stripe.yaml missing)")

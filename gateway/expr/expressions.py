@@ -7,6 +7,7 @@ expression may read depends on where it stands in a document: see ``CONTEXTS``.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 
 from gateway.expr.filters import FILTERS
 from gateway.expr.sealed import Sealed
@@ -265,10 +267,232 @@ def _lookup(variables: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     not a present key of a dict, so that Jinja decides (attributes, defaults, errors)."""
     value: Any = variables.get(path[0], _MISS)
     for key in path[1:]:
-        if not isinstance(value, dict) or key not in value:
+        if type(value) is not dict:  # a dict's subclass too goes to Jinja: the same answer
             return _MISS
-        value = value[key]
+        value = value.get(key, _MISS)
     return value
+
+
+# ---- the fast path: common expression shapes as plain Python closures -----------------------
+#
+# Jinja renders an expression by building a context (the variables laid over the globals) and
+# running a generated function; for a mapping's `{{ a.b or '' }}` that is most of the cost. The
+# shapes below compile to closures that do exactly what Jinja's generated code does (read in
+# `ENV.compile(source, raw=True)`): names resolved over the globals or `undefined(name=...)`,
+# `environment.getattr` / `environment.getitem` for lookups (the sandbox's own checks, JSON
+# keys first), the filters and tests of `ENV` called as the generated code calls them, and
+# Python's own operators, `and`, `or`, `not`, `in`, conditional expressions and `~` (every part
+# evaluated, then each made text). Anything else (calls, slices, filters reading the context,
+# an `if` without `else`, statements) is `_Unsupported`, and the expression stays Jinja's.
+# tests/expr/test_fast_path.py checks both give the same value or the same error.
+
+Evaluate = Callable[[Mapping[str, Any]], Any]
+
+
+class _Unsupported(Exception):
+    """A node the fast path does not compile: Jinja renders the expression."""
+
+
+_GLOBALS: Mapping[str, Any] = ENV.globals
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+_BINARY: dict[type[nodes.Node], Callable[[Any, Any], Any]] = {
+    nodes.Add: operator.add,
+    nodes.Sub: operator.sub,
+    nodes.Mul: operator.mul,
+    nodes.Div: operator.truediv,
+    nodes.FloorDiv: operator.floordiv,
+    nodes.Mod: operator.mod,
+}
+
+
+def _name(name: str) -> Evaluate:
+    undefined = ENV.undefined
+    if name in _GLOBALS:
+        fallback = _GLOBALS[name]
+
+        def global_or_variable(variables: Mapping[str, Any]) -> Any:
+            return variables.get(name, fallback)
+
+        return global_or_variable
+
+    def variable(variables: Mapping[str, Any]) -> Any:
+        found = variables.get(name, _MISS)
+        return undefined(name=name) if found is _MISS else found
+
+    return variable
+
+
+def _getattr(inner: Evaluate, attribute: str) -> Evaluate:
+    slow = ENV.getattr
+
+    def lookup(variables: Mapping[str, Any]) -> Any:
+        obj = inner(variables)
+        if type(obj) is dict and attribute in obj:  # what _Environment.getattr does first
+            return obj[attribute]
+        return slow(obj, attribute)
+
+    return lookup
+
+
+def _getitem(inner: Evaluate, key: Evaluate) -> Evaluate:
+    slow = ENV.getitem
+
+    def subscript(variables: Mapping[str, Any]) -> Any:
+        return slow(inner(variables), key(variables))
+
+    return subscript
+
+
+def _const(value: Any) -> Evaluate:
+    return lambda _: value
+
+
+def _call_of(
+    table: Mapping[str, Any],
+    node: nodes.Filter | nodes.Test,
+    inner: Evaluate,
+) -> Evaluate:
+    """A filter or test applied as the generated code applies it: `f(value, *args, **kw)`,
+    the environment first for a filter that asks for it."""
+    if node.dyn_args is not None or node.dyn_kwargs is not None or node.name not in table:
+        raise _Unsupported(node.name)
+    fn = table[node.name]
+    passed = _PassArg.from_obj(fn)
+    if passed not in (None, _PassArg.environment):
+        raise _Unsupported(node.name)  # reads the context (the locale's filters)
+    args = [_compile(arg) for arg in node.args]
+    kwargs = [(str(pair.key), _compile(pair.value)) for pair in node.kwargs]
+    if passed is _PassArg.environment:
+        environment = ENV
+        plain = fn
+
+        def fn(value: Any, *rest: Any, **named: Any) -> Any:
+            return plain(environment, value, *rest, **named)
+
+    if not args and not kwargs:
+        return lambda variables: fn(inner(variables))
+    if len(args) == 1 and not kwargs:
+        (first,) = args
+        return lambda variables: fn(inner(variables), first(variables))
+
+    def apply(variables: Mapping[str, Any]) -> Any:
+        value = inner(variables)
+        positional = [arg(variables) for arg in args]
+        named: dict[str, Any] = {key: arg(variables) for key, arg in kwargs}
+        return fn(value, *positional, **named)
+
+    return apply
+
+
+def _compare(node: nodes.Compare) -> Evaluate:
+    first = _compile(node.expr)
+    steps = [(_COMPARE[op.op], _compile(op.expr)) for op in node.ops]
+    if len(steps) == 1:
+        ((compare, right),) = steps
+        return lambda variables: compare(first(variables), right(variables))
+
+    def chained(variables: Mapping[str, Any]) -> Any:  # a < b < c: Python's chaining
+        left = first(variables)
+        result: Any = True
+        for compare, right in steps:
+            value = right(variables)
+            result = compare(left, value)
+            if not result:
+                return result
+            left = value
+        return result
+
+    return chained
+
+
+def _compile(node: nodes.Node) -> Evaluate:  # one case a shape
+    if isinstance(node, nodes.Const):
+        return _const(node.value)
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        return _name(node.name)
+    if isinstance(node, nodes.Getattr) and node.ctx == "load":
+        return _getattr(_compile(node.node), node.attr)
+    if isinstance(node, nodes.Getitem) and node.ctx == "load":
+        if isinstance(node.arg, nodes.Slice):
+            raise _Unsupported("slice")
+        return _getitem(_compile(node.node), _compile(node.arg))
+    if isinstance(node, nodes.Filter) and node.node is not None:
+        return _call_of(ENV.filters, node, _compile(node.node))
+    if isinstance(node, nodes.Test):
+        return _call_of(ENV.tests, node, _compile(node.node))
+    if isinstance(node, nodes.And):
+        left, right = _compile(node.left), _compile(node.right)
+        return lambda variables: left(variables) and right(variables)
+    if isinstance(node, nodes.Or):
+        left, right = _compile(node.left), _compile(node.right)
+        return lambda variables: left(variables) or right(variables)
+    if isinstance(node, nodes.Not):
+        inner = _compile(node.node)
+        return lambda variables: not inner(variables)
+    if isinstance(node, nodes.Neg):
+        inner = _compile(node.node)
+        return lambda variables: -inner(variables)
+    if isinstance(node, nodes.Compare):
+        return _compare(node)
+    if type(node) in _BINARY:
+        binary = _BINARY[type(node)]
+        left, right = _compile(node.left), _compile(node.right)  # type: ignore[attr-defined]
+        return lambda variables: binary(left(variables), right(variables))
+    if isinstance(node, nodes.Concat):
+        parts = [_compile(part) for part in node.nodes]
+        return lambda variables: "".join(map(str, [part(variables) for part in parts]))
+    if isinstance(node, nodes.CondExpr) and node.expr2 is not None:
+        test, then, other = _compile(node.test), _compile(node.expr1), _compile(node.expr2)
+        return lambda variables: then(variables) if test(variables) else other(variables)
+    if isinstance(node, nodes.List) or (isinstance(node, nodes.Tuple) and node.ctx == "load"):
+        items = [_compile(item) for item in node.items]
+        make: Callable[[Any], Any] = list if isinstance(node, nodes.List) else tuple
+        return lambda variables: make([item(variables) for item in items])
+    if isinstance(node, nodes.Dict):
+        pairs = [(_compile(pair.key), _compile(pair.value)) for pair in node.items]
+        return lambda variables: {key(variables): value(variables) for key, value in pairs}
+    raise _Unsupported(type(node).__name__)
+
+
+def fast_expression(source: str) -> Evaluate | None:
+    """The expression `source` (what stands between ``{{`` and ``}}``) as a closure, or None
+    when it has a shape the fast path leaves to Jinja (or does not parse)."""
+    try:
+        parser = Parser(ENV, source, state="variable")
+        tree = parser.parse_expression()
+        if not parser.stream.eos:
+            return None
+        return _compile(tree)
+    except (_Unsupported, TemplateError):
+        return None
+
+
+def fast_template(source: str) -> Evaluate | None:
+    """A text template made only of text and ``{{ expression }}`` parts as a closure that
+    renders it (each part made text in turn, as Jinja's generated code yields them), or None."""
+    try:
+        tree = ENV.parse(source)
+        if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+            return None
+        parts: list[str | Evaluate] = []
+        for child in tree.body[0].nodes:
+            parts.append(child.data if isinstance(child, nodes.TemplateData) else _compile(child))
+    except (_Unsupported, TemplateError):
+        return None
+
+    def render(variables: Mapping[str, Any]) -> str:
+        return "".join([part if isinstance(part, str) else str(part(variables)) for part in parts])
+
+    return render
 
 
 def _expression(source: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -300,6 +524,7 @@ class Expression:
     """A compiled value template. Call ``render(variables)``."""
 
     __slots__ = ("_fn", "_path", "source")
+    _fn: Callable[[Mapping[str, Any]], Any]
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -311,11 +536,18 @@ class Expression:
                 next(g for g in m.groups() if g is not None) for m in _STEP.finditer(lookup[2])
             ]
             self._path = (lookup[1], *steps)
-        if match and not any(m in match["expr"] for m in _MARKERS):
-            self._fn: Callable[[Mapping[str, Any]], Any] = _expression(match["expr"])
-        else:
-            template = ENV.from_string(source)
-            self._fn = template.render
+        # Jinja compiles every expression (its syntax errors are the ones reported); the fast
+        # path, where it applies, is what runs: compiled at the first rendering, so that lint,
+        # which renders few, does not pay for it.
+        single = match["expr"] if match and not any(m in match["expr"] for m in _MARKERS) else None
+        jinja = _expression(single) if single is not None else ENV.from_string(source).render
+
+        def first(variables: Mapping[str, Any]) -> Any:
+            fast = fast_expression(single) if single is not None else fast_template(source)
+            self._fn = fast or jinja
+            return self._fn(variables)
+
+        self._fn = first
 
     def render(self, variables: Mapping[str, Any]) -> Any:
         if self._path is not None:

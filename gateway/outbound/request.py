@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +20,7 @@ import httpx
 from jinja2 import TemplateError
 
 from gateway.config.api import Api, Endpoint
-from gateway.expr.expressions import render_value
+from gateway.expr.expressions import compile_value
 from gateway.outbound.failures import RequestBuildError
 from gateway.outbound.formencode import flatten, form_encode, scalar
 from gateway.outbound.redactor import Redactor
@@ -77,9 +77,32 @@ def merge(default: Any, given: Any) -> Any:
     return given
 
 
+# An api's and its endpoints' defaults (headers, params, query, body), compiled once: they are
+# the loaded config's, never changed, and rendered on every call. Keyed by identity, the value
+# kept alive with its renderer so that an id is never reused while it is cached.
+_COMPILED: dict[int, tuple[Any, Callable[[Mapping[str, Any]], Any]]] = {}
+_COMPILED_MAX = 4096
+
+
+def _compiled(value: Any) -> Callable[[Mapping[str, Any]], Any]:
+    found = _COMPILED.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    if len(_COMPILED) >= _COMPILED_MAX:  # configs reloaded many times: start over
+        _COMPILED.clear()
+    render = compile_value(value)
+    _COMPILED[id(value)] = (value, render)
+    return render
+
+
+@lru_cache(maxsize=256)
+def _timeout(seconds: float) -> dict[str, Any]:
+    return httpx.Timeout(seconds).as_dict()
+
+
 def _render(value: Any, variables: Mapping[str, Any], what: str, endpoint: Endpoint) -> Any:
     try:
-        return render_value(value, variables)
+        return _compiled(value)(variables)
     except (TemplateError, TypeError, ValueError) as exc:
         raise RequestBuildError(f"{endpoint.label}: {what} template failed: {exc}") from exc
 
@@ -184,7 +207,7 @@ def build_request(
             target,
             headers=final_headers,
             content=content,
-            extensions={"timeout": httpx.Timeout(endpoint.timeout).as_dict()},
+            extensions={"timeout": dict(_timeout(endpoint.timeout))},
         )
     except httpx.InvalidURL as exc:
         raise RequestBuildError(f"{endpoint.label}: invalid URL: {exc}") from exc
