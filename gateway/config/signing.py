@@ -188,6 +188,11 @@ def _asymmetric(
         raise SigningError(f"the private key does not fit scheme {spec['scheme']}")
     signature = spec["signature"]
     value = f"{signature.get('prefix', '')}{_encode(raw, signature.get('encoding', 'base64'))}"
+    _place_signature(request, signature, value)
+
+
+def _place_signature(request: OutgoingRequest, signature: Mapping[str, Any], value: str) -> None:
+    """The signature where the scheme reads it: a body path, else its header."""
     if "body_path" in signature:
         _set_body_value(request, signature["body_path"], value)
     else:
@@ -213,14 +218,9 @@ def _hmac(
             parts.append(f"{stamp_spec['param']}{assign}{timestamp}")
         parts.append(f"{signature['key']}{assign}{value}")
         header_value = sep.join(parts)
-    elif fmt == "list":
+    else:  # raw, or a list of one
         header_value = f"{signature.get('prefix', '')}{value}"
-    else:
-        header_value = f"{signature.get('prefix', '')}{value}"
-    if "body_path" in signature:
-        _set_body_value(request, signature["body_path"], header_value)
-    else:
-        request.headers[signature["header"]] = header_value
+    _place_signature(request, signature, header_value)
 
 
 def _jwt(
