@@ -93,17 +93,32 @@ def normalise_recipient(kind: str, to: Any, default_country: str = "") -> str:
     return text
 
 
+RESOLVED_KEPT = 4096  # template files chosen, kept per Messenger
+
+
 class Messenger:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.templates = template_environment(config.templates_dir)
+        # (template, preferred locales) -> the file chosen: the folder is read once per pair,
+        # not on every message (the set of pairs is templates x languages seen: small)
+        self._resolved: dict[tuple[str, tuple[str, ...]], Resolved] = {}
+
+    def _resolve(self, name: str, locales: tuple[str, ...]) -> Resolved:
+        found = self._resolved.get((name, locales))
+        if found is None:
+            if len(self._resolved) >= RESOLVED_KEPT:
+                self._resolved.clear()
+            found = resolve(self.config.templates_dir, name, locales)
+            self._resolved[(name, locales)] = found
+        return found
 
     def _render_file(
         self, name: str, variables: Mapping[str, Any], locales: tuple[str, ...]
     ) -> tuple[str, Resolved]:
         """The text of the first translation of template `name` in `locales` (each template
         falls back on its own), rendered with that file's `locale`."""
-        found = resolve(self.config.templates_dir, name, locales)
+        found = self._resolve(name, locales)
         template = self.templates.get_template(found.name)
         return template.render({**variables, "locale": found.locale}).strip(), found
 

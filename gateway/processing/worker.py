@@ -33,7 +33,7 @@ from gateway.processing.follow_ups import fallbacks, follow_ups
 from gateway.processing.message_log import MessageLog, message_id
 from gateway.processing.messaging import Messenger
 from gateway.processing.pacing import Pacer, unpaced
-from gateway.store.entities import ATTEMPT_TEXT_LIMIT, Job, JobOutcome
+from gateway.store.entities import Job, JobOutcome
 from gateway.store.interfaces import JobsAndMessages
 
 log = logging.getLogger("gateway.processing.worker")
@@ -67,13 +67,13 @@ def _answer(result: Any) -> _Answer:
     return _Answer(
         json.dumps({"status": status, "body": excerpt}),
         status if isinstance(status, int) else None,
-        excerpt[:ATTEMPT_TEXT_LIMIT],
+        excerpt,
     )
 
 
 def _no_call(result: str, *, skipped: bool = False) -> _Answer:
     """An attempt that called no provider (a record, a skip): its result is its answer."""
-    return _Answer(result, None, result[:ATTEMPT_TEXT_LIMIT], skipped)
+    return _Answer(result, None, result, skipped)
 
 
 _OUTCOMES = {"succeeded": "succeeded", "queued": "retried", "dead": "dead"}
@@ -138,9 +138,7 @@ class Worker:
         running (or the worker stops)."""
         # beside arriving webhooks, fewer at once: a pass's jobs become ready together, and
         # the webhooks' requests wait behind every one of them in the loop's queue
-        limit = min(
-            self.concurrency if not self.pacer.busy() else BUSY_CONCURRENCY, self.concurrency
-        )
+        limit = min(BUSY_CONCURRENCY, self.concurrency) if self.pacer.busy() else self.concurrency
         jobs = await self.store.claim_jobs(self.clock(), limit, self.lease)
         if not jobs:
             return 0
@@ -259,7 +257,7 @@ class Worker:
             error=reason[:RESULT_LIMIT],
             attempt=job.attempts,
             http_status=status,
-            answer=None if answer is None else answer[:ATTEMPT_TEXT_LIMIT],
+            answer=answer,
         )
 
     def _retry_or_bury(self, job: Job, exc: RetryableError) -> JobOutcome:
@@ -274,7 +272,7 @@ class Worker:
             error=exc.reason,
             attempt=job.attempts,
             http_status=exc.status,
-            answer=None if exc.body is None else exc.body[:ATTEMPT_TEXT_LIMIT],
+            answer=exc.body,
         )
 
     async def _attempt(self, job: Job) -> _Answer:
